@@ -1,0 +1,169 @@
+"""Reading images.yaml into the enrolment model, with every error named by file, line and field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import schemas
+from .errors import FactoryError, Problem
+from .model import (
+    DEFAULT_BRANCH,
+    DEFAULT_REBUILD_DELAY,
+    Config,
+    EnrolledImage,
+    Policy,
+    Source,
+    WarehouseConfig,
+)
+from .refs import InvalidReference, make_ref
+from .yaml_source import YamlDocument, load_yaml, parse_yaml
+
+CONFIG_FILE = "images.yaml"
+
+
+def load_config(root: Path) -> Config:
+    """Read and check `<root>/images.yaml`; raises FactoryError listing every problem."""
+    return config_from_document(load_yaml(root / CONFIG_FILE, CONFIG_FILE))
+
+
+def parse_config(text: str, file: str = CONFIG_FILE) -> Config:
+    return config_from_document(parse_yaml(text, file))
+
+
+def config_from_document(document: YamlDocument) -> Config:
+    if document.data is None:
+        raise FactoryError(Problem(document.file, "empty file: expected a mapping with 'images'"))
+    problems = schemas.validate(document, schemas.IMAGES)
+    if problems:
+        raise FactoryError(problems)
+    data = document.data
+    raw_defaults = data.get("defaults", {})
+    defaults = Policy(
+        rebuild_delay=raw_defaults.get("rebuildDelay", DEFAULT_REBUILD_DELAY),
+        auto_rebuild=raw_defaults.get("autoRebuild", True),
+    )
+    images, problems = [], []
+    for index, entry in enumerate(data["images"]):
+        try:
+            images.append(_image(document, index, entry, defaults))
+        except FactoryError as error:
+            problems.extend(error.problems)
+    problems.extend(_duplicates(document, images))
+    if problems:
+        raise FactoryError(problems)
+    return Config(document.file, tuple(images), defaults)
+
+
+def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) -> EnrolledImage:
+    path = ("images", index)
+    source = _source(entry["source"]) if "source" in entry else None
+    warehouse_entry = entry.get("warehouse", {})
+    _check_regexes(document, path, warehouse_entry)
+    tag = entry.get("tag")
+    if tag is None and (source is not None or not _selects_by_pattern(warehouse_entry)):
+        tag = "latest"
+    try:
+        ref = make_ref(entry["registry"], entry["repository"], tag)
+    except InvalidReference as error:
+        raise FactoryError(document.problem((*path, "repository"), error.reason)) from None
+    warehouse = None
+    if source is None:
+        warehouse = _warehouse(document, path, warehouse_entry, ref)
+    policy = Policy(
+        rebuild_delay=entry.get("rebuildDelay", defaults.rebuild_delay),
+        auto_rebuild=entry.get("autoRebuild", defaults.auto_rebuild),
+    )
+    return EnrolledImage(entry["name"], ref, policy, source, warehouse, document.line_of(path))
+
+
+def _source(entry: dict) -> Source:
+    return Source(
+        provider=entry["provider"],
+        repo=entry["repo"],
+        dockerfile=entry["dockerfile"],
+        workflow=entry["workflow"],
+        branch=entry.get("branch", DEFAULT_BRANCH),
+        context=entry.get("context"),
+        build_args=dict(entry.get("buildArgs", {})),
+    )
+
+
+def _selects_by_pattern(warehouse: dict) -> bool:
+    return bool(
+        warehouse.get("allowTags")
+        or warehouse.get("allowTagsRegexes")
+        or warehouse.get("imageSelectionStrategy", "Digest") != "Digest"
+    )
+
+
+def _warehouse(document: YamlDocument, path: tuple, entry: dict, ref) -> WarehouseConfig:
+    allow = list(entry.get("allowTagsRegexes", []))
+    if entry.get("allowTags"):
+        # Kargo v1.11 fails discovery on allowTags: carry the regex over to allowTagsRegexes.
+        allow.append(entry["allowTags"])
+    strategy = entry.get("imageSelectionStrategy") or ("Digest" if ref.tag and not allow else "SemVer")
+    constraint = entry.get("constraint")
+    if strategy == "Digest":
+        constraint = constraint or ref.tag
+        if not constraint:
+            raise FactoryError(
+                document.problem((*path, "warehouse"), "strategy Digest needs a tag to watch: set tag or constraint")
+            )
+    return WarehouseConfig(
+        repo_url=entry.get("repoURL", ref.name),
+        strategy=strategy,
+        constraint=constraint,
+        allow_tags_regexes=tuple(dict.fromkeys(allow)),
+        ignore_tags_regexes=tuple(entry.get("ignoreTagsRegexes", [])),
+        platform=entry.get("platform"),
+        interval=entry.get("interval"),
+    )
+
+
+def _check_regexes(document: YamlDocument, path: tuple, warehouse: dict) -> None:
+    fields = [("allowTags",)] if "allowTags" in warehouse else []
+    for key in ("allowTagsRegexes", "ignoreTagsRegexes"):
+        fields += [(key, i) for i in range(len(warehouse.get(key, [])))]
+    problems = []
+    for field_path in fields:
+        pattern = warehouse[field_path[0]] if len(field_path) == 1 else warehouse[field_path[0]][field_path[1]]
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            problems.append(
+                document.problem((*path, "warehouse", *field_path), f"{pattern!r} is not a regular expression: {error}")
+            )
+    if problems:
+        raise FactoryError(problems)
+
+
+def _duplicates(document: YamlDocument, images: list[EnrolledImage]) -> list[Problem]:
+    problems = []
+    names: dict[str, int] = {}
+    refs: dict[str, str] = {}
+    managed_repos: dict[str, str] = {}
+    for index, image in enumerate(images):
+        where = ("images", index)
+        if image.name in names:
+            problems.append(
+                document.problem(
+                    (*where, "name"), f"duplicate name {image.name!r} (first at images[{names[image.name]}])"
+                )
+            )
+        names.setdefault(image.name, index)
+        key = image.ref.canonical
+        if key in refs:
+            problems.append(document.problem((*where, "repository"), f"{key} is already enrolled as {refs[key]!r}"))
+        refs.setdefault(key, image.name)
+        if image.managed:
+            if image.ref.name in managed_repos:
+                problems.append(
+                    document.problem(
+                        (*where, "repository"),
+                        f"{image.ref.name} is already built by managed image {managed_repos[image.ref.name]!r}: "
+                        "a FROM of that repository could not tell them apart",
+                    )
+                )
+            managed_repos.setdefault(image.ref.name, image.name)
+    return problems

@@ -1,0 +1,132 @@
+"""The `discover` job at the edges: read images.yaml, Dockerfiles and state; write the new state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import schemas
+from .config import load_config
+from .dockerfile import Discovery, find_bases
+from .errors import FactoryError, Problem
+from .files import apply_changes
+from .merge import Merge, merge_state
+from .model import Config, EnrolledImage
+from .state import State, load_state
+from .yaml_source import parse_yaml
+
+
+@dataclass
+class Outcome:
+    """What a run of discover did (or, dry, would do)."""
+
+    config: Config
+    merge: Merge
+    written: list[str]
+    unchanged: list[str]
+    removed: list[str]
+
+
+def dockerfile_path(root: Path, image: EnrolledImage, source_root: Path | None) -> Path | None:
+    """Where the Dockerfile of a managed image is on this machine; None when no checkout is at hand."""
+    source = image.source
+    if source.provider == "local":
+        return root / source.repo / source.dockerfile
+    if source_root is None:
+        return None
+    checkout = source_root / source.repo
+    return checkout / source.dockerfile if checkout.is_dir() else None
+
+
+def read_discoveries(root: Path, config: Config, source_root: Path | None) -> dict[str, Discovery | None]:
+    """Discovery for each managed image whose Dockerfile can be read; every problem reported at once."""
+    discoveries: dict[str, Discovery | None] = {}
+    problems: list[Problem] = []
+    for image in config.managed:
+        path = dockerfile_path(root, image, source_root)
+        if path is None:
+            discoveries[image.name] = None
+            continue
+        display = _display(root, path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            problems.append(
+                Problem(config.file, f"Dockerfile of {image.name!r} not found: {display}", image.line, "images")
+            )
+            continue
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(Problem(display, f"cannot read Dockerfile of {image.name!r}: {error}"))
+            continue
+        try:
+            discoveries[image.name] = find_bases(text, image.source.build_args, display)
+        except FactoryError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise FactoryError(problems)
+    return discoveries
+
+
+def discover(root: Path, source_root: Path | None = None, *, dry_run: bool = False) -> Outcome:
+    """Bring state/ in line with images.yaml and the Dockerfiles. Nothing is written on any error."""
+    config = load_config(root)
+    old = load_state(root)
+    merge = merge_state(config, read_discoveries(root, config, source_root), old)
+    changes, unchanged = _changes(root, merge)
+    if not dry_run:
+        apply_changes({root / path: text for path, text in changes.items()})
+    written = sorted(path for path, text in changes.items() if text is not None)
+    return Outcome(config, merge, written, unchanged, merge.removed)
+
+
+def prune(root: Path, *, dry_run: bool = False) -> list[str]:
+    """Delete the state files nothing in images.yaml refers to any more; returns their paths."""
+    config = load_config(root)
+    old = load_state(root)
+    merge = merge_state(config, {image.name: None for image in config.managed}, old)
+    if not dry_run:
+        apply_changes({root / path: None for path in merge.orphans})
+    return merge.orphans
+
+
+def validate(root: Path) -> tuple[Config, State]:
+    """Config and state against the schemas, and the recorded dependency graph for cycles."""
+    problems = []
+    try:
+        config = load_config(root)
+    except FactoryError as error:
+        problems.extend(error.problems)
+    try:
+        state = load_state(root)
+    except FactoryError as error:
+        problems.extend(error.problems)
+    if problems:
+        raise FactoryError(problems)
+    merge_state(config, {image.name: None for image in config.managed}, state)  # raises on a cycle
+    return config, state
+
+
+def _changes(root: Path, merge: Merge) -> tuple[dict[str, str | None], list[str]]:
+    """Files whose text changes (None: delete), checked against the schemas before anything is written."""
+    changes: dict[str, str | None] = {}
+    unchanged = []
+    for path, text in merge.state.files().items():
+        schema = schemas.IMAGE_STATE if path.startswith("state/images/") else schemas.BASE_IMAGE_STATE
+        problems = schemas.validate(parse_yaml(text, path), schema)
+        if problems:  # a bug in the factory, never the user's input: refuse to write it
+            raise FactoryError(problems)
+        current = root / path
+        if current.exists() and current.read_text(encoding="utf-8") == text:
+            unchanged.append(path)
+        else:
+            changes[path] = text
+    for path in merge.removed:
+        changes[path] = None
+    return changes, sorted(unchanged)
+
+
+def _display(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,144 @@
+"""The enrolment model: what images.yaml says, normalised. Read by every command and the cdk8s app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from .refs import ImageRef
+
+DEFAULT_REBUILD_DELAY = "7d"
+DEFAULT_BRANCH = "main"
+STRATEGIES = ("Digest", "SemVer", "Lexical", "NewestBuild")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a managed image is built from."""
+
+    provider: str  # "github" or "local"
+    repo: str
+    dockerfile: str
+    workflow: str
+    branch: str = DEFAULT_BRANCH
+    context: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def build_context(self) -> str:
+        """The context folder: as configured, else the Dockerfile's folder."""
+        return self.context or str(PurePosixPath(self.dockerfile).parent)
+
+    def to_dict(self) -> dict:
+        data = {
+            "provider": self.provider,
+            "repo": self.repo,
+            "branch": self.branch,
+            "dockerfile": self.dockerfile,
+            "context": self.build_context,
+            "workflow": self.workflow,
+        }
+        if self.build_args:
+            data["buildArgs"] = dict(sorted(self.build_args.items()))
+        return data
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    """A Kargo image subscription (Warehouse) as the cdk8s app generates it."""
+
+    repo_url: str
+    strategy: str
+    constraint: str | None = None
+    allow_tags_regexes: tuple[str, ...] = ()
+    ignore_tags_regexes: tuple[str, ...] = ()
+    platform: str | None = None
+    interval: str | None = None
+
+    def to_dict(self) -> dict:
+        data: dict = {"repoURL": self.repo_url, "imageSelectionStrategy": self.strategy}
+        optional = {
+            "constraint": self.constraint,
+            "allowTagsRegexes": list(self.allow_tags_regexes),
+            "ignoreTagsRegexes": list(self.ignore_tags_regexes),
+            "platform": self.platform,
+            "interval": self.interval,
+        }
+        data.update({key: value for key, value in optional.items() if value})
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WarehouseConfig:
+        return cls(
+            repo_url=data["repoURL"],
+            strategy=data["imageSelectionStrategy"],
+            constraint=data.get("constraint"),
+            allow_tags_regexes=tuple(data.get("allowTagsRegexes", ())),
+            ignore_tags_regexes=tuple(data.get("ignoreTagsRegexes", ())),
+            platform=data.get("platform"),
+            interval=data.get("interval"),
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    rebuild_delay: str = DEFAULT_REBUILD_DELAY
+    auto_rebuild: bool = True
+
+
+@dataclass(frozen=True)
+class EnrolledImage:
+    """One entry of images.yaml. Managed when it has a source, external otherwise."""
+
+    name: str
+    ref: ImageRef  # tag is None for an external image whose warehouse selects tags by pattern
+    policy: Policy
+    source: Source | None = None
+    warehouse: WarehouseConfig | None = None  # external images only
+    line: int | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.source is not None
+
+
+@dataclass(frozen=True)
+class Config:
+    """All of images.yaml."""
+
+    file: str
+    images: tuple[EnrolledImage, ...]
+    defaults: Policy = Policy()
+
+    @property
+    def managed(self) -> tuple[EnrolledImage, ...]:
+        return tuple(image for image in self.images if image.managed)
+
+    @property
+    def external(self) -> tuple[EnrolledImage, ...]:
+        return tuple(image for image in self.images if not image.managed)
+
+    def by_name(self, name: str) -> EnrolledImage | None:
+        return next((image for image in self.images if image.name == name), None)
+
+    def managed_for(self, ref: ImageRef) -> EnrolledImage | None:
+        """The managed image a reference names (same registry/repository, any tag or digest)."""
+        return next((image for image in self.managed if image.ref.name == ref.name), None)
+
+    def external_for(self, ref: ImageRef) -> EnrolledImage | None:
+        """The external enrolment watching exactly this reference (ignoring a digest pin)."""
+        watched = ref.without_digest()
+        return next((image for image in self.external if image.ref == watched), None)
+
+
+def warehouse_for(ref: ImageRef, configured: WarehouseConfig | None = None) -> WarehouseConfig | None:
+    """The Warehouse subscription that watches `ref`; None when there is nothing to watch.
+
+    A tag is watched for new digests (strategy Digest, the tag as constraint); an enrolled
+    external image may choose another strategy and tag patterns instead.
+    """
+    if configured is not None:
+        return configured
+    if ref.tag is None:
+        return None  # a digest-only reference can never change
+    return WarehouseConfig(repo_url=ref.name, strategy="Digest", constraint=ref.tag)

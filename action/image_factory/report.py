@@ -1,0 +1,73 @@
+"""Human-readable summaries of what a command found or did. The core never prints; the CLI does."""
+
+from __future__ import annotations
+
+from .discover import Outcome
+from .errors import Problem
+from .state import State
+
+
+def discover_summary(outcome: Outcome, *, dry_run: bool = False) -> str:
+    config, state = outcome.config, outcome.merge.state
+    lines = [
+        f"{config.file}: {len(config.managed)} managed, {len(config.external)} external images",
+        "",
+        "Managed images (rebuilt by the factory):",
+    ]
+    lines += _managed_lines(state, outcome.merge.not_checked)
+    lines += ["", "Watched images (one Kargo Warehouse each):"]
+    lines += _watched_lines(state)
+    verb = "would write" if dry_run else "wrote"
+    lines += [
+        "",
+        f"State: {len(outcome.written)} {'to write' if dry_run else 'written'}, "
+        f"{len(outcome.unchanged)} unchanged, {len(outcome.removed)} {'to remove' if dry_run else 'removed'}.",
+    ]
+    lines += [f"  {verb} {path}" for path in outcome.written]
+    lines += [f"  {'would remove' if dry_run else 'removed'} {path} (its data moved)" for path in outcome.removed]
+    if outcome.merge.orphans:
+        lines += ["", "No longer referenced by images.yaml (`image-factory prune` removes them):"]
+        lines += [f"  {path}" for path in outcome.merge.orphans]
+    return "\n".join(lines)
+
+
+def _managed_lines(state: State, not_checked: list[str]) -> list[str]:
+    if not state.images:
+        return ["  (none)"]
+    width = max(len(name) for name in state.images) + 2
+    lines = []
+    for name, image in state.images.items():
+        lines.append(f"  {name.ljust(width)}{image.ref}")
+        for base in image.base_images:
+            via = f"managed image {base.image}" if base.image else base.kind
+            stage = f", stage {base.stage}" if base.stage else ""
+            lines.append(f"  {'':{width}}← {base.ref} ({via}{stage})")
+        lines += [f"  {'':{width}}! unresolved: {text} (pass a build arg)" for text in image.unresolved]
+        if name in not_checked:
+            lines.append(f"  {'':{width}}(Dockerfile not read: no checkout; bases as last recorded)")
+    return lines
+
+
+def _watched_lines(state: State) -> list[str]:
+    if not state.base_images:
+        return ["  (none)"]
+    width = max(len(ref) for ref in state.base_images) + 2
+    lines = []
+    for ref, base in state.base_images.items():
+        if base.warehouse is None:
+            watch = "not watched (digest-only reference)"
+        elif base.warehouse.strategy == "Digest":
+            watch = f"new digests of {base.warehouse.constraint}"
+        else:
+            patterns = ", ".join(base.warehouse.allow_tags_regexes) or "any tag"
+            watch = f"{base.warehouse.strategy} over {patterns}"
+        users = [d.image + (f"@{d.pinned_digest[:19]}…" if d.pinned_digest else "") for d in base.dependents]
+        who = ", ".join(users) if users else "no dependents"
+        enrolled = f"enrolled as {base.enrolled_as}; " if base.enrolled_as else ""
+        lines.append(f"  {ref.ljust(width)}{watch}; {enrolled}{who}")
+    return lines
+
+
+def problems_text(problems: list[Problem]) -> str:
+    count = len(problems)
+    return "\n".join(f"error: {problem}" for problem in problems) + (f"\n{count} problems found." if count > 1 else "")

@@ -1,0 +1,80 @@
+"""The JSON Schemas in `schemas/`, and validation that reports file:line: field: message."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+from referencing import Registry, Resource
+
+from .errors import Problem
+from .yaml_source import YamlDocument
+
+IMAGES = "images.schema.json"
+IMAGE_STATE = "image-state.schema.json"
+BASE_IMAGE_STATE = "base-image-state.schema.json"
+
+
+def schema_dir() -> Path:
+    """`schemas/` at the repository root; a wheel carries a copy inside the package."""
+    bundled = resources.files(__package__) / "schemas"
+    if bundled.is_dir():
+        return Path(str(bundled))
+    return Path(__file__).resolve().parents[2] / "schemas"
+
+
+@cache
+def _registry() -> tuple[Registry, dict[str, dict]]:
+    schemas = {
+        path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(schema_dir().glob("*.schema.json"))
+    }
+    registry = Registry().with_resources((schema["$id"], Resource.from_contents(schema)) for schema in schemas.values())
+    return registry, schemas
+
+
+@cache
+def _validator(schema_name: str) -> jsonschema.protocols.Validator:
+    registry, schemas = _registry()
+    schema = schemas[schema_name]
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, registry=registry)
+
+
+def validate(document: YamlDocument, schema_name: str) -> list[Problem]:
+    """Every schema violation in `document`, in file order, one problem each."""
+    problems = []
+    for error in _validator(schema_name).iter_errors(document.data):
+        problems.extend(_problems(document, error))
+    return sorted(set(problems), key=lambda p: (p.line or 0, p.field or "", p.message))
+
+
+def _problems(document: YamlDocument, error: jsonschema.ValidationError) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        # Report the branch that got furthest rather than "is not valid under any of".
+        best = jsonschema.exceptions.best_match(error.context)
+        return _problems(document, best)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        known = ", ".join(sorted(allowed))
+        return [document.problem((*path, key), f"unknown field (allowed: {known})", key=True) for key in extra]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [document.problem(path, f"missing required field {missing!r}")]
+    custom = error.schema.get("x-error-message") if isinstance(error.schema, dict) else None
+    if error.validator == "propertyNames":
+        return [document.problem(path, error.message)]
+    if custom and error.validator == "not":
+        return [document.problem(path, custom)]
+    if custom:
+        return [document.problem(path, f"{error.instance!r} {custom}")]
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return [document.problem(path, f"{error.instance!r} is not of type {expected}")]
+    return [document.problem(path, error.message)]

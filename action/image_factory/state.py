@@ -1,0 +1,251 @@
+"""State in git: one YAML file per managed image and per watched base or external image.
+
+`state/images/<name>.yaml` and `state/base-images/<slug>.yaml`. This module defines their
+model and reads and renders them; deciding what they should contain is `merge`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypedDict
+
+import yaml
+
+from . import schemas
+from .errors import FactoryError, Problem
+from .model import WarehouseConfig
+from .refs import ImageRef, InvalidReference, parse_ref
+from .yaml_source import YamlDocument, load_yaml
+
+STATE_DIR = "state"
+IMAGES_DIR = f"{STATE_DIR}/images"
+BASE_IMAGES_DIR = f"{STATE_DIR}/base-images"
+MAX_ATTEMPTS = 20
+HEADER = "# Written by image-factory. Enrol images in images.yaml; runtime data here is kept.\n"
+
+
+class HistoryEntry(TypedDict, total=False):
+    digest: str
+    firstSeen: str
+    seenBy: str
+    freight: str
+
+
+class Build(TypedDict, total=False):
+    result: str  # pending | success | failure
+    startedAt: str
+    finishedAt: str
+    digest: str
+    baseDigests: dict[str, str]
+    runUrl: str
+
+
+@dataclass
+class Runtime:
+    """What the factory learnt at run time. A config change never drops it; it moves with the image."""
+
+    current_digest: str | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
+    last_build: Build | None = None
+    attempts: list[Build] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "currentDigest": self.current_digest,
+            "history": list(self.history),
+            "lastBuild": self.last_build,
+            "attempts": list(self.attempts[-MAX_ATTEMPTS:]),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Runtime:
+        return cls(data["currentDigest"], list(data["history"]), data["lastBuild"], list(data["attempts"]))
+
+    @property
+    def empty(self) -> bool:
+        return self == Runtime()
+
+
+@dataclass(frozen=True)
+class DiscoveredBase:
+    """An image a managed image builds on; `image` names it when it is itself a managed image."""
+
+    ref: str
+    kind: str
+    stage: str | None = None
+    platform: str | None = None
+    image: str | None = None
+
+    def to_dict(self) -> dict:
+        data = {"ref": self.ref, "kind": self.kind, "stage": self.stage}
+        if self.platform:
+            data["platform"] = self.platform
+        if self.image:
+            data["image"] = self.image
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DiscoveredBase:
+        return cls(data["ref"], data["kind"], data.get("stage"), data.get("platform"), data.get("image"))
+
+
+@dataclass
+class ImageState:
+    """state/images/<name>.yaml: a managed image."""
+
+    name: str
+    ref: ImageRef
+    enrolment: dict
+    base_images: list[DiscoveredBase]
+    unresolved: list[str]
+    runtime: Runtime = field(default_factory=Runtime)
+
+    @property
+    def path(self) -> str:
+        return f"{IMAGES_DIR}/{self.name}.yaml"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "ref": self.ref.canonical,
+            "enrolment": self.enrolment,
+            "baseImages": [base.to_dict() for base in self.base_images],
+            "unresolved": list(self.unresolved),
+            "runtime": self.runtime.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Dependent:
+    image: str
+    pinned_digest: str | None = None
+
+
+@dataclass
+class BaseImageState:
+    """state/base-images/<slug>.yaml: a base image or an enrolled external image, watched by Kargo."""
+
+    ref: ImageRef
+    enrolled_as: str | None
+    dependents: list[Dependent]
+    warehouse: WarehouseConfig | None
+    rebuild_delay: str | None = None
+    auto_rebuild: bool | None = None
+    runtime: Runtime = field(default_factory=Runtime)
+
+    @property
+    def path(self) -> str:
+        return f"{BASE_IMAGES_DIR}/{self.ref.slug()}.yaml"
+
+    def to_dict(self) -> dict:
+        data: dict = {
+            "ref": self.ref.canonical,
+            "registry": self.ref.registry,
+            "repository": self.ref.repository,
+            "tag": self.ref.tag,
+            "enrolledAs": self.enrolled_as,
+        }
+        if self.rebuild_delay is not None:
+            data["rebuildDelay"] = self.rebuild_delay
+        if self.auto_rebuild is not None:
+            data["autoRebuild"] = self.auto_rebuild
+        data["dependents"] = [{"image": d.image, "pinnedDigest": d.pinned_digest} for d in self.dependents]
+        data["warehouse"] = self.warehouse.to_dict() if self.warehouse else None
+        data["runtime"] = self.runtime.to_dict()
+        return data
+
+
+@dataclass
+class State:
+    """Every state file, keyed by managed image name and by canonical base reference."""
+
+    images: dict[str, ImageState] = field(default_factory=dict)
+    base_images: dict[str, BaseImageState] = field(default_factory=dict)
+
+    def files(self) -> dict[str, str]:
+        """Relative path → rendered text, for every file."""
+        entries = [*self.images.values(), *self.base_images.values()]
+        return {entry.path: render(entry.to_dict()) for entry in entries}
+
+
+def render(data: dict) -> str:
+    """Deterministic YAML: fixed key order, no aliases, no line wrapping."""
+
+    class _Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data):
+            return True
+
+    return HEADER + yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def load_state(root: Path) -> State:
+    """Read and check every state file under `root`; raises FactoryError naming file and line."""
+    state, problems = State(), []
+    for path in sorted((root / IMAGES_DIR).glob("*.yaml")):
+        try:
+            image = _load_image(root, path)
+            state.images[image.name] = image
+        except FactoryError as error:
+            problems.extend(error.problems)
+    for path in sorted((root / BASE_IMAGES_DIR).glob("*.yaml")):
+        try:
+            base = _load_base(root, path)
+            state.base_images[base.ref.canonical] = base
+        except FactoryError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise FactoryError(problems)
+    return state
+
+
+def _document(root: Path, path: Path, schema: str) -> YamlDocument:
+    document = load_yaml(path, str(path.relative_to(root)))
+    if not isinstance(document.data, dict):
+        raise FactoryError(Problem(document.file, "expected a mapping"))
+    problems = schemas.validate(document, schema)
+    if problems:
+        raise FactoryError(problems)
+    return document
+
+
+def _ref(document: YamlDocument, key: str = "ref") -> ImageRef:
+    try:
+        return parse_ref(document.data[key], default_tag=None)
+    except InvalidReference as error:
+        raise FactoryError(document.problem((key,), error.reason)) from None
+
+
+def _load_image(root: Path, path: Path) -> ImageState:
+    document = _document(root, path, schemas.IMAGE_STATE)
+    data = document.data
+    if path.stem != data["name"]:
+        raise FactoryError(document.problem(("name",), f"{data['name']!r} does not match the file name {path.name}"))
+    return ImageState(
+        name=data["name"],
+        ref=_ref(document),
+        enrolment=data["enrolment"],
+        base_images=[DiscoveredBase.from_dict(base) for base in data["baseImages"]],
+        unresolved=list(data["unresolved"]),
+        runtime=Runtime.from_dict(data["runtime"]),
+    )
+
+
+def _load_base(root: Path, path: Path) -> BaseImageState:
+    document = _document(root, path, schemas.BASE_IMAGE_STATE)
+    data = document.data
+    ref = _ref(document)
+    if path.stem != ref.slug():
+        raise FactoryError(document.problem(("ref",), f"{ref} belongs in {ref.slug()}.yaml, not {path.name}"))
+    if (ref.registry, ref.repository, ref.tag) != (data["registry"], data["repository"], data["tag"]):
+        raise FactoryError(document.problem(("ref",), "ref disagrees with registry/repository/tag"))
+    warehouse = data["warehouse"]
+    return BaseImageState(
+        ref=ref,
+        enrolled_as=data["enrolledAs"],
+        dependents=[Dependent(d["image"], d["pinnedDigest"]) for d in data["dependents"]],
+        warehouse=WarehouseConfig.from_dict(warehouse) if warehouse else None,
+        rebuild_delay=data.get("rebuildDelay"),
+        auto_rebuild=data.get("autoRebuild"),
+        runtime=Runtime.from_dict(data["runtime"]),
+    )

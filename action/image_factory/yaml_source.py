@@ -1,0 +1,99 @@
+"""YAML documents that remember where each value came from.
+
+PyYAML's node tree carries line numbers; this keeps them beside the plain data so that schema
+errors can name the line of the offending field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import FactoryError, Problem
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDocument:
+    """Plain data of one YAML file and the line (1-based) of every key and value in it."""
+
+    file: str
+    data: object
+    value_lines: dict[Path_, int] = field(default_factory=dict)
+    key_lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path_, *, key: bool = False) -> int | None:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        lines = self.key_lines if key else self.value_lines
+        path = tuple(path)
+        while path:
+            if path in lines:
+                return lines[path]
+            if path in self.value_lines:
+                return self.value_lines[path]
+            path = path[:-1]
+        return self.value_lines.get((), 1)
+
+    def problem(self, path: Path_, message: str, *, key: bool = False) -> Problem:
+        return Problem(self.file, message, self.line_of(path, key=key), format_path(path))
+
+
+def format_path(path: Path_) -> str | None:
+    """`("images", 2, "rebuildDelay")` → `images[2].rebuildDelay`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or None
+
+
+def parse_yaml(text: str, file: str) -> YamlDocument:
+    """Parse one YAML document; broken YAML and duplicate keys are errors naming the line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else None
+        reason = error.problem or error.context or "invalid YAML"
+        raise FactoryError(Problem(file, f"invalid YAML: {reason}", line)) from None
+    except yaml.YAMLError as error:
+        raise FactoryError(Problem(file, f"invalid YAML: {error}")) from None
+    document = YamlDocument(file, None)
+    if node is not None:
+        document.data = _build(node, (), document, yaml.SafeLoader(""))
+    return document
+
+
+def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
+    display = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FactoryError(Problem(display, "file not found")) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise FactoryError(Problem(display, f"cannot read: {error}")) from None
+    return parse_yaml(text, display)
+
+
+def _build(node: yaml.Node, path: Path_, document: YamlDocument, loader: yaml.SafeLoader) -> object:
+    document.value_lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                key = str(key)
+            child = (*path, key)
+            if key in result:
+                raise FactoryError(
+                    Problem(document.file, f"duplicate key {key!r}", key_node.start_mark.line + 1, format_path(path))
+                )
+            document.key_lines[child] = key_node.start_mark.line + 1
+            result[key] = _build(value_node, child, document, loader)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), document, loader) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
