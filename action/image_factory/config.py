@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from . import schemas
-from .errors import FactoryError, Problem
+from .errors import FactoryError, Problem, show_value
 from .model import (
     DEFAULT_BRANCH,
     DEFAULT_REBUILD_DELAY,
@@ -132,7 +132,9 @@ def _check_regexes(document: YamlDocument, path: tuple, warehouse: dict) -> None
             re.compile(pattern)
         except re.error as error:
             problems.append(
-                document.problem((*path, "warehouse", *field_path), f"{pattern!r} is not a regular expression: {error}")
+                document.problem(
+                    (*path, "warehouse", *field_path), f"{show_value(pattern)} is not a regular expression: {error}"
+                )
             )
     if problems:
         raise FactoryError(problems)

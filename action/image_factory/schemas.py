@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 from referencing import Registry, Resource
 
-from .errors import Problem
+from .errors import Problem, show_value
 from .yaml_source import YamlDocument
 
 IMAGES = "images.schema.json"
@@ -62,19 +62,31 @@ def _problems(document: YamlDocument, error: jsonschema.ValidationError) -> list
         allowed = set(error.schema.get("properties", {}))
         extra = sorted(k for k in error.instance if k not in allowed)
         known = ", ".join(sorted(allowed))
-        return [document.problem((*path, key), f"unknown field (allowed: {known})", key=True) for key in extra]
+        return [document.problem((*path, key), f"unknown field (allowed: {known})") for key in extra]
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [document.problem(path, f"missing required field {missing!r}")]
-    custom = error.schema.get("x-error-message") if isinstance(error.schema, dict) else None
+    if error.validator == "type":
+        return [document.problem(path, _type_message(error.instance, error.validator_value))]
+    if error.validator == "enum":
+        choices = ", ".join(str(choice) for choice in error.validator_value)
+        return [document.problem(path, f"{show_value(error.instance)} must be one of {choices}")]
     if error.validator == "propertyNames":
         return [document.problem(path, error.message)]
+    custom = error.schema.get("x-error-message") if isinstance(error.schema, dict) else None
     if custom and error.validator == "not":
         return [document.problem(path, custom)]
     if custom:
-        return [document.problem(path, f"{error.instance!r} {custom}")]
-    if error.validator == "type":
-        expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return [document.problem(path, f"{error.instance!r} is not of type {expected}")]
+        return [document.problem(path, f"{show_value(error.instance)} {custom}")]
     return [document.problem(path, error.message)]
+
+
+_TYPE_NAMES = {"array": "list", "object": "mapping", "string": "string", "boolean": "boolean (true or false)"}
+
+
+def _type_message(instance: object, expected: str | list[str]) -> str:
+    names = [_TYPE_NAMES.get(name, name) for name in ([expected] if isinstance(expected, str) else expected)]
+    message = f"{show_value(instance)} is not a {' or '.join(names)}"
+    if "string" in names and isinstance(instance, int | float | bool):
+        message += " (YAML read it as a number or boolean: quote it)"
+    return message

@@ -25,20 +25,18 @@ class YamlDocument:
     value_lines: dict[Path_, int] = field(default_factory=dict)
     key_lines: dict[Path_, int] = field(default_factory=dict)
 
-    def line_of(self, path: Path_, *, key: bool = False) -> int | None:
-        """The line of `path`, or of its nearest ancestor that has one."""
-        lines = self.key_lines if key else self.value_lines
+    def line_of(self, path: Path_) -> int | None:
+        """The line of `path` (its key's line for a mapping entry), or of its nearest ancestor."""
         path = tuple(path)
         while path:
-            if path in lines:
-                return lines[path]
-            if path in self.value_lines:
-                return self.value_lines[path]
+            line = self.key_lines.get(path) or self.value_lines.get(path)
+            if line:
+                return line
             path = path[:-1]
         return self.value_lines.get((), 1)
 
-    def problem(self, path: Path_, message: str, *, key: bool = False) -> Problem:
-        return Problem(self.file, message, self.line_of(path, key=key), format_path(path))
+    def problem(self, path: Path_, message: str) -> Problem:
+        return Problem(self.file, message, self.line_of(path), format_path(path))
 
 
 def format_path(path: Path_) -> str | None:

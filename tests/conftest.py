@@ -1,0 +1,55 @@
+"""Shared helpers: temporary factory repositories built from real files."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+class Factory:
+    """A factory repository in a temporary folder: images.yaml, Dockerfiles and state/."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    def read(self, relative: str) -> str:
+        return (self.root / relative).read_text(encoding="utf-8")
+
+    def snapshot(self) -> dict[str, bytes]:
+        """Every file under the root, for before/after comparisons."""
+        return {
+            str(path.relative_to(self.root)): path.read_bytes()
+            for path in sorted(self.root.rglob("*"))
+            if path.is_file()
+        }
+
+    def state_files(self) -> list[str]:
+        return sorted(str(p.relative_to(self.root)) for p in (self.root / "state").rglob("*.yaml"))
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> Factory:
+    return Factory(tmp_path)
+
+
+@pytest.fixture
+def example_factory(tmp_path: Path) -> Factory:
+    """A copy of the repository's own bundled example."""
+    root = tmp_path / "factory"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "images.yaml", root / "images.yaml")
+    shutil.copytree(REPO_ROOT / "examples", root / "examples")
+    shutil.copytree(REPO_ROOT / "state", root / "state")
+    return Factory(root)

@@ -1,0 +1,62 @@
+"""Dockerfile discovery, driven by tests/fixtures/dockerfiles/<case>/{Dockerfile,expected.json}.
+
+A new case is a new folder: `expected.json` holds either the `bases --json` result (plus
+optional `buildArgs`) or `{"error": "<the exact message>"}`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from image_factory.dockerfile import find_bases
+from image_factory.errors import FactoryError
+
+from .conftest import FIXTURES
+
+CASES = sorted(path for path in (FIXTURES / "dockerfiles").iterdir() if path.is_dir())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_dockerfile_case(case):
+    text = (case / "Dockerfile").read_text(encoding="utf-8")
+    expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
+    build_args = expected.pop("buildArgs", None)
+    if "error" in expected:
+        with pytest.raises(FactoryError) as raised:
+            find_bases(text, build_args, "Dockerfile")
+        assert str(raised.value) == expected["error"]
+        return
+    result = find_bases(text, build_args, "Dockerfile").to_dict()
+    assert result["images"] == expected["images"]
+    assert result["unresolved"] == expected["unresolved"]
+    if "details" in expected:
+        assert result["details"] == expected["details"]
+
+
+def test_every_category_has_many_cases():
+    prefixes = [case.name.split("-")[0] for case in CASES]
+    for category in ("from", "stages", "copy", "run", "arg", "syntax", "heredoc", "error"):
+        assert prefixes.count(category) >= 2, category
+
+
+def test_every_error_is_reported_at_once():
+    text = "FROM Bad:1\nFROM also@bad\nFROM alpine\n"
+    with pytest.raises(FactoryError) as raised:
+        find_bases(text, file="svc/Dockerfile")
+    assert [str(p) for p in raised.value.problems] == [
+        "svc/Dockerfile:1: invalid image reference 'Bad:1': repository name must be lowercase",
+        "svc/Dockerfile:2: invalid image reference 'also@bad': invalid digest 'bad'",
+    ]
+
+
+def test_build_arg_overrides_in_later_arg_defaults():
+    text = "ARG REGISTRY=docker.io\nARG IMAGE=${REGISTRY}/library/python\nFROM ${IMAGE}:3.12\n"
+    assert find_bases(text, {"REGISTRY": "mirror.example.com:5000"}).images == [
+        "mirror.example.com:5000/library/python:3.12"
+    ]
+
+
+def test_crlf_line_endings():
+    text = "ARG TAG=3.20\r\nFROM alpine:${TAG} AS base\r\nRUN <<EOF\r\nFROM evil:1\r\nEOF\r\nFROM base\r\n"
+    assert find_bases(text).images == ["docker.io/library/alpine:3.20"]
