@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from . import schemas
 from .errors import FactoryError, Problem, show_value
@@ -51,13 +51,15 @@ def config_from_document(document: YamlDocument) -> Config:
             problems.extend(error.problems)
     problems.extend(_duplicates(document, images))
     if problems:
-        raise FactoryError(problems)
+        raise FactoryError(sorted(problems, key=lambda problem: problem.line or 0))
     return Config(document.file, tuple(images), defaults)
 
 
 def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) -> EnrolledImage:
     path = ("images", index)
     source = _source(entry["source"]) if "source" in entry else None
+    if source is not None:
+        _check_paths(document, (*path, "source"), source)
     warehouse_entry = entry.get("warehouse", {})
     _check_regexes(document, path, warehouse_entry)
     tag = entry.get("tag")
@@ -87,6 +89,29 @@ def _source(entry: dict) -> Source:
         context=entry.get("context"),
         build_args=dict(entry.get("buildArgs", {})),
     )
+
+
+def _check_paths(document: YamlDocument, path: tuple, source: Source) -> None:
+    """Paths stay inside their repository (and a local repo inside the factory): no absolute, no `..` escape."""
+    fields = {"dockerfile": source.dockerfile, "context": source.context}
+    if source.provider == "local":
+        fields["repo"] = source.repo
+    problems = []
+    for name, value in fields.items():
+        if value is None:
+            continue
+        pure = PurePosixPath(value)
+        depth = 0
+        for part in pure.parts:
+            depth += -1 if part == ".." else (0 if part == "." else 1)
+            if depth < 0:
+                break
+        if pure.is_absolute() or depth < 0 or "\\" in value:
+            problems.append(
+                document.problem((*path, name), f"{show_value(value)} must be a relative path inside the repository")
+            )
+    if problems:
+        raise FactoryError(problems)
 
 
 def _selects_by_pattern(warehouse: dict) -> bool:

@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import schemas
 from .config import load_config
 from .dockerfile import Discovery, find_bases
 from .errors import FactoryError, Problem
 from .files import apply_changes
 from .merge import Merge, merge_state
 from .model import Config, EnrolledImage
-from .state import State, load_state
-from .yaml_source import parse_yaml
+from .state import State, load_state, render
 
 
 @dataclass
@@ -107,14 +105,11 @@ def validate(root: Path) -> tuple[Config, State]:
 
 
 def _changes(root: Path, merge: Merge) -> tuple[dict[str, str | None], list[str]]:
-    """Files whose text changes (None: delete), checked against the schemas before anything is written."""
+    """Files whose text changes (None: delete)."""
     changes: dict[str, str | None] = {}
     unchanged = []
-    for path, text in merge.state.files().items():
-        schema = schemas.IMAGE_STATE if path.startswith("state/images/") else schemas.BASE_IMAGE_STATE
-        problems = schemas.validate(parse_yaml(text, path), schema)
-        if problems:  # a bug in the factory, never the user's input: refuse to write it
-            raise FactoryError(problems)
+    for entry in merge.state.entries():
+        path, text = entry.path, render(entry.to_dict())
         current = root / path
         if current.exists() and current.read_text(encoding="utf-8") == text:
             unchanged.append(path)

@@ -68,9 +68,12 @@ def merge_state(config: Config, discoveries: dict[str, Discovery | None], old: S
             Problem(config.file, "dependency cycle: " + " → ".join(cycle), first.line if first else None, "images")
         )
 
-    base_images = {ref.canonical: _base_state(ref, config, images, runtimes) for ref in _watched_refs(config, images)}
+    base_images = {
+        ref.canonical: _base_state(ref, list(dependents.values()), config, runtimes)
+        for ref, dependents in _watched(config, images).items()
+    }
     new = State(dict(sorted(images.items())), dict(sorted(base_images.items())))
-    new_paths = set(new.files())
+    new_paths = {entry.path for entry in new.entries()}
     moved = {path: target for path, target in runtimes.moved.items() if path not in new_paths}
     orphans = sorted(
         entry.path
@@ -106,28 +109,26 @@ def _relink(base: DiscoveredBase, config: Config) -> DiscoveredBase:
     return DiscoveredBase(base.ref, base.kind, base.stage, base.platform, managed.name if managed else None)
 
 
-def _watched_refs(config: Config, images: dict[str, ImageState]) -> list[ImageRef]:
-    """Every reference a Warehouse watches: external enrolments and the bases managed images use."""
-    refs = [image.ref for image in config.external]
-    for state in images.values():
-        refs += [parse_ref(base.ref, default_tag=None).without_digest() for base in state.base_images if not base.image]
-    return list(dict.fromkeys(refs))
-
-
-def _base_state(
-    ref: ImageRef, config: Config, images: dict[str, ImageState], runtimes: _RuntimeSource
-) -> BaseImageState:
-    dependents: dict[str, Dependent] = {}
+def _watched(config: Config, images: dict[str, ImageState]) -> dict[ImageRef, dict[str, Dependent]]:
+    """Every reference a Warehouse watches (external enrolments, then the bases managed images use),
+    with the managed images built on it."""
+    watched: dict[ImageRef, dict[str, Dependent]] = {image.ref: {} for image in config.external}
     for name, state in sorted(images.items()):
         for base in state.base_images:
-            base_ref = parse_ref(base.ref, default_tag=None)
-            if not base.image and base_ref.without_digest() == ref and name not in dependents:
-                dependents[name] = Dependent(name, base_ref.digest if base_ref.tag else None)
+            if base.image:
+                continue
+            ref = parse_ref(base.ref, default_tag=None)
+            dependents = watched.setdefault(ref.without_digest(), {})
+            dependents.setdefault(name, Dependent(name, ref.digest if ref.tag else None))
+    return watched
+
+
+def _base_state(ref: ImageRef, dependents: list[Dependent], config: Config, runtimes: _RuntimeSource) -> BaseImageState:
     enrolled = config.external_for(ref)
     return BaseImageState(
         ref=ref,
         enrolled_as=enrolled.name if enrolled else None,
-        dependents=list(dependents.values()),
+        dependents=dependents,
         warehouse=warehouse_for(ref, enrolled.warehouse if enrolled else None),
         rebuild_delay=enrolled.policy.rebuild_delay if enrolled else None,
         auto_rebuild=enrolled.policy.auto_rebuild if enrolled else None,
@@ -141,26 +142,29 @@ class _RuntimeSource:
     def __init__(self, old: State):
         self.old = old
         self.moved: dict[str, str] = {}
+        # Old entries holding runtime data, by reference: where data comes from when an image
+        # is renamed or changes kind. Managed images first, then watched ones.
+        self._by_ref: dict[ImageRef, ImageState | BaseImageState] = {}
+        for entry in old.entries():
+            if not entry.runtime.empty:
+                self._by_ref.setdefault(entry.ref, entry)
 
     def for_managed(self, image: EnrolledImage) -> Runtime:
         previous = self.old.images.get(image.name)
         if previous is not None and not previous.runtime.empty:
             return previous.runtime
-        # Renamed, or promoted from a watched base image: the runtime of the same reference.
-        for candidate in [*self.old.images.values(), *self.old.base_images.values()]:
-            if candidate.ref == image.ref and not candidate.runtime.empty:
-                self.moved.setdefault(candidate.path, f"state/images/{image.name}.yaml")
-                return candidate.runtime
-        return previous.runtime if previous else Runtime()
+        return self._take(image.ref, f"state/images/{image.name}.yaml") or Runtime()
 
     def for_watched(self, ref: ImageRef) -> Runtime:
         previous = self.old.base_images.get(ref.canonical)
         if previous is not None and not previous.runtime.empty:
             return previous.runtime
         # A managed image whose source was removed: watched from now on, its history kept.
-        for candidate in self.old.images.values():
-            if candidate.ref == ref and not candidate.runtime.empty:
-                target = BaseImageState(ref, None, [], None).path
-                self.moved.setdefault(candidate.path, target)
-                return candidate.runtime
-        return previous.runtime if previous else Runtime()
+        return self._take(ref, BaseImageState(ref, None, [], None).path) or Runtime()
+
+    def _take(self, ref: ImageRef, target: str) -> Runtime | None:
+        source = self._by_ref.get(ref)
+        if source is None or source.path == target:
+            return None
+        self.moved.setdefault(source.path, target)
+        return source.runtime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import PurePosixPath
 
 from .refs import ImageRef
@@ -123,12 +124,19 @@ class Config:
 
     def managed_for(self, ref: ImageRef) -> EnrolledImage | None:
         """The managed image a reference names (same registry/repository, any tag or digest)."""
-        return next((image for image in self.managed if image.ref.name == ref.name), None)
+        return self._managed_by_repository.get(ref.name)
 
     def external_for(self, ref: ImageRef) -> EnrolledImage | None:
         """The external enrolment watching exactly this reference (ignoring a digest pin)."""
-        watched = ref.without_digest()
-        return next((image for image in self.external if image.ref == watched), None)
+        return self._external_by_ref.get(ref.without_digest())
+
+    @cached_property
+    def _managed_by_repository(self) -> dict[str, EnrolledImage]:
+        return {image.ref.name: image for image in reversed(self.managed)}
+
+    @cached_property
+    def _external_by_ref(self) -> dict[ImageRef, EnrolledImage]:
+        return {image.ref: image for image in reversed(self.external)}
 
 
 def warehouse_for(ref: ImageRef, configured: WarehouseConfig | None = None) -> WarehouseConfig | None:

@@ -23,6 +23,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
 _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _IMAGE_ID = re.compile(r"^[a-f0-9]{64}$")
+_WHITESPACE = re.compile(r"\s")
 
 
 class InvalidReference(ValueError):
@@ -87,7 +88,7 @@ def parse_ref(text: str, *, default_tag: str | None = "latest") -> ImageRef:
     """
     if not isinstance(text, str) or not text:
         raise InvalidReference(str(text), "empty reference")
-    if text != text.strip() or any(c.isspace() for c in text):
+    if _WHITESPACE.search(text):
         raise InvalidReference(text, "contains whitespace")
     if _IMAGE_ID.match(text):
         raise InvalidReference(text, "a 64-character hex string is an image ID, not a reference")

@@ -163,19 +163,17 @@ class State:
     images: dict[str, ImageState] = field(default_factory=dict)
     base_images: dict[str, BaseImageState] = field(default_factory=dict)
 
-    def files(self) -> dict[str, str]:
-        """Relative path → rendered text, for every file."""
-        entries = [*self.images.values(), *self.base_images.values()]
-        return {entry.path: render(entry.to_dict()) for entry in entries}
+    def entries(self) -> list[ImageState | BaseImageState]:
+        return [*self.images.values(), *self.base_images.values()]
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+    def ignore_aliases(self, data):
+        return True
 
 
 def render(data: dict) -> str:
     """Deterministic YAML: fixed key order, no aliases, no line wrapping."""
-
-    class _Dumper(yaml.SafeDumper):
-        def ignore_aliases(self, data):
-            return True
-
     return HEADER + yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
 
 
