@@ -1,0 +1,31 @@
+"""The built wheel is self-contained: it carries the JSON Schemas the tool validates with."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+from .conftest import REPO_ROOT
+
+
+def test_wheel_carries_the_schemas(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path), str(REPO_ROOT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("image_factory-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = {
+            name.removeprefix("image_factory/schemas/"): archive.read(name)
+            for name in archive.namelist()
+            if name.startswith("image_factory/schemas/")
+        }
+        assert "image_factory/cli.py" in archive.namelist()
+        entry_points = archive.read(next(n for n in archive.namelist() if n.endswith("entry_points.txt"))).decode()
+    expected = {path.name: path.read_bytes() for path in (REPO_ROOT / "schemas").glob("*.json")}
+    assert packaged == expected
+    assert "image-factory = image_factory.cli:main" in entry_points
