@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from image_factory.cli import main
 
 from .conftest import FIXTURES, REPO_ROOT

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from image_factory.cli import main
 from image_factory.config import load_config, parse_config
 from image_factory.errors import FactoryError

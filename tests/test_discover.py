@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 import yaml
+
 from image_factory import files
 from image_factory.cli import main
 from image_factory.discover import discover

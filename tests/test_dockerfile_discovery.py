@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from image_factory.dockerfile import find_bases
 from image_factory.errors import FactoryError
 

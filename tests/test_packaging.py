@@ -1,4 +1,4 @@
-"""The built wheel is self-contained: it carries the JSON Schemas the tool validates with."""
+"""The built wheel is self-contained: it carries the JSON Schemas and the cdk8s app."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zipfile
 from .conftest import REPO_ROOT
 
 
-def test_wheel_carries_the_schemas(tmp_path):
+def test_wheel_carries_the_schemas_and_the_cdk8s_app(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path), str(REPO_ROOT)],
         capture_output=True,
@@ -25,7 +25,14 @@ def test_wheel_carries_the_schemas(tmp_path):
             if name.startswith("image_factory/schemas/")
         }
         assert "image_factory/cli.py" in archive.namelist()
+        app = {
+            name.removeprefix("image_factory/cdk8s_app/"): archive.read(name)
+            for name in archive.namelist()
+            if name.startswith("image_factory/cdk8s_app/")
+        }
         entry_points = archive.read(next(n for n in archive.namelist() if n.endswith("entry_points.txt"))).decode()
     expected = {path.name: path.read_bytes() for path in (REPO_ROOT / "schemas").glob("*.json")}
     assert packaged == expected
+    app_files = [p for p in (REPO_ROOT / "cdk8s").iterdir() if p.suffix in (".py", ".yaml")]
+    assert app == {path.name: path.read_bytes() for path in app_files}
     assert "image-factory = image_factory.cli:main" in entry_points

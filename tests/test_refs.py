@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from image_factory.refs import ImageRef, InvalidReference, make_ref, parse_ref
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4

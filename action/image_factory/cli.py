@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, discover, report
+from . import __version__, discover, report, synth
 from .dockerfile import find_bases
 from .errors import FactoryError, Problem
 
@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
 
     val = commands.add_parser("validate", parents=[root], help="check images.yaml and state/ against the schemas")
     val.set_defaults(run=_validate)
+
+    synth = commands.add_parser("synth", parents=[root], help="generate the Kargo and ArgoCD manifests with cdk8s")
+    synth.add_argument("--out", type=Path, help="output folder (default: ROOT/dist)")
+    synth.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files in --out differ")
+    synth.set_defaults(run=_synth)
 
     prune = commands.add_parser("prune", parents=[root], help="remove state no image refers to any more")
     prune.add_argument("--dry-run", action="store_true", help="list what would be removed")
@@ -95,11 +100,27 @@ def _discover(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config, state = discover.validate(args.root)
+    config, state = discover.load_model(args.root)
     print(
         f"ok: {config.file} ({len(config.images)} images) and state/ "
         f"({len(state.images)} managed, {len(state.base_images)} watched) are valid"
     )
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    out = args.out or args.root / "dist"
+    outcome = synth.synth(args.root, out, check=args.check)
+    if args.check:
+        if outcome.changed:
+            print(f"{out} is not up to date with a fresh synth: {', '.join(outcome.changed)}", file=sys.stderr)
+            print("run `image-factory synth` and commit the result.", file=sys.stderr)
+            return 1
+        print(f"ok: {out} matches a fresh synth ({len(outcome.files)} files)")
+        return 0
+    for name in sorted(outcome.files):
+        state = "written" if name in outcome.changed else "unchanged"
+        print(f"{out / name} ({state})")
     return 0
 
 

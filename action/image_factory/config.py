@@ -10,11 +10,14 @@ from .errors import FactoryError, Problem, show_value
 from .model import (
     DEFAULT_BRANCH,
     DEFAULT_REBUILD_DELAY,
+    ArgoSettings,
     Config,
     EnrolledImage,
+    KargoSettings,
     Policy,
     Source,
     WarehouseConfig,
+    WebhookReceiver,
 )
 from .refs import InvalidReference, make_ref
 from .yaml_source import YamlDocument, load_yaml, parse_yaml
@@ -52,7 +55,41 @@ def config_from_document(document: YamlDocument) -> Config:
     problems.extend(_duplicates(document, images))
     if problems:
         raise FactoryError(sorted(problems, key=lambda problem: problem.line or 0))
-    return Config(document.file, tuple(images), defaults)
+    return Config(
+        document.file, tuple(images), defaults, _kargo(data.get("kargo", {})), _argocd(data.get("argocd", {}))
+    )
+
+
+def _kargo(entry: dict) -> KargoSettings:
+    secret = entry.get("tokenSecret", {})
+    defaults = KargoSettings()
+    receivers = tuple(
+        WebhookReceiver(r["name"], r["type"], r["secretName"], r.get("virtualRepoName"))
+        for r in entry.get("webhookReceivers", [])
+    )
+    return KargoSettings(
+        project=entry.get("project", defaults.project),
+        factory_repo=entry.get("factoryRepo"),
+        github_api_url=entry.get("githubApiUrl", defaults.github_api_url),
+        token_secret_name=secret.get("name", defaults.token_secret_name),
+        token_secret_key=secret.get("key", defaults.token_secret_key),
+        dispatch_step=entry.get("dispatchStep", defaults.dispatch_step),
+        warehouse_interval=entry.get("warehouseInterval", defaults.warehouse_interval),
+        webhook_receivers=receivers,
+    )
+
+
+def _argocd(entry: dict) -> ArgoSettings:
+    defaults = ArgoSettings()
+    return ArgoSettings(
+        name=entry.get("name"),
+        namespace=entry.get("namespace", defaults.namespace),
+        project=entry.get("project", defaults.project),
+        repo_url=entry.get("repoURL"),
+        target_revision=entry.get("targetRevision", defaults.target_revision),
+        path=entry.get("path", defaults.path),
+        destination_server=entry.get("destinationServer", defaults.destination_server),
+    )
 
 
 def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) -> EnrolledImage:

@@ -87,8 +87,12 @@ def prune(root: Path, *, dry_run: bool = False) -> list[str]:
     return merge.orphans
 
 
-def validate(root: Path) -> tuple[Config, State]:
-    """Config and state against the schemas, and the recorded dependency graph for cycles."""
+def load_model(root: Path) -> tuple[Config, State]:
+    """images.yaml and state/ checked and merged: what every generator reads.
+
+    images.yaml wins; the bases come from state (as last discovered). Orphaned state files are
+    left out. Raises FactoryError on a schema violation or a dependency cycle.
+    """
     problems = []
     try:
         config = load_config(root)
@@ -100,8 +104,8 @@ def validate(root: Path) -> tuple[Config, State]:
         problems.extend(error.problems)
     if problems:
         raise FactoryError(problems)
-    merge_state(config, {image.name: None for image in config.managed}, state)  # raises on a cycle
-    return config, state
+    merge = merge_state(config, {image.name: None for image in config.managed}, state)
+    return config, merge.state
 
 
 def _changes(root: Path, merge: Merge) -> tuple[dict[str, str | None], list[str]]:

@@ -15,6 +15,8 @@ class Problem:
     field: str | None = None
 
     def __str__(self) -> str:
+        if not self.file:  # already formatted elsewhere (reported by a child process)
+            return self.message
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 

@@ -104,12 +104,51 @@ class EnrolledImage:
 
 
 @dataclass(frozen=True)
+class WebhookReceiver:
+    """A registry (or forge) that pushes refreshes to Kargo instead of waiting for the interval."""
+
+    name: str
+    type: str
+    secret_name: str
+    virtual_repo_name: str | None = None
+
+
+@dataclass(frozen=True)
+class KargoSettings:
+    """How the Kargo manifests are generated."""
+
+    project: str = "image-factory"
+    factory_repo: str | None = None  # owner/name
+    github_api_url: str = "https://api.github.com"
+    token_secret_name: str = "image-factory-github"
+    token_secret_key: str = "token"
+    dispatch_step: str = "http"  # or gha-dispatch-workflow (Kargo on the Akuity Platform)
+    warehouse_interval: str = "1h"
+    webhook_receivers: tuple[WebhookReceiver, ...] = ()
+
+
+@dataclass(frozen=True)
+class ArgoSettings:
+    """The ArgoCD Application that applies the published manifests. None: derived defaults."""
+
+    name: str | None = None
+    namespace: str = "argocd"
+    project: str = "default"
+    repo_url: str | None = None
+    target_revision: str = "main"
+    path: str = "dist"
+    destination_server: str = "https://kubernetes.default.svc"
+
+
+@dataclass(frozen=True)
 class Config:
     """All of images.yaml."""
 
     file: str
     images: tuple[EnrolledImage, ...]
     defaults: Policy = Policy()
+    kargo: KargoSettings = KargoSettings()
+    argocd: ArgoSettings = ArgoSettings()
 
     @property
     def managed(self) -> tuple[EnrolledImage, ...]:

@@ -1,0 +1,71 @@
+"""`synth` at the edges: run the cdk8s app, as `cdk8s synth` would, and publish its files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import FactoryError, Problem
+from .files import apply_changes
+
+APP_ENTRY = "main.py"
+
+
+@dataclass
+class SynthOutcome:
+    files: dict[str, str]  # file name → text, as synthesised
+    changed: list[str]  # files that differ from (or are missing in) the output folder
+    out: Path
+
+
+def app_dir() -> Path:
+    """The cdk8s app: `cdk8s/` at the repository root; a wheel carries a copy inside the package."""
+    bundled = resources.files(__package__) / "cdk8s_app"
+    if bundled.is_dir():
+        return Path(str(bundled))
+    return Path(__file__).resolve().parents[2] / "cdk8s"
+
+
+def synthesize(root: Path) -> dict[str, str]:
+    """Run the cdk8s app on the factory at `root`; the manifests it writes, by file name."""
+    if shutil.which("node") is None:
+        raise FactoryError(Problem("synth", "cdk8s needs Node.js, and `node` is not on PATH"))
+    with tempfile.TemporaryDirectory(prefix="image-factory-synth-") as outdir:
+        env = {
+            **os.environ,
+            "IMAGE_FACTORY_ROOT": str(root.resolve()),
+            "CDK8S_OUTDIR": outdir,
+            # jsii warns at every start that Node 20 is past its end of life; it still works.
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": os.environ.get(
+                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20"
+            ),
+        }
+        app = app_dir()
+        result = subprocess.run(
+            [sys.executable, APP_ENTRY], cwd=app, env=env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            errors = [line.removeprefix("error: ") for line in result.stderr.splitlines() if line.startswith("error: ")]
+            if errors:
+                raise FactoryError([Problem("", line) for line in errors])
+            raise FactoryError(Problem(str(app / APP_ENTRY), f"the cdk8s app failed:\n{result.stderr.strip()}"))
+        return {path.name: path.read_text(encoding="utf-8") for path in sorted(Path(outdir).glob("*.yaml"))}
+
+
+def synth(root: Path, out: Path, *, check: bool = False) -> SynthOutcome:
+    """Synthesise and write the manifests to `out` (all files or none); with `check`, write nothing."""
+    files = synthesize(root)
+    changed = [
+        name
+        for name, text in files.items()
+        if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text
+    ]
+    if not check:
+        apply_changes({out / name: files[name] for name in changed})
+    return SynthOutcome(files, changed, out)

@@ -1,0 +1,277 @@
+"""The Kargo and ArgoCD objects of a factory, as plain dicts. Pure functions of the model.
+
+Everything is built in Python and handed to cdk8s once per object (the jsii bridge is the
+expensive part of a synth).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import kargo_names as names
+from image_factory.durations import format_hours, parse_duration
+from image_factory.errors import FactoryError, Problem
+from image_factory.model import Config, WarehouseConfig
+from image_factory.state import BaseImageState, ImageState, State
+
+KARGO_API = "kargo.akuity.io/v1alpha1"
+GITHUB_HEADERS = (("Accept", "application/vnd.github+json"), ("X-GitHub-Api-Version", "2022-11-28"))
+# 429 and 5xx are neither success nor failure: Kargo retries them until the step's retry timeout.
+TERMINAL = "response.status == 204 || (response.status >= 400 && response.status < 500 && response.status != 429)"
+RETRY = {"timeout": "1h"}
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A watched image: its Warehouse, its recording Stage and the rebuild Stages on it."""
+
+    name: str
+    base: BaseImageState
+    warehouse: WarehouseConfig
+
+
+def watched_images(state: State) -> list[Watched]:
+    """Every image with something to watch, by name. A digest-only reference has nothing."""
+    watched = [Watched(names.watched_name(b.ref), b, b.warehouse) for b in state.base_images.values() if b.warehouse]
+    return sorted(watched, key=lambda w: w.name)
+
+
+def factory_manifests(config: Config, state: State) -> list[dict]:
+    """The Project, its ProjectConfig, and per watched image a Warehouse, a recording Stage and
+    one rebuild Stage per managed image built on it, in a stable order."""
+    settings = config.kargo
+    if settings.factory_repo is None:
+        raise FactoryError(
+            Problem(config.file, "kargo.factoryRepo is not set: the generated stages dispatch to it", field="kargo")
+        )
+    objects = [project(settings.project), project_config(config)]
+    for watched in watched_images(state):
+        objects.append(warehouse(config, watched))
+        objects.append(recording_stage(config, watched))
+        for dependent in watched.base.dependents:
+            objects.append(rebuild_stage(config, watched, state.images[dependent.image]))
+    _check_unique(objects)
+    return objects
+
+
+def _meta(name: str, namespace: str | None, labels: dict | None = None, annotations: dict | None = None) -> dict:
+    metadata: dict = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    metadata["labels"] = {**names.MANAGED_BY, **(labels or {})}
+    if annotations:
+        metadata["annotations"] = annotations
+    return metadata
+
+
+def project(name: str) -> dict:
+    return {"apiVersion": KARGO_API, "kind": "Project", "metadata": _meta(name, None)}
+
+
+def project_config(config: Config) -> dict:
+    settings = config.kargo
+    spec: dict = {
+        "promotionPolicies": [
+            {"stageSelector": {"matchLabels": {names.AUTO_PROMOTE: "true"}}, "autoPromotionEnabled": True}
+        ]
+    }
+    if settings.webhook_receivers:
+        spec["webhookReceivers"] = [_webhook_receiver(r) for r in settings.webhook_receivers]
+    return {
+        "apiVersion": KARGO_API,
+        "kind": "ProjectConfig",
+        "metadata": _meta(settings.project, settings.project),
+        "spec": spec,
+    }
+
+
+def _webhook_receiver(receiver) -> dict:
+    provider: dict = {"secretRef": {"name": receiver.secret_name}}
+    if receiver.virtual_repo_name:
+        provider["virtualRepoName"] = receiver.virtual_repo_name
+    return {"name": receiver.name, receiver.type: provider}
+
+
+def warehouse(config: Config, watched: Watched) -> dict:
+    subscription = watched.warehouse.to_dict()
+    interval = subscription.pop("interval", None) or config.kargo.warehouse_interval
+    labels = {names.ROLE: "warehouse", names.WATCHED: watched.name}
+    return {
+        "apiVersion": KARGO_API,
+        "kind": "Warehouse",
+        "metadata": _meta(
+            watched.name, config.kargo.project, labels, {names.REF_ANNOTATION: watched.base.ref.canonical}
+        ),
+        "spec": {
+            "interval": format_hours(parse_duration(interval)),
+            "freightCreationPolicy": "Automatic",
+            "subscriptions": [{"image": subscription}],
+        },
+    }
+
+
+def _image_expression(watched: Watched, field: str) -> str:
+    return "${{ imageFrom('" + watched.warehouse.repo_url + "')." + field + " }}"
+
+
+def recording_stage(config: Config, watched: Watched) -> dict:
+    """Takes every new Freight straight from the Warehouse and reports it to the factory repository
+    (`repository_dispatch` `base-image-updated`), so the digest lands in the state history in git."""
+    settings = config.kargo
+    payload = {
+        "event_type": "base-image-updated",
+        "client_payload": {
+            "image": watched.base.ref.canonical,
+            "repoURL": watched.warehouse.repo_url,
+            "tag": _image_expression(watched, "Tag"),
+            "digest": _image_expression(watched, "Digest"),
+            "freight": "${{ ctx.targetFreight.name }}",
+        },
+    }
+    steps = _github_call(
+        config,
+        name="record",
+        url=f"{settings.github_api_url}/repos/{settings.factory_repo}/dispatches",
+        body=payload,
+        refused="GitHub refused the base-image-updated dispatch",
+    )
+    labels = {names.ROLE: "record", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
+    return {
+        "apiVersion": KARGO_API,
+        "kind": "Stage",
+        "metadata": _meta(watched.name, settings.project, labels, {names.REF_ANNOTATION: watched.base.ref.canonical}),
+        "spec": {
+            "requestedFreight": [{"origin": {"kind": "Warehouse", "name": watched.name}, "sources": {"direct": True}}],
+            "promotionTemplate": {"spec": {"steps": steps}},
+        },
+    }
+
+
+def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:
+    """Waits until the base's Freight has soaked `rebuildDelay` in the recording Stage, then
+    dispatches the image's build workflow with the base reference and digest as inputs."""
+    settings = config.kargo
+    source = image.enrolment["source"]
+    repo = source["repo"] if source["provider"] == "github" else settings.factory_repo
+    inputs = {
+        "image": image.name,
+        "base": watched.base.ref.canonical,
+        "digest": _image_expression(watched, "Digest"),
+    }
+    if settings.dispatch_step == "gha-dispatch-workflow":
+        steps = [
+            {
+                "uses": "gha-dispatch-workflow",
+                "as": "rebuild",
+                "config": {
+                    "repoURL": f"https://github.com/{repo}",
+                    "workflowFile": source["workflow"],
+                    "ref": source["branch"],
+                    "inputs": inputs,
+                },
+            }
+        ]
+    else:
+        steps = _github_call(
+            config,
+            name="rebuild",
+            url=f"{settings.github_api_url}/repos/{repo}/actions/workflows/{source['workflow']}/dispatches",
+            body={"ref": source["branch"], "inputs": inputs},
+            refused=f"GitHub refused to dispatch {source['workflow']} in {repo}",
+        )
+    sources: dict = {"stages": [watched.name]}
+    soak = parse_duration(image.enrolment["rebuildDelay"])
+    if soak.total_seconds() > 0:
+        sources["requiredSoakTime"] = format_hours(soak)
+    labels = {names.ROLE: "rebuild", names.WATCHED: watched.name, names.IMAGE: image.name}
+    if image.enrolment["autoRebuild"]:
+        labels[names.AUTO_PROMOTE] = "true"
+    return {
+        "apiVersion": KARGO_API,
+        "kind": "Stage",
+        "metadata": _meta(
+            names.rebuild_name(image.name, watched.name),
+            settings.project,
+            labels,
+            {names.REF_ANNOTATION: watched.base.ref.canonical},
+        ),
+        "spec": {
+            "requestedFreight": [{"origin": {"kind": "Warehouse", "name": watched.name}, "sources": sources}],
+            "promotionTemplate": {"spec": {"steps": steps}},
+        },
+    }
+
+
+def _github_call(config: Config, *, name: str, url: str, body: dict, refused: str) -> list[dict]:
+    """An `http` step calling GitHub, then a `fail` step that fails the promotion with GitHub's
+    own message when the answer is a terminal refusal (401/403/404/422...)."""
+    settings = config.kargo
+    token = "${{ secret('" + settings.token_secret_name + "')." + settings.token_secret_key + " }}"
+    headers = [{"name": "Authorization", "value": f"Bearer {token}"}]
+    headers += [{"name": key, "value": value} for key, value in GITHUB_HEADERS]
+    headers.append({"name": "Content-Type", "value": "application/json"})
+    return [
+        {
+            "uses": "http",
+            "as": name,
+            "config": {
+                "method": "POST",
+                "url": url,
+                "headers": headers,
+                "body": json.dumps(body, separators=(",", ":")),
+                "timeout": "30s",
+                "successExpression": TERMINAL,
+                "outputs": [
+                    {"name": "status", "fromExpression": "response.status"},
+                    {"name": "message", "fromExpression": "response.status == 204 ? '' : response.body.message"},
+                ],
+            },
+            "retry": RETRY,
+        },
+        {
+            "uses": "fail",
+            "if": "${{ outputs." + name + ".status != 204 }}",
+            "config": {
+                "message": f"{refused} (HTTP ${{{{ outputs.{name}.status }}}}): ${{{{ outputs.{name}.message }}}}"
+            },
+        },
+    ]
+
+
+def argocd_application(config: Config, manifests_file: str) -> dict:
+    """The Application that applies the published manifests; applied once by hand."""
+    argo, settings = config.argocd, config.kargo
+    repo_url = argo.repo_url or (f"https://github.com/{settings.factory_repo}.git" if settings.factory_repo else None)
+    if repo_url is None:
+        raise FactoryError(Problem(config.file, "set argocd.repoURL or kargo.factoryRepo", field="argocd"))
+    refresh = ["/metadata/annotations/kargo.akuity.io~1refresh"]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": _meta(argo.name or settings.project, argo.namespace),
+        "spec": {
+            "project": argo.project,
+            "source": {
+                "repoURL": repo_url,
+                "targetRevision": argo.target_revision,
+                "path": argo.path,
+                "directory": {"include": manifests_file},
+            },
+            "destination": {"server": argo.destination_server, "namespace": settings.project},
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
+            # Kargo annotates Warehouses and Stages when it refreshes them: not drift.
+            "ignoreDifferences": [
+                {"group": "kargo.akuity.io", "kind": kind, "jsonPointers": refresh} for kind in ("Warehouse", "Stage")
+            ],
+        },
+    }
+
+
+def _check_unique(objects: list[dict]) -> None:
+    seen: set[tuple[str, str | None, str]] = set()
+    for item in objects:
+        key = (item["kind"], item["metadata"].get("namespace"), item["metadata"]["name"])
+        if key in seen:  # names carry hashes of what they stand for: this is a bug, not input
+            raise AssertionError(f"two generated objects named {key}")
+        seen.add(key)

@@ -1,0 +1,33 @@
+"""The cdk8s app of Image Factory: `cdk8s synth` here, or `image-factory synth` anywhere.
+
+Reads images.yaml and state/ through the image_factory package (IMAGE_FACTORY_ROOT, default: the
+folder above this one) and writes the manifests to CDK8S_OUTDIR (set by the cdk8s CLI).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from factory_chart import build_app
+from image_factory.discover import load_model
+from image_factory.errors import FactoryError
+from image_factory.report import problems_text
+
+
+def main() -> int:
+    root = Path(os.environ.get("IMAGE_FACTORY_ROOT", Path(__file__).resolve().parent.parent))
+    outdir = os.environ.get("CDK8S_OUTDIR", "dist")
+    try:
+        config, state = load_model(root)
+        app = build_app(config, state, outdir)
+    except FactoryError as error:
+        print(problems_text(error.problems), file=sys.stderr)
+        return 1
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

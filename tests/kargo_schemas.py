@@ -1,0 +1,56 @@
+"""Kargo's own JSON Schemas (v1.11), from ../shared/kargo-schemas beside the checkout.
+
+Tests that need them fail, never skip, when they are missing, saying where to put them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from .conftest import REPO_ROOT
+
+SCHEMA_DIR = Path(os.environ.get("KARGO_SCHEMAS", REPO_ROOT.parent / "shared" / "kargo-schemas"))
+CRDS = {
+    "Project": "project_v1alpha1.json",
+    "ProjectConfig": "projectconfig_v1alpha1.json",
+    "Warehouse": "warehouse_v1alpha1.json",
+    "Stage": "stage_v1alpha1.json",
+}
+
+
+@cache
+def schema(relative: str) -> dict:
+    path = SCHEMA_DIR / relative
+    if not path.is_file():
+        pytest.fail(
+            f"Kargo schema {relative} not found in {SCHEMA_DIR}: put Kargo v1.11's schemas (the shared/kargo-schemas "
+            "folder) beside the repository as ../shared/kargo-schemas, or point KARGO_SCHEMAS at them"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def errors(instance: object, relative: str) -> list[str]:
+    document = schema(relative)
+    validator = jsonschema.validators.validator_for(document)(document)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def validate_object(body: dict) -> list[str]:
+    """Every problem Kargo's schemas find in one generated object, its subscriptions and step configs."""
+    problems = errors(body, CRDS[body["kind"]])
+    spec = body.get("spec", {})
+    for subscription in spec.get("subscriptions", []):
+        problems += errors(subscription["image"], "subscriptions/image.json")
+    for step in spec.get("promotionTemplate", {}).get("spec", {}).get("steps", []):
+        step_schema = f"promotion-steps/{step['uses']}-config.json"
+        if (SCHEMA_DIR / step_schema).is_file():
+            problems += errors(step.get("config", {}), step_schema)
+        else:
+            problems.append(f"no schema for step {step['uses']!r}")
+    return problems

@@ -1,0 +1,408 @@
+"""The generated Kargo objects, as dicts: rules, names, steps, and Kargo's own schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+
+from image_factory.config import parse_config
+from image_factory.discover import discover, load_model
+from image_factory.errors import FactoryError
+from image_factory.refs import parse_ref
+
+from .conftest import REPO_ROOT
+from .kargo_schemas import validate_object
+
+sys.path.insert(0, str(REPO_ROOT / "cdk8s"))
+import kargo_manifests
+import kargo_names
+
+DIGEST = "sha256:" + "c" * 64
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+IMAGES_YAML = """
+kargo:
+  project: platform-images
+  factoryRepo: acme/factory
+  tokenSecret: {name: gh-dispatch, key: pat}
+  warehouseInterval: 2h
+  webhookReceivers:
+    - {name: ghcr, type: github, secretName: ghcr-hook}
+    - {name: hub, type: dockerhub, secretName: hub-hook}
+images:
+  - name: base
+    registry: ghcr.io
+    repository: acme/base
+    tag: "1"
+    rebuildDelay: 36h
+    source: {provider: local, repo: base, dockerfile: Dockerfile, workflow: build-base.yml}
+  - name: app
+    registry: ghcr.io
+    repository: acme/app
+    autoRebuild: false
+    rebuildDelay: 90m
+    source: {provider: github, repo: acme/app, branch: release, dockerfile: Dockerfile, workflow: build.yml}
+  - name: redis
+    registry: docker.io
+    repository: library/redis
+    tag: 7-alpine
+    warehouse: {interval: 30m, platform: linux/amd64}
+  - name: exporter
+    registry: quay.io
+    repository: prometheus/node-exporter
+    warehouse:
+      allowTags: '^v1\\.'
+      allowTagsRegexes: ['^v1\\.[0-9]+\\.[0-9]+$']
+      ignoreTagsRegexes: ['-rc']
+      imageSelectionStrategy: SemVer
+"""
+
+
+@pytest.fixture
+def model(factory, tmp_path):
+    factory.write("images.yaml", IMAGES_YAML)
+    factory.write("base/Dockerfile", f"FROM python:3.12-slim AS build\nFROM gcr.io/distroless/base@{DIGEST}\n")
+    checkout = tmp_path / "checkouts"
+    (checkout / "acme/app").mkdir(parents=True)
+    (checkout / "acme/app/Dockerfile").write_text("FROM ghcr.io/acme/base:1\nCOPY --from=python:3.12-slim /a /a\n")
+    discover(factory.root, checkout)
+    return load_model(factory.root)
+
+
+def manifests(model) -> list[dict]:
+    return kargo_manifests.factory_manifests(*model)
+
+
+def by_kind(objects, kind):
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def watched(ref: str) -> str:
+    return kargo_names.watched_name(parse_ref(ref))
+
+
+def test_every_object_is_valid_against_kargo_schemas(model):
+    objects = manifests(model)
+    assert [o["kind"] for o in objects[:2]] == ["Project", "ProjectConfig"]
+    for body in objects:
+        assert validate_object(body) == [], body["metadata"]["name"]
+
+
+def test_the_schemas_are_strict(model):
+    warehouse = next(o for o in manifests(model) if o["kind"] == "Warehouse")
+    warehouse["spec"]["subscriptions"][0]["image"]["allowTag"] = "typo"
+    warehouse["spec"]["intervall"] = "1h"
+    problems = validate_object(warehouse)
+    assert any("intervall" in p for p in problems)
+    assert any("allowTag" in p for p in problems)
+
+
+def test_warehouses_for_bases_and_external_images_never_for_managed(model):
+    warehouses = by_kind(manifests(model), "Warehouse")
+    refs = {w["metadata"]["annotations"]["image-factory.dev/ref"] for w in warehouses.values()}
+    assert refs == {
+        "docker.io/library/python:3.12-slim",  # base of base (FROM) and of app (COPY --from)
+        "docker.io/library/redis:7-alpine",  # external
+        "quay.io/prometheus/node-exporter",  # external, by tag pattern
+    }
+    # not ghcr.io/acme/base (managed) nor the digest-only distroless reference (nothing to watch)
+    for warehouse in warehouses.values():
+        assert ":" not in warehouse["spec"]["subscriptions"][0]["image"]["repoURL"].split("/", 1)[1]
+
+
+def test_mutable_tag_is_watched_by_digest(model):
+    python = by_kind(manifests(model), "Warehouse")[watched("python:3.12-slim")]
+    assert python["spec"] == {
+        "interval": "2h",
+        "freightCreationPolicy": "Automatic",
+        "subscriptions": [
+            {
+                "image": {
+                    "repoURL": "docker.io/library/python",
+                    "imageSelectionStrategy": "Digest",
+                    "constraint": "3.12-slim",
+                }
+            }
+        ],
+    }
+    redis = by_kind(manifests(model), "Warehouse")[watched("redis:7-alpine")]
+    assert redis["spec"]["interval"] == "30m"
+    assert redis["spec"]["subscriptions"][0]["image"]["platform"] == "linux/amd64"
+
+
+def test_tag_patterns_use_allow_tags_regexes_never_allow_tags(model):
+    exporter = by_kind(manifests(model), "Warehouse")[
+        kargo_names.watched_name(parse_ref("quay.io/prometheus/node-exporter", default_tag=None))
+    ]
+    assert exporter["spec"]["subscriptions"][0]["image"] == {
+        "repoURL": "quay.io/prometheus/node-exporter",
+        "imageSelectionStrategy": "SemVer",
+        "allowTagsRegexes": [r"^v1\.[0-9]+\.[0-9]+$", r"^v1\."],
+        "ignoreTagsRegexes": ["-rc"],
+    }
+    assert "allowTags" not in json.dumps(manifests(model)).replace("allowTagsRegexes", "")
+
+
+def test_recording_stage_takes_freight_directly_and_dispatches_to_the_factory(model):
+    name = watched("python:3.12-slim")
+    stage = by_kind(manifests(model), "Stage")[name]
+    assert stage["metadata"]["labels"]["image-factory.dev/role"] == "record"
+    assert stage["metadata"]["labels"]["image-factory.dev/auto-promote"] == "true"
+    assert stage["spec"]["requestedFreight"] == [
+        {"origin": {"kind": "Warehouse", "name": name}, "sources": {"direct": True}}
+    ]
+    http, fail = stage["spec"]["promotionTemplate"]["spec"]["steps"]
+    assert http["config"]["url"] == "https://api.github.com/repos/acme/factory/dispatches"
+    assert json.loads(http["config"]["body"]) == {
+        "event_type": "base-image-updated",
+        "client_payload": {
+            "image": "docker.io/library/python:3.12-slim",
+            "repoURL": "docker.io/library/python",
+            "tag": "${{ imageFrom('docker.io/library/python').Tag }}",
+            "digest": "${{ imageFrom('docker.io/library/python').Digest }}",
+            "freight": "${{ ctx.targetFreight.name }}",
+        },
+    }
+    assert fail["uses"] == "fail" and fail["if"] == "${{ outputs.record.status != 204 }}"
+
+
+def test_rebuild_stages_soak_in_the_recording_stage_and_dispatch_the_build(model):
+    stages = by_kind(manifests(model), "Stage")
+    python = watched("python:3.12-slim")
+    base_stage = stages[kargo_names.rebuild_name("base", python)]
+    assert base_stage["spec"]["requestedFreight"] == [
+        {"origin": {"kind": "Warehouse", "name": python}, "sources": {"stages": [python], "requiredSoakTime": "36h"}}
+    ]
+    http = base_stage["spec"]["promotionTemplate"]["spec"]["steps"][0]["config"]
+    # a local source is built by the factory repository's own workflow
+    assert http["url"] == "https://api.github.com/repos/acme/factory/actions/workflows/build-base.yml/dispatches"
+    assert json.loads(http["body"]) == {
+        "ref": "main",
+        "inputs": {
+            "image": "base",
+            "base": "docker.io/library/python:3.12-slim",
+            "digest": "${{ imageFrom('docker.io/library/python').Digest }}",
+        },
+    }
+    app_stage = stages[kargo_names.rebuild_name("app", python)]
+    app_http = app_stage["spec"]["promotionTemplate"]["spec"]["steps"][0]["config"]
+    assert app_http["url"] == "https://api.github.com/repos/acme/app/actions/workflows/build.yml/dispatches"
+    assert json.loads(app_http["body"])["ref"] == "release"
+    assert app_stage["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"] == "1h30m"
+    # a managed base (ghcr.io/acme/base) cascades through the factory, not through Kargo
+    assert {s["metadata"]["labels"].get("image-factory.dev/image") for s in stages.values()} == {None, "base", "app"}
+    assert len([s for s in stages.values() if s["metadata"]["labels"]["image-factory.dev/role"] == "rebuild"]) == 2
+
+
+def test_auto_rebuild_false_gives_a_stage_without_auto_promotion(model):
+    objects = manifests(model)
+    stages = by_kind(objects, "Stage")
+    python = watched("python:3.12-slim")
+    assert "image-factory.dev/auto-promote" not in stages[kargo_names.rebuild_name("app", python)]["metadata"]["labels"]
+    assert (
+        stages[kargo_names.rebuild_name("base", python)]["metadata"]["labels"]["image-factory.dev/auto-promote"]
+        == "true"
+    )
+    project_config = objects[1]
+    assert project_config["spec"]["promotionPolicies"] == [
+        {"stageSelector": {"matchLabels": {"image-factory.dev/auto-promote": "true"}}, "autoPromotionEnabled": True}
+    ]
+
+
+def test_dispatch_fails_on_terminal_refusals_with_githubs_message(model):
+    stage = next(o for o in manifests(model) if o["metadata"]["labels"].get("image-factory.dev/role") == "rebuild")
+    http, fail = stage["spec"]["promotionTemplate"]["spec"]["steps"]
+    success = http["config"]["successExpression"]
+    for status, terminal in [
+        (204, True),
+        (403, True),
+        (404, True),
+        (422, True),
+        (429, False),
+        (500, False),
+        (503, False),
+    ]:
+        expression = success.replace("response.status", str(status)).replace("&&", "and").replace("||", "or")
+        assert eval(expression) is terminal, status
+    assert {"name": "message", "fromExpression": "response.status == 204 ? '' : response.body.message"} in http[
+        "config"
+    ]["outputs"]
+    assert fail["config"]["message"].startswith(
+        "GitHub refused to dispatch build.yml in acme/app (HTTP ${{ outputs.rebuild.status }})"
+    )
+    assert http["retry"] == {"timeout": "1h"}
+
+
+def test_the_token_comes_from_a_secret_and_no_credential_is_written(model):
+    text = json.dumps(manifests(model))
+    assert "Bearer ${{ secret('gh-dispatch').pat }}" in text
+    assert not re.search(r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_", text)
+
+
+def test_webhook_receivers(model):
+    assert manifests(model)[1]["spec"]["webhookReceivers"] == [
+        {"name": "ghcr", "github": {"secretRef": {"name": "ghcr-hook"}}},
+        {"name": "hub", "dockerhub": {"secretRef": {"name": "hub-hook"}}},
+    ]
+
+
+def test_akuity_dispatch_step_option(model):
+    config, state = model
+    config = parse_config(
+        IMAGES_YAML.replace("  warehouseInterval: 2h", "  warehouseInterval: 2h\n  dispatchStep: gha-dispatch-workflow")
+    )
+    stage = next(
+        o
+        for o in kargo_manifests.factory_manifests(config, state)
+        if o["metadata"]["labels"].get("image-factory.dev/image") == "app"
+    )
+    assert stage["spec"]["promotionTemplate"]["spec"]["steps"] == [
+        {
+            "uses": "gha-dispatch-workflow",
+            "as": "rebuild",
+            "config": {
+                "repoURL": "https://github.com/acme/app",
+                "workflowFile": "build.yml",
+                "ref": "release",
+                "inputs": {
+                    "image": "app",
+                    "base": "docker.io/library/python:3.12-slim",
+                    "digest": "${{ imageFrom('docker.io/library/python').Digest }}",
+                },
+            },
+        }
+    ]
+
+
+def test_managed_image_whose_source_is_removed_gets_a_warehouse(factory):
+    factory.write(
+        "images.yaml",
+        """
+        kargo: {factoryRepo: acme/factory}
+        images:
+          - name: base
+            registry: ghcr.io
+            repository: acme/base
+            source: {provider: local, repo: base, dockerfile: Dockerfile, workflow: b.yml}
+        """,
+    )
+    factory.write("base/Dockerfile", "FROM alpine:3.20\n")
+    discover(factory.root)
+    assert "ghcr.io/acme/base:latest" not in json.dumps(kargo_manifests.factory_manifests(*load_model(factory.root)))
+    factory.write(
+        "images.yaml",
+        factory.read("images.yaml").replace(
+            "    source: {provider: local, repo: base, dockerfile: Dockerfile, workflow: b.yml}\n", ""
+        ),
+    )
+    discover(factory.root)
+    warehouses = by_kind(kargo_manifests.factory_manifests(*load_model(factory.root)), "Warehouse")
+    assert list(warehouses) == [watched("ghcr.io/acme/base:latest")]
+
+
+@pytest.mark.parametrize(
+    ("delay", "soak"),
+    [("7d", "168h"), ("36h", "36h"), ("90m", "1h30m"), ("1d12h", "36h"), ("45s", "45s"), ("2d3h4m5s", "51h4m5s")],
+)
+def test_soak_time_is_in_hours(factory, delay, soak):
+    factory.write(
+        "images.yaml",
+        f"""
+        kargo: {{factoryRepo: acme/factory}}
+        images:
+          - name: app
+            registry: ghcr.io
+            repository: acme/app
+            rebuildDelay: {delay}
+            source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: b.yml}}
+        """,
+    )
+    factory.write("app/Dockerfile", "FROM alpine:3.20\n")
+    discover(factory.root)
+    stage = next(
+        o
+        for o in kargo_manifests.factory_manifests(*load_model(factory.root))
+        if o["metadata"]["labels"].get("image-factory.dev/role") == "rebuild"
+    )
+    assert stage["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"] == soak
+    assert validate_object(stage) == []
+
+
+def test_zero_delay_needs_no_soak(factory):
+    factory.write(
+        "images.yaml",
+        """
+        kargo: {factoryRepo: acme/factory}
+        images:
+          - name: app
+            registry: ghcr.io
+            repository: acme/app
+            rebuildDelay: 0s
+            source: {provider: local, repo: app, dockerfile: Dockerfile, workflow: b.yml}
+        """,
+    )
+    factory.write("app/Dockerfile", "FROM alpine:3.20\n")
+    discover(factory.root)
+    stage = kargo_manifests.factory_manifests(*load_model(factory.root))[-1]
+    assert stage["spec"]["requestedFreight"][0]["sources"] == {"stages": [watched("alpine:3.20")]}
+
+
+def test_names_are_dns_labels_stable_and_distinct():
+    refs = [
+        "python:3.12-slim",
+        "ghcr.io/acme/python:3.12-slim",
+        "python:3-12-slim",
+        "python:3.12_slim",
+        "registry.example.com:5000/a/very/deep/path/with-a-really-long-repository-name-that-goes-on:and-a-long-tag-too",
+        "quay.io/prometheus/node-exporter",
+    ]
+    names = [kargo_names.watched_name(parse_ref(ref, default_tag=None)) for ref in refs]
+    assert len(set(names)) == len(names)
+    assert names[0].startswith("python-3-12-slim-") and names[0] == kargo_names.watched_name(parse_ref(refs[0]))
+    long_image = "a" * 63
+    stages = [kargo_names.rebuild_name(image, name) for image in (long_image, "app", "app-on") for name in names]
+    assert len(set(stages)) == len(stages)
+    for name in names + stages:
+        assert DNS_LABEL.match(name), name
+    assert kargo_names.rebuild_name("app", names[0]) == f"app-on-{names[0]}"
+    assert len(kargo_names.rebuild_name(long_image, names[0])) == 63
+
+
+def test_missing_factory_repo_is_a_clear_error(factory):
+    factory.write("images.yaml", "images:\n  - {name: a, registry: docker.io, repository: library/alpine}\n")
+    with pytest.raises(FactoryError) as raised:
+        kargo_manifests.factory_manifests(*load_model(factory.root))
+    assert str(raised.value) == "images.yaml: kargo: kargo.factoryRepo is not set: the generated stages dispatch to it"
+
+
+def test_argocd_application(model):
+    config, _ = model
+    app = kargo_manifests.argocd_application(config, "kargo.k8s.yaml")
+    assert app["metadata"]["name"] == "platform-images" and app["metadata"]["namespace"] == "argocd"
+    assert app["spec"]["source"] == {
+        "repoURL": "https://github.com/acme/factory.git",
+        "targetRevision": "main",
+        "path": "dist",
+        "directory": {"include": "kargo.k8s.yaml"},
+    }
+    assert app["spec"]["destination"]["namespace"] == "platform-images"
+    assert {
+        "group": "kargo.akuity.io",
+        "kind": "Warehouse",
+        "jsonPointers": ["/metadata/annotations/kargo.akuity.io~1refresh"],
+    } in app["spec"]["ignoreDifferences"]
+    custom = parse_config(
+        IMAGES_YAML
+        + "argocd: {repoURL: 'https://git.example.com/f.git', path: published, namespace: gitops,"
+        + " targetRevision: manifests}\n"
+    )
+    app = kargo_manifests.argocd_application(custom, "kargo.k8s.yaml")
+    assert (
+        app["spec"]["source"]["repoURL"],
+        app["spec"]["source"]["path"],
+        app["spec"]["source"]["targetRevision"],
+    ) == ("https://git.example.com/f.git", "published", "manifests")
+    assert app["metadata"]["namespace"] == "gitops"

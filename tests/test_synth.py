@@ -1,0 +1,219 @@
+"""`image-factory synth` and `cdk8s synth` for real (cdk8s on Node.js), on fixture factories.
+
+The alignment test runs the whole chain, tool → state files → cdk8s app, and checks that what
+the generator emits is exactly what the tool wrote, in both directions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from image_factory.cli import main
+from image_factory.discover import discover
+from image_factory.durations import format_hours, parse_duration
+
+from .conftest import REPO_ROOT
+from .kargo_schemas import validate_object
+
+CDK8S_CLI = REPO_ROOT / "node_modules" / ".bin" / "cdk8s"
+
+
+def synth(root: Path, *extra: str) -> int:
+    return main(["synth", "--root", str(root), *extra])
+
+
+def objects(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@pytest.fixture
+def fleet(factory):
+    """Managed images on public bases, a managed chain, externals by tag and by pattern."""
+    factory.write(
+        "images.yaml",
+        """
+        kargo: {factoryRepo: acme/factory, warehouseInterval: 3h}
+        images:
+          - name: base
+            registry: ghcr.io
+            repository: acme/base
+            tag: "1"
+            rebuildDelay: 2d
+            source: {provider: local, repo: base, dockerfile: Dockerfile, workflow: base.yml}
+          - name: api
+            registry: ghcr.io
+            repository: acme/api
+            autoRebuild: false
+            source: {provider: local, repo: api, dockerfile: Dockerfile, workflow: api.yml, branch: prod}
+          - name: worker
+            registry: ghcr.io
+            repository: acme/worker
+            rebuildDelay: 12h
+            source: {provider: local, repo: worker, dockerfile: Dockerfile, workflow: worker.yml}
+          - name: postgres
+            registry: docker.io
+            repository: library/postgres
+            tag: "16"
+            warehouse: {interval: 15m}
+          - name: exporter
+            registry: quay.io
+            repository: prometheus/node-exporter
+            warehouse: {imageSelectionStrategy: SemVer, allowTagsRegexes: ['^v1\\.']}
+        """,
+    )
+    factory.write("base/Dockerfile", "FROM debian:bookworm-slim\n")
+    factory.write("api/Dockerfile", "FROM golang:1.23 AS build\nFROM ghcr.io/acme/base:1\nCOPY --from=build /a /a\n")
+    factory.write(
+        "worker/Dockerfile",
+        "FROM ghcr.io/acme/base:1\nRUN --mount=from=golang:1.23,target=/g true\n"
+        "COPY --from=postgres:16 /usr/lib/postgresql /pg\n",
+    )
+    discover(factory.root)
+    return factory
+
+
+def test_synth_writes_valid_manifests_deterministically(fleet, capsys):
+    assert synth(fleet.root) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{fleet.root / 'dist' / 'argocd-application.k8s.yaml'} (written)",
+        f"{fleet.root / 'dist' / 'kargo.k8s.yaml'} (written)",
+    ]
+    kargo = objects(fleet.root / "dist/kargo.k8s.yaml")
+    for body in kargo:
+        assert validate_object(body) == [], body["metadata"]["name"]
+    assert [o["kind"] for o in kargo].count("Warehouse") == 4  # debian, golang, postgres, exporter; nothing managed
+    before = (fleet.root / "dist/kargo.k8s.yaml").read_bytes()
+    assert synth(fleet.root) == 0
+    assert "(unchanged)" in capsys.readouterr().out
+    assert (fleet.root / "dist/kargo.k8s.yaml").read_bytes() == before
+    assert synth(fleet.root, "--check") == 0
+
+
+def test_check_fails_when_published_manifests_are_stale(fleet, capsys):
+    assert synth(fleet.root) == 0
+    fleet.write("images.yaml", fleet.read("images.yaml").replace("rebuildDelay: 12h", "rebuildDelay: 13h"))
+    capsys.readouterr()
+    before = fleet.snapshot()
+    assert synth(fleet.root, "--check") == 1
+    assert "not up to date with a fresh synth: kargo.k8s.yaml" in capsys.readouterr().err
+    assert fleet.snapshot() == before
+
+
+def test_tool_and_generator_agree_on_every_field(fleet):
+    """Data alignment, both directions: state/ as written by the tool ↔ the synthesised objects."""
+    assert synth(fleet.root) == 0
+    kargo = objects(fleet.root / "dist/kargo.k8s.yaml")
+    warehouses = {o["metadata"]["annotations"]["image-factory.dev/ref"]: o for o in kargo if o["kind"] == "Warehouse"}
+    stages = [o for o in kargo if o["kind"] == "Stage"]
+    records = {
+        o["metadata"]["annotations"]["image-factory.dev/ref"]: o
+        for o in stages
+        if o["metadata"]["labels"]["image-factory.dev/role"] == "record"
+    }
+    rebuilds = {
+        (o["metadata"]["labels"]["image-factory.dev/image"], o["metadata"]["annotations"]["image-factory.dev/ref"]): o
+        for o in stages
+        if o["metadata"]["labels"]["image-factory.dev/role"] == "rebuild"
+    }
+    images = {p.stem: yaml.safe_load(p.read_text()) for p in (fleet.root / "state/images").glob("*.yaml")}
+    bases = [yaml.safe_load(p.read_text()) for p in (fleet.root / "state/base-images").glob("*.yaml")]
+
+    expected_rebuilds = set()
+    for base in bases:
+        written = dict(base["warehouse"])
+        interval = written.pop("interval", "3h")
+        generated = warehouses[base["ref"]]
+        assert generated["spec"]["subscriptions"] == [{"image": written}]
+        assert generated["spec"]["interval"] == format_hours(parse_duration(interval))
+        assert records[base["ref"]]["spec"]["requestedFreight"][0]["origin"]["name"] == generated["metadata"]["name"]
+        for dependent in base["dependents"]:
+            enrolment = images[dependent["image"]]["enrolment"]
+            stage = rebuilds[(dependent["image"], base["ref"])]
+            expected_rebuilds.add((dependent["image"], base["ref"]))
+            sources = stage["spec"]["requestedFreight"][0]["sources"]
+            assert sources == {
+                "stages": [generated["metadata"]["name"]],
+                "requiredSoakTime": format_hours(parse_duration(enrolment["rebuildDelay"])),
+            }
+            assert ("image-factory.dev/auto-promote" in stage["metadata"]["labels"]) is enrolment["autoRebuild"]
+            http = stage["spec"]["promotionTemplate"]["spec"]["steps"][0]["config"]
+            assert http["url"].endswith(
+                f"/repos/acme/factory/actions/workflows/{enrolment['source']['workflow']}/dispatches"
+            )
+            assert f'"ref":"{enrolment["source"]["branch"]}"' in http["body"]
+    # and nothing the state does not call for
+    assert set(warehouses) == set(records) == {base["ref"] for base in bases}
+    assert set(rebuilds) == expected_rebuilds
+    assert expected_rebuilds == {
+        ("api", "docker.io/library/golang:1.23"),
+        ("base", "docker.io/library/debian:bookworm-slim"),
+        ("worker", "docker.io/library/golang:1.23"),
+        ("worker", "docker.io/library/postgres:16"),
+    }
+    # managed bases (ghcr.io/acme/base) appear in state as dependencies, never as watched images
+    assert {b["image"] for b in images["api"]["baseImages"] if "image" in b} == {"base"}
+
+
+def test_cdk8s_cli_synth_gives_the_same_files(fleet, tmp_path):
+    if not CDK8S_CLI.exists():
+        pytest.fail(
+            f"the cdk8s CLI is missing at {CDK8S_CLI}: run `npm ci` in {REPO_ROOT} (the README's test command does)"
+        )
+    assert synth(fleet.root) == 0
+    env = {
+        **os.environ,
+        "IMAGE_FACTORY_ROOT": str(fleet.root),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    result = subprocess.run(
+        [str(CDK8S_CLI), "synth", "--output", str(tmp_path / "out")],
+        cwd=REPO_ROOT / "cdk8s",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    produced = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert produced == ["argocd-application.k8s.yaml", "kargo.k8s.yaml"]
+    for name in produced:
+        assert (tmp_path / "out" / name).read_bytes() == (fleet.root / "dist" / name).read_bytes()
+
+
+def test_synth_refuses_bad_input_and_writes_nothing(fleet, capsys):
+    fleet.write(
+        "images.yaml",
+        fleet.read("images.yaml").replace("kargo: {factoryRepo: acme/factory, warehouseInterval: 3h}\n", ""),
+    )
+    assert synth(fleet.root) == 1
+    assert (
+        capsys.readouterr().err
+        == "error: images.yaml: kargo: kargo.factoryRepo is not set: the generated stages dispatch to it\n"
+    )
+    assert not (fleet.root / "dist").exists()
+    fleet.write("images.yaml", "images: [\n")
+    assert synth(fleet.root) == 1
+    assert "error: images.yaml:2: invalid YAML" in capsys.readouterr().err
+    assert not (fleet.root / "dist").exists()
+
+
+def test_synth_without_node_says_so(fleet, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert synth(fleet.root) == 1
+    assert capsys.readouterr().err.strip() == "error: synth: cdk8s needs Node.js, and `node` is not on PATH"
+
+
+def test_bundled_example_manifests_are_published_and_current(example_factory):
+    shutil.copytree(REPO_ROOT / "dist", example_factory.root / "dist")
+    assert synth(example_factory.root, "--check") == 0
+    for body in objects(example_factory.root / "dist/kargo.k8s.yaml"):
+        assert validate_object(body) == [], body["metadata"]["name"]
