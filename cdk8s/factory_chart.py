@@ -1,4 +1,4 @@
-"""cdk8s constructs of the factory. Each object is built as a dict in Python and handed over once."""
+"""cdk8s constructs of the factory. Objects are built as dicts in Python and handed to cdk8s once."""
 
 from __future__ import annotations
 
@@ -13,40 +13,35 @@ KARGO_CHART = "kargo"
 ARGOCD_CHART = "argocd-application"
 
 
-class Manifest(cdk8s.ApiObject):
-    """An API object whose whole body is known up front.
+class ManifestChart(cdk8s.Chart):
+    """A chart of objects built as plain dicts, plus any ordinary constructs added to it.
 
-    Overriding `to_json` makes synth read the body back in one call, instead of one bridge call
-    per field or JSON patch.
+    Every object crosses the jsii bridge once, in the single `to_json` call cdk8s makes at synth
+    time; creating an ApiObject per object costs a bridge round trip per object and more, which
+    does not scale to tens of thousands of Stages. Constructs added as children the usual way
+    (ApiObjects, imported CRD classes) are synthesised after the plain objects.
     """
 
-    def __init__(self, scope: Construct, body: dict):
-        metadata = body["metadata"]
-        construct_id = f"{body['kind']}-{metadata.get('namespace', '')}-{metadata['name']}"
-        super().__init__(
-            scope, construct_id, api_version=body["apiVersion"], kind=body["kind"], metadata={"name": metadata["name"]}
-        )
-        self._body = body
+    def __init__(self, scope: Construct, chart_id: str, objects: list[dict]):
+        super().__init__(scope, chart_id, disable_resource_name_hashes=True)
+        self.objects = objects
 
-    def to_json(self) -> dict:
-        return self._body
+    def to_json(self) -> list:
+        return [*self.objects, *super().to_json()]
 
 
-class KargoChart(cdk8s.Chart):
+class KargoChart(ManifestChart):
     """The Project, its ProjectConfig, and the Warehouses and Stages of every watched image."""
 
     def __init__(self, scope: Construct, config: Config, state: State):
-        super().__init__(scope, KARGO_CHART, disable_resource_name_hashes=True)
-        for body in kargo_manifests.factory_manifests(config, state):
-            Manifest(self, body)
+        super().__init__(scope, KARGO_CHART, kargo_manifests.factory_manifests(config, state))
 
 
-class ArgoApplicationChart(cdk8s.Chart):
+class ArgoApplicationChart(ManifestChart):
     """The ArgoCD Application applying the Kargo chart's file: its own file, applied once by hand."""
 
     def __init__(self, scope: Construct, config: Config):
-        super().__init__(scope, ARGOCD_CHART, disable_resource_name_hashes=True)
-        Manifest(self, kargo_manifests.argocd_application(config, f"{KARGO_CHART}.k8s.yaml"))
+        super().__init__(scope, ARGOCD_CHART, [kargo_manifests.argocd_application(config, f"{KARGO_CHART}.k8s.yaml")])
 
 
 def build_app(config: Config, state: State, outdir: str) -> cdk8s.App:

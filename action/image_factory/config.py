@@ -113,7 +113,7 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
         rebuild_delay=entry.get("rebuildDelay", defaults.rebuild_delay),
         auto_rebuild=entry.get("autoRebuild", defaults.auto_rebuild),
     )
-    return EnrolledImage(entry["name"], ref, policy, source, warehouse, document.line_of(path))
+    return EnrolledImage(entry["name"], ref, policy, source, warehouse, index, document)
 
 
 def _source(entry: dict) -> Source:

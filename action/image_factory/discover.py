@@ -70,7 +70,7 @@ def discover(root: Path, source_root: Path | None = None, *, dry_run: bool = Fal
     config = load_config(root)
     old = load_state(root)
     merge = merge_state(config, read_discoveries(root, config, source_root), old)
-    changes, unchanged = _changes(root, merge)
+    changes, unchanged = _changes(root, merge, old)
     if not dry_run:
         apply_changes({root / path: text for path, text in changes.items()})
     written = sorted(path for path, text in changes.items() if text is not None)
@@ -108,12 +108,18 @@ def load_model(root: Path) -> tuple[Config, State]:
     return config, merge.state
 
 
-def _changes(root: Path, merge: Merge) -> tuple[dict[str, str | None], list[str]]:
-    """Files whose text changes (None: delete)."""
+def _changes(root: Path, merge: Merge, old: State) -> tuple[dict[str, str | None], list[str]]:
+    """Files whose content changes (None: delete)."""
+    loaded = {entry.path: entry for entry in old.entries()}
     changes: dict[str, str | None] = {}
     unchanged = []
     for entry in merge.state.entries():
-        path, text = entry.path, render(entry.to_dict())
+        path, data = entry.path, entry.to_dict()
+        previous = loaded.get(path)
+        if previous is not None and previous.to_dict() == data:
+            unchanged.append(path)  # same data as the file holds: no need to render it
+            continue
+        text = render(data)
         current = root / path
         if current.exists() and current.read_text(encoding="utf-8") == text:
             unchanged.append(path)

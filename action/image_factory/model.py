@@ -96,11 +96,19 @@ class EnrolledImage:
     policy: Policy
     source: Source | None = None
     warehouse: WarehouseConfig | None = None  # external images only
-    line: int | None = None
+    index: int | None = None  # position in images.yaml
+    document: object = field(default=None, compare=False, repr=False)  # the YamlDocument it came from
 
     @property
     def managed(self) -> bool:
         return self.source is not None
+
+    @property
+    def line(self) -> int | None:
+        """Its line in images.yaml (worked out only when an error needs it)."""
+        if self.document is None or self.index is None:
+            return None
+        return self.document.line_of(("images", self.index))
 
 
 @dataclass(frozen=True)

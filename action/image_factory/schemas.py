@@ -7,6 +7,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+import fastjsonschema
 import jsonschema
 from referencing import Registry, Resource
 
@@ -44,8 +45,25 @@ def _validator(schema_name: str) -> jsonschema.protocols.Validator:
     return cls(schema, registry=registry)
 
 
+@cache
+def _fast_check(schema_name: str):
+    """A compiled validator (fastjsonschema): ~20 times faster, but it stops at the first error."""
+    _, schemas = _registry()
+    by_id = {schema["$id"]: schema for schema in schemas.values()}
+    return fastjsonschema.compile(schemas[schema_name], handlers={"https": by_id.__getitem__})
+
+
 def validate(document: YamlDocument, schema_name: str) -> list[Problem]:
-    """Every schema violation in `document`, in file order, one problem each."""
+    """Every schema violation in `document`, in file order, one problem each.
+
+    Valid documents (nearly all of them) pass the compiled check; jsonschema then finds and
+    words every problem of the others.
+    """
+    try:
+        _fast_check(schema_name)(document.data)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
     problems = []
     for error in _validator(schema_name).iter_errors(document.data):
         problems.extend(_problems(document, error))

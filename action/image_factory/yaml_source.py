@@ -20,22 +20,35 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @dataclass
 class YamlDocument:
-    """Plain data of one YAML file and the line (1-based) of every key and value in it."""
+    """Plain data of one YAML file, and on demand the line (1-based) of every key and value in it.
+
+    Most documents are valid and never need their lines: those are only worked out (by parsing
+    the text again, node by node) when a problem has to be reported.
+    """
 
     file: str
     data: object
-    value_lines: dict[Path_, int] = field(default_factory=dict)
-    key_lines: dict[Path_, int] = field(default_factory=dict)
+    text: str | None = None
+    _value_lines: dict[Path_, int] | None = field(default=None, repr=False)
+    _key_lines: dict[Path_, int] | None = field(default=None, repr=False)
+
+    def _lines(self) -> tuple[dict[Path_, int], dict[Path_, int]]:
+        if self._value_lines is None:
+            careful = _parse_with_lines(self.text, self.file) if self.text is not None else None
+            self._value_lines = careful._value_lines if careful else {}
+            self._key_lines = careful._key_lines if careful else {}
+        return self._value_lines, self._key_lines
 
     def line_of(self, path: Path_) -> int | None:
         """The line of `path` (its key's line for a mapping entry), or of its nearest ancestor."""
+        value_lines, key_lines = self._lines()
         path = tuple(path)
         while path:
-            line = self.key_lines.get(path) or self.value_lines.get(path)
+            line = key_lines.get(path) or value_lines.get(path)
             if line:
                 return line
             path = path[:-1]
-        return self.value_lines.get((), 1)
+        return value_lines.get((), 1)
 
     def problem(self, path: Path_, message: str) -> Problem:
         return Problem(self.file, message, self.line_of(path), format_path(path))
@@ -49,8 +62,30 @@ def format_path(path: Path_) -> str | None:
     return text or None
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+class _QuickLoader(_Loader):
+    """libyaml straight to plain data; refuses duplicate keys, which plain PyYAML lets through."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)]
+        if len(keys) != len(set(keys)):
+            raise _DuplicateKey
+        return super().construct_mapping(node, deep)
+
+
 def parse_yaml(text: str, file: str) -> YamlDocument:
     """Parse one YAML document; broken YAML and duplicate keys are errors naming the line."""
+    try:
+        return YamlDocument(file, yaml.load(text, Loader=_QuickLoader), text)
+    except (yaml.YAMLError, _DuplicateKey):
+        return _parse_with_lines(text, file)  # raises the error with its line
+
+
+def _parse_with_lines(text: str, file: str) -> YamlDocument:
+    """The careful parse: node by node, recording every line."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
@@ -60,7 +95,7 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         raise FactoryError(Problem(file, f"invalid YAML: {reason}", line)) from None
     except yaml.YAMLError as error:
         raise FactoryError(Problem(file, f"invalid YAML: {error}")) from None
-    document = YamlDocument(file, None)
+    document = YamlDocument(file, None, text, {}, {})
     if node is not None:
         document.data = _build(node, (), document, _Loader(""))
     return document
@@ -78,7 +113,7 @@ def load_yaml(path: Path, display: str | None = None) -> YamlDocument:
 
 
 def _build(node: yaml.Node, path: Path_, document: YamlDocument, loader: yaml.SafeLoader) -> object:
-    document.value_lines[path] = node.start_mark.line + 1
+    document._value_lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict = {}
@@ -91,7 +126,7 @@ def _build(node: yaml.Node, path: Path_, document: YamlDocument, loader: yaml.Sa
                 raise FactoryError(
                     Problem(document.file, f"duplicate key {key!r}", key_node.start_mark.line + 1, format_path(path))
                 )
-            document.key_lines[child] = key_node.start_mark.line + 1
+            document._key_lines[child] = key_node.start_mark.line + 1
             result[key] = _build(value_node, child, document, loader)
         return result
     if isinstance(node, yaml.SequenceNode):
