@@ -66,7 +66,9 @@ def _meta(name: str, namespace: str | None, labels: dict | None = None, annotati
 
 
 def project(name: str) -> dict:
-    return {"apiVersion": KARGO_API, "kind": "Project", "metadata": _meta(name, None)}
+    # Kargo creates the project's namespace: ArgoCD must apply the Project before anything in it.
+    annotations = {"argocd.argoproj.io/sync-wave": "-1"}
+    return {"apiVersion": KARGO_API, "kind": "Project", "metadata": _meta(name, None, annotations=annotations)}
 
 
 def project_config(config: Config) -> dict:

@@ -71,9 +71,10 @@ class Discovery:
 def find_bases(text: str, build_args: dict[str, str] | None = None, file: str = "Dockerfile") -> Discovery:
     """Every image `text` builds on. Build args override ARG defaults declared before the first FROM."""
     parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8")))
-    walk = _Walk(file, _escape_char(parser.structure))
+    structure = parser.structure  # a property that re-parses the file on every access
+    walk = _Walk(file, _escape_char(structure))
     build_args = build_args or {}
-    for instruction in _instructions(parser):
+    for instruction in _instructions(structure, parser.lines):
         keyword, value, line = instruction["instruction"], instruction["value"], instruction["startline"] + 1
         if keyword == "ARG" and not walk.stages:
             for name, default in _arg_declarations(value):
@@ -139,12 +140,11 @@ class _Walk:
         self.uses.append(BaseUse(ref.canonical, kind, stage, line, platform=platform))
 
 
-def _instructions(parser: DockerfileParser) -> list[dict]:
+def _instructions(structure: list[dict], lines: list[str]) -> list[dict]:
     """Instructions in order, without comments and without anything inside a heredoc body."""
-    lines = parser.lines
     result = []
     skip_through = -1
-    for instruction in parser.structure:
+    for instruction in structure:
         if instruction["startline"] <= skip_through or instruction["instruction"] == "COMMENT":
             continue
         result.append(instruction)
@@ -218,7 +218,7 @@ def _arg_declarations(value: str) -> list[tuple[str, str | None]]:
     """`A=1 B C="x y"` → [("A", "1"), ("B", None), ("C", "x y")]."""
     declarations = []
     try:
-        tokens = shlex.split(value, posix=True)
+        tokens = shlex.split(value, posix=True) if any(c in value for c in "\"'\\") else value.split()
     except ValueError:
         tokens = value.split()
     for token in tokens:

@@ -41,10 +41,6 @@ def synthesize(root: Path) -> dict[str, str]:
             **os.environ,
             "IMAGE_FACTORY_ROOT": str(root.resolve()),
             "CDK8S_OUTDIR": outdir,
-            # jsii warns at every start that Node 20 is past its end of life; it still works.
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": os.environ.get(
-                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20"
-            ),
         }
         app = app_dir()
         result = subprocess.run(
