@@ -10,13 +10,18 @@ import os
 import sys
 from pathlib import Path
 
-from factory_chart import build_app
 from image_factory.discover import load_model
 from image_factory.errors import FactoryError
 from image_factory.report import problems_text
 
+# jsii prints a banner at start-up because Node 20 is past its end of life; it is only a warning.
+# The variable lists the Node majors to keep quiet about: unsupported or broken ones still warn.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
 
 def main() -> int:
+    from factory_chart import build_app  # starts jsii and Node.js: after the setting above
+
     root = Path(os.environ.get("IMAGE_FACTORY_ROOT", Path(__file__).resolve().parent.parent))
     outdir = os.environ.get("CDK8S_OUTDIR", "dist")
     try:
