@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, discover, report, synth
+from . import __version__, discover, events, graph, planner, report, synth, timestamps
 from .dockerfile import find_bases
+from .durations import parse_duration
 from .errors import FactoryError, Problem
 
 
@@ -53,20 +54,59 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files in --out differ")
     synth.set_defaults(run=_synth)
 
+    update = commands.add_parser("record-update", parents=[root], help="record a new digest of a watched image")
+    update.add_argument("--image", required=True, metavar="REF", help="the watched reference (e.g. python:3.12-slim)")
+    update.add_argument("--digest", required=True)
+    update.add_argument("--seen-at", metavar="TIME", help="when it was first seen (default: now)")
+    update.add_argument("--freight", metavar="NAME", help="the Kargo Freight that carried it")
+    update.set_defaults(run=_record_update)
+
+    built = commands.add_parser("record-build", parents=[root], help="record the result of a build of a managed image")
+    built.add_argument("--image", required=True, metavar="NAME")
+    built.add_argument("--digest", help="the digest the build pushed (required on success)")
+    built.add_argument("--result", required=True, choices=["success", "failure"])
+    built.add_argument(
+        "--base", action="append", default=[], metavar="REF=DIGEST", help="a base digest it was built from"
+    )
+    built.add_argument("--run-url", metavar="URL")
+    built.add_argument("--finished-at", metavar="TIME", help="default: now")
+    built.set_defaults(run=_record_build)
+
+    fast = commands.add_parser("expedite", parents=[root], help="let one digest skip the rebuild delay")
+    fast.add_argument("--image", required=True, metavar="REF")
+    fast.add_argument("--digest", required=True)
+    fast.add_argument("--reason", required=True, help="why (e.g. the CVE it fixes); recorded in state")
+    fast.add_argument("--at", metavar="TIME", help="default: now")
+    fast.set_defaults(run=_expedite)
+
+    planning = commands.add_parser("plan", parents=[root], help="what should be rebuilt now, next, and what is blocked")
+    planning.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
+    planning.add_argument("--cascade-delay", default="0s", metavar="DURATION", help="wait after a parent's rebuild")
+    planning.add_argument("--json", action="store_true")
+    planning.set_defaults(run=_plan)
+
+    picture = commands.add_parser("graph", parents=[root], help="the dependency graph of bases and managed images")
+    picture.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")
+    picture.set_defaults(run=_graph)
+
     prune = commands.add_parser("prune", parents=[root], help="remove state no image refers to any more")
     prune.add_argument("--dry-run", action="store_true", help="list what would be removed")
     prune.set_defaults(run=_prune)
     return parser
 
 
-def _build_args(pairs: list[str]) -> dict[str, str]:
-    values = {}
+def _pairs(pairs: list[str], flag: str, shape: str) -> list[tuple[str, str]]:
+    found = []
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise FactoryError(Problem("--build-arg", f"{pair!r} is not NAME=VALUE"))
-        values[name] = value
-    return values
+            raise FactoryError(Problem(flag, f"{pair!r} is not {shape}"))
+        found.append((name, value))
+    return found
+
+
+def _build_args(pairs: list[str]) -> dict[str, str]:
+    return dict(_pairs(pairs, "--build-arg", "NAME=VALUE"))
 
 
 def _bases(args: argparse.Namespace) -> int:
@@ -121,6 +161,51 @@ def _synth(args: argparse.Namespace) -> int:
     for name in sorted(outcome.files):
         state = "written" if name in outcome.changed else "unchanged"
         print(f"{out / name} ({state})")
+    return 0
+
+
+def _time(text: str | None, what: str):
+    return timestamps.parse_time(text, what) if text else timestamps.now()
+
+
+def _record_update(args: argparse.Namespace) -> int:
+    seen_at = _time(args.seen_at, "--seen-at")
+    base = events.record_update(args.root, args.image, args.digest, seen_at, args.freight)
+    entry = next(e for e in base.runtime.history if e["digest"] == args.digest)
+    print(f"{base.ref}: {args.digest} first seen {entry['firstSeen']}; current digest {base.runtime.current_digest}")
+    return 0
+
+
+def _record_build(args: argparse.Namespace) -> int:
+    bases = dict(_pairs(args.base, "--base", "REF=DIGEST"))
+    image = events.record_build(
+        args.root, args.image, args.digest, args.result, bases, args.run_url, _time(args.finished_at, "--finished-at")
+    )
+    outcome = f"built {image.runtime.current_digest}" if args.result == "success" else "build failed"
+    print(f"{image.name}: {outcome}")
+    return 0
+
+
+def _expedite(args: argparse.Namespace) -> int:
+    base = events.expedite(args.root, args.image, args.digest, args.reason, _time(args.at, "--at"))
+    print(f"{base.ref}: {args.digest} may be built on now ({args.reason.strip()})")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    _, state = discover.load_model(args.root)
+    try:
+        cascade_delay = parse_duration(args.cascade_delay)
+    except ValueError as error:
+        raise FactoryError(Problem("--cascade-delay", str(error))) from None
+    result = planner.plan(state, _time(args.now, "--now"), cascade_delay)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else report.plan_text(result))
+    return 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    _, state = discover.load_model(args.root)
+    print(graph.render(state, args.format))
     return 0
 
 

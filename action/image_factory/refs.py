@@ -152,3 +152,9 @@ def _check_digest(text: str, digest: str) -> None:
     expected = _DIGEST_HEX_LENGTHS.get(algorithm)
     if expected is not None and (len(hex_part) != expected or hex_part != hex_part.lower()):
         raise InvalidReference(text, f"invalid {algorithm} digest: {expected} lowercase hex digits")
+
+
+def parse_digest(text: str) -> str:
+    """A digest on its own (`sha256:<64 hex>`), checked like one inside a reference."""
+    _check_digest(text, text)
+    return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .discover import Outcome
 from .errors import Problem
+from .planner import Plan
 from .state import State
 
 
@@ -71,3 +72,27 @@ def _watched_lines(state: State) -> list[str]:
 def problems_text(problems: list[Problem]) -> str:
     count = len(problems)
     return "\n".join(f"error: {problem}" for problem in problems) + (f"\n{count} problems found." if count > 1 else "")
+
+
+def plan_text(plan: Plan) -> str:
+    lines = []
+    now = [item for item in plan.due if item.wave == 1]
+    later = [item for item in plan.due if item.wave > 1]
+    lines.append("Due now:" if now else "Nothing is due now.")
+    for item in now:
+        manual = "" if item.auto else " [autoRebuild off: promote or dispatch by hand]"
+        lines.append(f"  {item.image} ← {item.base} @ {item.digest[:19]}…{manual}\n      {item.reason}")
+    if later:
+        lines.append("Due after their ancestors are rebuilt:")
+        lines += [f"  wave {item.wave}: {item.image} ← {item.base} @ {item.digest[:19]}…" for item in later]
+    if plan.pending:
+        lines.append("Pending:")
+        for item in plan.pending:
+            if item.after:
+                lines.append(f"  {item.image} ← {item.base}: after {item.after}'s rebuild")
+            else:
+                lines.append(f"  {item.image} ← {item.base} @ {item.digest[:19]}… eligible at {item.eligible_at}")
+    if plan.blocked:
+        lines.append("Blocked:")
+        lines += [f"  {item.image}: {item.reason}" for item in plan.blocked]
+    return "\n".join(lines)

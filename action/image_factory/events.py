@@ -1,0 +1,103 @@
+"""Events at the edges: read state, apply one runtime event, write the one file it changes.
+
+Each command refuses to run on an invalid images.yaml or state, like every other command.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from . import runtime_events
+from .discover import load_model
+from .errors import FactoryError, Problem
+from .files import apply_changes
+from .refs import InvalidReference, parse_digest, parse_ref
+from .state import BaseImageState, Build, ImageState, render
+from .timestamps import format_time
+
+
+def _digest(text: str) -> str:
+    try:
+        return parse_digest(text)
+    except InvalidReference as error:
+        raise FactoryError(Problem("--digest", error.reason)) from None
+
+
+def _watched(root: Path, image: str) -> BaseImageState:
+    try:
+        ref = parse_ref(image).without_digest()
+    except InvalidReference as error:
+        raise FactoryError(Problem("--image", str(error))) from None
+    _, state = load_model(root)
+    base = state.base_images.get(ref.canonical) or state.base_images.get(ref.with_tag(None).canonical)
+    if base is None:
+        managed = next((i.name for i in state.images.values() if i.ref.name == ref.name), None)
+        hint = (
+            f"it is managed image {managed!r}: its builds are recorded with record-build"
+            if managed
+            else ("no state/base-images file: enrol it or build on it, then run discover")
+        )
+        raise FactoryError(Problem("--image", f"{ref} is not a watched image ({hint})"))
+    return base
+
+
+def _write(root: Path, entry: ImageState | BaseImageState) -> None:
+    apply_changes({root / entry.path: render(entry.to_dict())})
+
+
+def record_update(root: Path, image: str, digest: str, seen_at: datetime, freight: str | None) -> BaseImageState:
+    """A new digest of a watched image was seen (Kargo's recording Stage reported it)."""
+    digest = _digest(digest)
+    base = _watched(root, image)
+    base.runtime = runtime_events.record_sighting(base.runtime, digest, seen_at, "kargo", freight)
+    _write(root, base)
+    return base
+
+
+def expedite(root: Path, image: str, digest: str, reason: str, at: datetime) -> BaseImageState:
+    """Let one digest of a watched image skip the rebuild delay (a critical fix upstream)."""
+    digest = _digest(digest)
+    if not reason.strip():
+        raise FactoryError(Problem("--reason", "say why the delay is skipped"))
+    base = _watched(root, image)
+    base.runtime = runtime_events.record_expedite(base.runtime, digest, reason.strip(), at)
+    _write(root, base)
+    return base
+
+
+def record_build(
+    root: Path,
+    name: str,
+    digest: str | None,
+    result: str,
+    bases: dict[str, str],
+    run_url: str | None,
+    finished_at: datetime,
+) -> ImageState:
+    """A build of a managed image finished. On success its dependents become due (the cascade)."""
+    _, state = load_model(root)
+    image = state.images.get(name)
+    if image is None:
+        raise FactoryError(Problem("--image", f"{name!r} is not a managed image in images.yaml"))
+    if result == "success" and not digest:
+        raise FactoryError(Problem("--digest", "a successful build needs the digest it pushed"))
+    base_digests = {}
+    for ref_text, base_digest in bases.items():
+        try:
+            ref = parse_ref(ref_text).without_digest()
+        except InvalidReference as error:
+            raise FactoryError(Problem("--base", str(error))) from None
+        # a managed parent is keyed by its enrolled reference, whatever tag the Dockerfile used
+        parent = next((i for i in state.images.values() if i.ref.name == ref.name), None)
+        base_digests[parent.ref.canonical if parent else ref.canonical] = _digest(base_digest)
+    build: Build = {"result": result, "startedAt": format_time(finished_at), "finishedAt": format_time(finished_at)}
+    if digest:
+        build["digest"] = _digest(digest)
+    if base_digests:
+        build["baseDigests"] = dict(sorted(base_digests.items()))
+    if run_url:
+        build["runUrl"] = run_url
+    image.runtime = runtime_events.record_build(image.runtime, build)
+    _write(root, image)
+    return image

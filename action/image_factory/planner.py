@@ -1,0 +1,186 @@
+"""What should be rebuilt now, what will be and when, and what is blocked. Pure functions.
+
+For a managed image and a watched base it builds on, the *eligible digest* is the newest digest
+of that base first seen at least the image's rebuildDelay ago (or expedited). The image is due
+when that digest is newer than the one its last successful build used. Because the newest *aged*
+digest is taken, a base that changes more often than the delay still yields rebuilds: it never
+starves. A managed image rebuilt successfully makes the images built on it due (the cascade),
+after `cascade_delay` (default none); a failed one blocks them until it succeeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from .durations import parse_duration
+from .refs import parse_ref
+from .state import HistoryEntry, ImageState, State
+from .timestamps import format_time, parse_time
+
+
+@dataclass(frozen=True)
+class Due:
+    image: str  # the managed image to rebuild
+    base: str  # the canonical reference it is built on
+    digest: str  # the digest to build with
+    reason: str
+    wave: int  # 1: can be built now; n: after its ancestors in earlier waves
+    auto: bool = True  # autoRebuild: dispatched without a human
+
+
+@dataclass(frozen=True)
+class Pending:
+    image: str
+    base: str
+    digest: str | None  # None: the digest a parent's coming rebuild will produce
+    eligible_at: str | None  # None: when that parent's rebuild succeeds
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class Blocked:
+    image: str
+    blocked_by: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    due: list[Due] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "due": [asdict(item) for item in self.due],
+            "pending": [asdict(item) for item in self.pending],
+            "blocked": [asdict(item) for item in self.blocked],
+        }
+
+    def builds(self, wave: int = 1) -> dict[str, dict[str, str]]:
+        """Image → {base: digest} for every image due in `wave`, ready to dispatch."""
+        builds: dict[str, dict[str, str]] = {}
+        for item in self.due:
+            if item.wave == wave:
+                builds.setdefault(item.image, {})[item.base] = item.digest
+        return builds
+
+
+def eligible(history: list[HistoryEntry], delay: timedelta, now: datetime) -> HistoryEntry | None:
+    """The newest digest first seen at least `delay` ago, or expedited."""
+    ready = [entry for entry in history if entry.get("expedited") or parse_time(entry["firstSeen"]) + delay <= now]
+    return max(ready, key=lambda entry: entry["firstSeen"], default=None)
+
+
+def _newer(entry: HistoryEntry, than: str | None, history: list[HistoryEntry]) -> bool:
+    """Whether `entry` is a newer digest than `than` (a digest the image was built with)."""
+    if than is None:
+        return True
+    if entry["digest"] == than:
+        return False
+    built = next((e for e in history if e["digest"] == than), None)
+    return built is None or entry["firstSeen"] > built["firstSeen"]
+
+
+def _last_attempt_failed(image: ImageState) -> bool:
+    finished = [a for a in image.runtime.attempts if a["result"] in ("success", "failure", "dispatch-failed")]
+    return bool(finished) and finished[-1]["result"] != "success"
+
+
+def _topological(state: State) -> list[str]:
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for base in state.images[name].base_images:
+            if base.image and base.image in state.images:
+                visit(base.image)
+        order.append(name)
+
+    for name in sorted(state.images):
+        visit(name)
+    return order
+
+
+def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0)) -> Plan:
+    """The rebuild plan at `now` for the (merged) state."""
+    result = Plan()
+    waves: dict[str, int] = {}  # images due now or waiting for a due ancestor → their wave
+    failing: dict[str, str] = {}  # image → the image whose failure blocks it
+    for name in _topological(state):
+        image = state.images[name]
+        parents = [base.image for base in image.base_images if base.image and base.image in state.images]
+        blocker = next((failing[p] for p in parents if p in failing), None)
+        if blocker is not None:
+            failing[name] = blocker
+            result.blocked.append(Blocked(name, blocker, f"{blocker}'s last build failed"))
+            continue
+        if _last_attempt_failed(image):
+            failing[name] = name
+        due, pending = _image_plan(state, image, now, cascade_delay)
+        waiting_on = [p for p in parents if p in waves]
+        wave = 1 + max((waves[p] for p in waiting_on), default=0)
+        if due or waiting_on:
+            waves[name] = wave
+        result.due += [Due(**item, wave=wave, auto=image.enrolment["autoRebuild"]) for item in due]
+        result.pending += pending
+        for parent in waiting_on:
+            parent_ref = state.images[parent].ref.canonical
+            if not any(item["base"] == parent_ref for item in due):
+                result.pending.append(Pending(name, parent_ref, None, None, after=parent))
+    return result
+
+
+def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: timedelta):
+    built = dict((image.runtime.last_build or {}).get("baseDigests", {}))
+    delay = parse_duration(image.enrolment["rebuildDelay"])
+    due: list[dict] = []
+    pending: list[Pending] = []
+    for base in image.base_images:
+        ref = parse_ref(base.ref, default_tag=None)
+        if base.image:
+            parent = state.images.get(base.image)
+            build = parent.runtime.last_build if parent else None
+            if not build or build["result"] != "success":
+                continue
+            key = parent.ref.canonical
+            if build["digest"] == built.get(key):
+                continue
+            ready_at = parse_time(build.get("finishedAt") or build["startedAt"]) + cascade_delay
+            if ready_at <= now:
+                due.append(
+                    {
+                        "image": image.name,
+                        "base": key,
+                        "digest": build["digest"],
+                        "reason": f"{base.image} was rebuilt ({build['digest'][:19]}…)",
+                    }
+                )
+            else:
+                pending.append(Pending(image.name, key, build["digest"], format_time(ready_at)))
+            continue
+        watched = state.base_images.get(ref.without_digest().canonical)
+        if watched is None or watched.warehouse is None:
+            continue  # a digest-only reference never changes
+        key = watched.ref.canonical
+        history = watched.runtime.history
+        baseline = built.get(key) or ref.digest  # a Dockerfile pin counts as what it was built with
+        candidate = eligible(history, delay, now)
+        if candidate is not None and _newer(candidate, baseline, history):
+            why = (
+                f"expedited: {candidate['expedited']['reason']}"
+                if candidate.get("expedited")
+                else f"first seen {candidate['firstSeen']}, past the {image.enrolment['rebuildDelay']} delay"
+            )
+            reason = f"{key}: {candidate['digest'][:19]}… {why}"
+            due.append({"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason})
+        floor = candidate["firstSeen"] if candidate else ""
+        for entry in history:
+            if entry["firstSeen"] > floor and _newer(entry, baseline, history):
+                ready_at = format_time(parse_time(entry["firstSeen"]) + delay)
+                pending.append(Pending(image.name, key, entry["digest"], ready_at))
+    return due, pending

@@ -1,0 +1,74 @@
+"""What happens to an image's runtime record when something is seen or built. Pure functions.
+
+Each returns a new Runtime; the caller writes it. Applying the same event twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from .state import Build, HistoryEntry, Runtime
+from .timestamps import format_time, parse_time
+
+MAX_HISTORY = 100
+
+
+def _by_time(history: list[HistoryEntry]) -> list[HistoryEntry]:
+    return sorted(history, key=lambda entry: (entry["firstSeen"], entry["digest"]))
+
+
+def record_sighting(
+    runtime: Runtime, digest: str, seen_at: datetime, seen_by: str, freight: str | None = None
+) -> Runtime:
+    """A digest was seen: add it to the history (once, with its earliest sighting) and make the
+    newest digest current. Out-of-order events land in time order."""
+    history = [dict(entry) for entry in runtime.history]
+    existing = next((entry for entry in history if entry["digest"] == digest), None)
+    if existing is None:
+        entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(seen_at), "seenBy": seen_by}
+        if freight:
+            entry["freight"] = freight
+        history.append(entry)
+    elif parse_time(existing["firstSeen"]) > seen_at:
+        existing["firstSeen"] = format_time(seen_at)
+    history = _by_time(history)[-MAX_HISTORY:]
+    return replace(runtime, history=history, current_digest=history[-1]["digest"])
+
+
+def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime) -> Runtime:
+    """Let one digest skip the rebuild delay; it joins the history if it was not seen yet."""
+    runtime = record_sighting(runtime, digest, at, "expedite") if not _has(runtime, digest) else runtime
+    history = [dict(entry) for entry in runtime.history]
+    for entry in history:
+        if entry["digest"] == digest:
+            entry["expedited"] = {"reason": reason, "at": format_time(at)}
+    return replace(runtime, history=history)
+
+
+def record_build(runtime: Runtime, build: Build) -> Runtime:
+    """A build of a managed image finished (or was dispatched). A success becomes the last build,
+    its digest the current one; every attempt is kept (the most recent ones)."""
+    attempts = [dict(attempt) for attempt in runtime.attempts]
+    same = next(
+        (
+            attempt
+            for attempt in attempts
+            if attempt.get("baseDigests") == build.get("baseDigests") and attempt["result"] == "pending"
+        ),
+        None,
+    )
+    if same is not None:  # the dispatched attempt now has its outcome; it started when dispatched
+        same.update({key: value for key, value in build.items() if key != "startedAt"})
+    elif build not in attempts:
+        attempts.append(dict(build))
+    runtime = replace(runtime, attempts=attempts)
+    if build["result"] == "success":
+        seen_at = parse_time(build.get("finishedAt") or build["startedAt"])
+        runtime = record_sighting(runtime, build["digest"], seen_at, "build")
+        runtime = replace(runtime, last_build=dict(build), current_digest=build["digest"])
+    return runtime
+
+
+def _has(runtime: Runtime, digest: str) -> bool:
+    return any(entry["digest"] == digest for entry in runtime.history)

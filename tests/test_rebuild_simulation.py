@@ -1,0 +1,287 @@
+"""Weeks of base-image updates and builds, simulated with an injected clock (no sleeping).
+
+Everything goes through the real commands' code on real state files: record-update, expedite,
+record-build and plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from image_factory import events, planner
+from image_factory.cli import main
+from image_factory.discover import discover, load_model
+from image_factory.timestamps import parse_time
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+PYTHON = "docker.io/library/python:3.12-slim"
+NODE = "docker.io/library/node:22"
+ALPINE = "docker.io/library/alpine:3.20"
+
+
+def digest(label: str) -> str:
+    return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+
+
+class Simulation:
+    """A factory, a clock, and a builder that builds what the plan says is due in wave 1."""
+
+    def __init__(self, factory):
+        self.root = factory.root
+        self.now = START
+        self.builds: list[tuple[datetime, str, dict[str, str]]] = []
+        self.failing: set[str] = set()
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+    def update(self, ref: str, label: str) -> None:
+        events.record_update(self.root, ref, digest(label), self.now, None)
+
+    def plan(self) -> planner.Plan:
+        return planner.plan(load_model(self.root)[1], self.now)
+
+    def build_due(self) -> list[str]:
+        """Build every automatic wave-1 item; failures for images in `failing`."""
+        plan = self.plan()
+        auto = {item.image for item in plan.due if item.auto}
+        built = []
+        for image, bases in plan.builds().items():
+            if image not in auto:
+                continue
+            _, state = load_model(self.root)
+            pinned = (
+                dict(state.images[image].runtime.last_build.get("baseDigests", {}))
+                if state.images[image].runtime.last_build
+                else {}
+            )
+            pinned.update(bases)  # every base pinned: what changed, and what it was built with before
+            failed = image in self.failing
+            result = "failure" if failed else "success"
+            produced = None if failed else digest(f"{image}@{self.now.isoformat()}")
+            events.record_build(self.root, image, produced, result, pinned, None, self.now)
+            self.builds.append((self.now, image, pinned))
+            built.append(image)
+        return sorted(built)
+
+    def run_until_quiet(self) -> list[list[str]]:
+        """Build wave after wave (each build instant) until nothing automatic is due."""
+        rounds = []
+        while built := self.build_due():
+            rounds.append(built)
+        return rounds
+
+
+@pytest.fixture
+def sim(factory):
+    entries = [
+        f"  - {{name: {name}, registry: ghcr.io, repository: acme/{name},{extra}"
+        f" source: {{provider: local, repo: {name}, dockerfile: Dockerfile, workflow: b.yml}}}}"
+        for name, extra in [
+            ("a", ""),
+            ("b", ""),
+            ("c", ""),
+            ("x", ""),
+            ("d", ""),
+            ("busy", ""),
+            ("manual", " autoRebuild: false,"),
+        ]
+    ]
+    factory.write("images.yaml", "images:\n" + "\n".join(entries) + "\n")
+    factory.write("a/Dockerfile", "FROM python:3.12-slim\n")
+    factory.write("b/Dockerfile", "FROM ghcr.io/acme/a\n")
+    factory.write("c/Dockerfile", "FROM ghcr.io/acme/b\n")
+    factory.write("x/Dockerfile", "FROM ghcr.io/acme/a\n")
+    factory.write("d/Dockerfile", "FROM ghcr.io/acme/b\nCOPY --from=ghcr.io/acme/x /x /x\n")
+    factory.write("busy/Dockerfile", "FROM node:22\n")
+    factory.write("manual/Dockerfile", "FROM alpine:3.20\n")
+    discover(factory.root)
+    return Simulation(factory)
+
+
+def test_quiet_base_rebuilds_once_after_the_delay_and_cascades_in_order(sim):
+    sim.update(PYTHON, "py-1")
+    sim.advance(days=6, hours=23)
+    plan = sim.plan()
+    assert plan.due == []
+    assert [(p.image, p.digest, p.eligible_at) for p in plan.pending if p.base == PYTHON] == [
+        ("a", digest("py-1"), "2026-11-09T09:00:00Z")
+    ]
+    sim.advance(hours=1)
+    plan = sim.plan()
+    assert [(d.image, d.base, d.digest, d.wave) for d in plan.due] == [("a", PYTHON, digest("py-1"), 1)]
+    assert {(p.image, p.after) for p in plan.pending if p.after} == {
+        ("b", "a"),
+        ("x", "a"),
+        ("c", "b"),
+        ("d", "b"),
+        ("d", "x"),
+    }
+
+    rounds = sim.run_until_quiet()
+    assert rounds == [["a"], ["b", "x"], ["c", "d"]]  # the diamond d is rebuilt once, after b and x
+    by_image = {image: bases for _, image, bases in sim.builds}
+    a_digest = digest(f"a@{sim.now.isoformat()}")
+    assert by_image["a"] == {PYTHON: digest("py-1")}
+    assert by_image["b"] == {"ghcr.io/acme/a:latest": a_digest}  # C's chain: each pinned to its parent's new digest
+    assert by_image["c"] == {"ghcr.io/acme/b:latest": digest(f"b@{sim.now.isoformat()}")}
+    assert by_image["d"] == {
+        "ghcr.io/acme/b:latest": digest(f"b@{sim.now.isoformat()}"),
+        "ghcr.io/acme/x:latest": digest(f"x@{sim.now.isoformat()}"),
+    }
+    assert sim.plan().due == []
+
+
+def test_busy_base_never_starves_and_each_build_uses_a_digest_at_least_7_days_old(sim):
+    seen = {}
+    for day in range(0, 43, 3):  # a new node:22 digest every 3 days for six weeks
+        sim.now = START + timedelta(days=day)
+        sim.update(NODE, f"node-{day}")
+        seen[digest(f"node-{day}")] = sim.now
+        sim.build_due()
+    busy = [(when, bases[NODE]) for when, image, bases in sim.builds if image == "busy"]
+    assert len(busy) >= 4
+    for when, used in busy:
+        assert when - seen[used] >= timedelta(days=7)
+        newer_and_aged = [d for d, at in seen.items() if at > seen[used] and when - at >= timedelta(days=7)]
+        assert newer_and_aged == []  # it took the newest digest old enough
+    assert len({used for _, used in busy}) == len(busy)  # never the same digest twice
+
+
+def test_expedite_skips_the_delay_for_one_digest(sim, capsys):
+    sim.update(PYTHON, "py-1")
+    sim.advance(days=1)
+    assert sim.plan().due == []
+    assert (
+        main(
+            [
+                "expedite",
+                "--root",
+                str(sim.root),
+                "--image",
+                "python:3.12-slim",
+                "--digest",
+                digest("py-1"),
+                "--reason",
+                "CVE-2026-1234 in openssl",
+                "--at",
+                "2026-11-03T09:00:00Z",
+            ]
+        )
+        == 0
+    )
+    assert "may be built on now (CVE-2026-1234 in openssl)" in capsys.readouterr().out
+    (item,) = sim.plan().due
+    assert (item.image, item.digest) == ("a", digest("py-1"))
+    assert "expedited: CVE-2026-1234 in openssl" in item.reason
+    _, state = load_model(sim.root)
+    entry = state.base_images[PYTHON].runtime.history[0]
+    assert entry["expedited"] == {"reason": "CVE-2026-1234 in openssl", "at": "2026-11-03T09:00:00Z"}
+    sim.update(PYTHON, "py-2")  # a later digest still waits its delay
+    assert [(d.image, d.digest) for d in sim.plan().due] == [("a", digest("py-1"))]
+
+
+def test_failed_build_blocks_descendants_until_it_succeeds(sim):
+    sim.update(PYTHON, "py-1")
+    sim.advance(days=7)
+    sim.failing.add("a")
+    assert sim.build_due() == ["a"]
+    plan = sim.plan()
+    assert {(b.image, b.blocked_by) for b in plan.blocked} == {("b", "a"), ("c", "a"), ("x", "a"), ("d", "a")}
+    assert sim.build_due() == ["a"]  # still due: same inputs (dispatch refuses to repeat them)
+    sim.failing.clear()
+    sim.update(PYTHON, "py-2")
+    sim.advance(days=7)
+    assert sim.run_until_quiet() == [["a"], ["b", "x"], ["c", "d"]]
+    assert sim.plan().blocked == []
+
+
+def test_auto_rebuild_off_is_planned_but_left_to_a_human(sim):
+    sim.update(ALPINE, "alpine-1")
+    sim.advance(days=8)
+    (item,) = sim.plan().due
+    assert (item.image, item.auto) == ("manual", False)
+    assert sim.build_due() == []
+
+
+def test_record_update_is_idempotent_and_orders_out_of_order_events(sim):
+    sim.update(PYTHON, "py-2")
+    events.record_update(sim.root, PYTHON, digest("py-1"), START - timedelta(days=2), "freight-1")
+    sim.update(PYTHON, "py-2")
+    _, state = load_model(sim.root)
+    runtime = state.base_images[PYTHON].runtime
+    assert [e["digest"] for e in runtime.history] == [digest("py-1"), digest("py-2")]
+    assert runtime.history[0]["freight"] == "freight-1"
+    assert runtime.current_digest == digest("py-2")
+
+
+def test_plan_json_contract(sim, capsys):
+    sim.update(PYTHON, "py-1")
+    assert main(["plan", "--root", str(sim.root), "--now", "2026-11-10T00:00:00Z", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"due", "pending", "blocked"}
+    assert result["due"] == [
+        {
+            "image": "a",
+            "base": PYTHON,
+            "digest": digest("py-1"),
+            "reason": f"{PYTHON}: {digest('py-1')[:19]}… first seen 2026-11-02T09:00:00Z, past the 7d delay",
+            "wave": 1,
+            "auto": True,
+        }
+    ]
+    assert parse_time("2026-11-10T00:00:00Z") > START
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["record-update", "--image", "redis:7", "--digest", "sha256:" + "a" * 64],
+            "error: --image: docker.io/library/redis:7 is not a watched image"
+            " (no state/base-images file: enrol it or build on it, then run discover)",
+        ),
+        (
+            ["record-update", "--image", "ghcr.io/acme/a", "--digest", "sha256:" + "a" * 64],
+            "error: --image: ghcr.io/acme/a:latest is not a watched image"
+            " (it is managed image 'a': its builds are recorded with record-build)",
+        ),
+        (
+            ["record-update", "--image", "python:3.12-slim", "--digest", "sha256:abc"],
+            "error: --digest: invalid digest 'sha256:abc'",
+        ),
+        (
+            [
+                "record-update",
+                "--image",
+                "python:3.12-slim",
+                "--digest",
+                "sha256:" + "a" * 64,
+                "--seen-at",
+                "yesterday",
+            ],
+            "error: --seen-at: 'yesterday' is not an ISO 8601 time (e.g. 2026-11-25T10:00:00Z)",
+        ),
+        (
+            ["record-build", "--image", "nope", "--result", "failure"],
+            "error: --image: 'nope' is not a managed image in images.yaml",
+        ),
+        (
+            ["record-build", "--image", "a", "--result", "success"],
+            "error: --digest: a successful build needs the digest it pushed",
+        ),
+        (
+            ["expedite", "--image", "python:3.12-slim", "--digest", "sha256:" + "a" * 64, "--reason", " "],
+            "error: --reason: say why the delay is skipped",
+        ),
+    ],
+)
+def test_bad_event_input_is_refused_and_changes_nothing(sim, args, message, capsys):
+    factory_files = {p: p.read_bytes() for p in (sim.root / "state").rglob("*.yaml")}
+    assert main([args[0], "--root", str(sim.root), *args[1:]]) == 1
+    assert capsys.readouterr().err.strip() == message
+    assert {p: p.read_bytes() for p in (sim.root / "state").rglob("*.yaml")} == factory_files
