@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from . import __version__, discover, events, graph, planner, report, synth, timestamps
+from . import __version__, discover, dispatch, events, graph, planner, report, synth, timestamps
 from .dockerfile import find_bases
 from .durations import parse_duration
 from .errors import FactoryError, Problem
@@ -84,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     planning.add_argument("--cascade-delay", default="0s", metavar="DURATION", help="wait after a parent's rebuild")
     planning.add_argument("--json", action="store_true")
     planning.set_defaults(run=_plan)
+
+    send = commands.add_parser("dispatch", parents=[root], help="trigger the build workflow of every image due now")
+    send.add_argument("--dry-run", action="store_true", help="say what would be dispatched, call nothing")
+    send.add_argument("--image", metavar="NAME", help="only this image (also when its autoRebuild is off)")
+    send.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
+    send.add_argument("--token", help="GitHub token (default: $GITHUB_TOKEN)")
+    send.set_defaults(run=_dispatch)
 
     picture = commands.add_parser("graph", parents=[root], help="the dependency graph of bases and managed images")
     picture.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")
@@ -201,6 +209,17 @@ def _plan(args: argparse.Namespace) -> int:
     result = planner.plan(state, _time(args.now, "--now"), cascade_delay)
     print(json.dumps(result.to_dict(), indent=2) if args.json else report.plan_text(result))
     return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("GITHUB_TOKEN")
+    results = dispatch.dispatch(args.root, _time(args.now, "--now"), token, dry_run=args.dry_run, only=args.image)
+    for item in results:
+        pins = ", ".join(f"{ref}@{digest[:19]}…" for ref, digest in item.pins.items())
+        print(f"{item.status:10} {item.image}: {item.detail} [{pins}]")
+    if not results:
+        print("nothing to dispatch: no build is due")
+    return 1 if any(item.status == "failed" for item in results) else 0
 
 
 def _graph(args: argparse.Namespace) -> int:

@@ -1,0 +1,139 @@
+"""`dispatch` at the edges: trigger the builds the plan says are due, pinned, exactly once each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from . import github_client, planner, runtime_events
+from .discover import load_model
+from .durations import parse_duration
+from .errors import FactoryError, Problem
+from .files import apply_changes
+from .model import Config
+from .refs import parse_ref
+from .state import Build, ImageState, State, render
+from .timestamps import format_time
+
+
+@dataclass
+class Dispatch:
+    """One build to trigger, or why not."""
+
+    image: str
+    repo: str
+    workflow: str
+    ref: str
+    pins: dict[str, str]  # every base of the build → the digest it must use
+    changed: dict[str, str]  # the bases whose new digest makes it due
+    status: str = "planned"  # dispatched | dry-run | skipped | failed
+    detail: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+def pins_for(image: ImageState, changed: dict[str, str], state: State, now: datetime) -> dict[str, str]:
+    """The digest of every base: the changed ones, else what the last build used, else the newest
+    digest past the delay (a watched base) or the current build (a managed parent)."""
+    last = dict((image.runtime.last_build or {}).get("baseDigests", {}))
+    pins = {}
+    for base in image.base_images:
+        if base.image:
+            parent = state.images[base.image]
+            key, fallback = parent.ref.canonical, (parent.runtime.last_build or {}).get("digest")
+        else:
+            ref = parse_ref(base.ref, default_tag=None)
+            watched = state.base_images.get(ref.without_digest().canonical)
+            key = ref.without_digest().canonical
+            entry = None
+            if watched is not None:
+                delay = parse_duration(image.enrolment["rebuildDelay"])
+                entry = planner.eligible(watched.runtime.history, delay, now)
+            fallback = entry["digest"] if entry else ref.digest
+        digest = changed.get(key) or last.get(key) or fallback
+        if digest:
+            pins[key] = digest
+    return dict(sorted(pins.items()))
+
+
+def _target(config: Config, image: ImageState) -> tuple[str, str, str]:
+    source = image.enrolment["source"]
+    repo = source["repo"] if source["provider"] == "github" else config.kargo.factory_repo
+    if not repo:
+        raise FactoryError(
+            Problem(
+                config.file, f"kargo.factoryRepo is not set: needed to build local image {image.name!r}", field="kargo"
+            )
+        )
+    return repo, source["workflow"], source["branch"]
+
+
+def plan_dispatches(config: Config, state: State, now: datetime, only: str | None = None) -> list[Dispatch]:
+    """What dispatch would do at `now`, without doing it."""
+    if only and only not in state.images:
+        raise FactoryError(Problem("--image", f"{only!r} is not a managed image in images.yaml"))
+    plan = planner.plan(state, now)
+    auto = {item.image: item.auto for item in plan.due}
+    dispatches = []
+    for name, changed in sorted(plan.builds().items()):
+        if only and name != only:
+            continue
+        image = state.images[name]
+        repo, workflow, ref = _target(config, image)
+        pins = pins_for(image, changed, state, now)
+        item = Dispatch(name, repo, workflow, ref, pins, changed)
+        first_base = next(iter(sorted(changed)))
+        item.inputs = {"image": name, "base": first_base, "digest": changed[first_base], "bases": json.dumps(pins)}
+        previous = next(
+            (a for a in image.runtime.attempts if a.get("baseDigests") == pins and a["result"] != "dispatch-failed"),
+            None,
+        )
+        if previous is not None:
+            item.status, item.detail = (
+                "skipped",
+                f"already dispatched at {previous['startedAt']} ({previous['result']})",
+            )
+        elif not auto[name] and only != name:
+            item.status, item.detail = "skipped", "autoRebuild is off: promote its Kargo stage or run dispatch --image"
+        dispatches.append(item)
+    return dispatches
+
+
+def dispatch(
+    root: Path,
+    now: datetime,
+    token: str | None,
+    *,
+    dry_run: bool = False,
+    only: str | None = None,
+    connect: Callable = github_client.connect,
+) -> list[Dispatch]:
+    """Trigger every due build. Each attempt is recorded (pending) before GitHub is called, and
+    marked dispatch-failed with GitHub's reason when the call fails: an attempt is never lost."""
+    config, state = load_model(root)
+    dispatches = plan_dispatches(config, state, now, only)
+    todo = [d for d in dispatches if d.status == "planned"]
+    if dry_run:
+        for item in todo:
+            item.status, item.detail = "dry-run", "would dispatch"
+        return dispatches
+    if not todo:
+        return dispatches
+    client = connect(token, config.kargo.github_api_url)
+    for item in todo:
+        image = state.images[item.image]
+        attempt: Build = {"result": "pending", "startedAt": format_time(now), "baseDigests": item.pins}
+        image.runtime = runtime_events.record_build(image.runtime, attempt)
+        apply_changes({root / image.path: render(image.to_dict())})
+        try:
+            github_client.dispatch_workflow(client, item.repo, item.workflow, item.ref, item.inputs)
+        except github_client.GitHubRefused as refused:
+            failed: Build = {**attempt, "result": "dispatch-failed", "error": str(refused)}
+            image.runtime = runtime_events.record_build(image.runtime, failed)
+            apply_changes({root / image.path: render(image.to_dict())})
+            item.status, item.detail = "failed", str(refused)
+            continue
+        item.status, item.detail = "dispatched", f"{item.workflow} in {item.repo} on {item.ref}"
+    return dispatches

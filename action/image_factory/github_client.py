@@ -1,0 +1,51 @@
+"""GitHub through PyGithub, at the edge: one call per dispatch, and errors worded for people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from github import Auth, Github, GithubException, RateLimitExceededException
+
+from .errors import FactoryError, Problem
+
+
+class GitHubRefused(Exception):
+    """GitHub answered with an error; `str()` says what happened and what to do."""
+
+
+def connect(token: str | None, api_url: str) -> Github:
+    if not token:
+        raise FactoryError(Problem("GITHUB_TOKEN", "no GitHub token: set GITHUB_TOKEN (or pass --token)"))
+    # No automatic retries: a rate limit is reported with its reset time instead of sleeping.
+    return Github(auth=Auth.Token(token), base_url=api_url, retry=None, lazy=True)
+
+
+def dispatch_workflow(client: Github, repo: str, workflow: str, ref: str, inputs: dict[str, str]) -> None:
+    """`POST /repos/{repo}/actions/workflows/{workflow}/dispatches`; GitHub answers 204."""
+    try:
+        client.get_repo(repo).get_workflow(workflow).create_dispatch(ref=ref, inputs=inputs, throw=True)
+    except GithubException as error:
+        raise GitHubRefused(explain(error, repo, workflow)) from None
+
+
+def explain(error: GithubException, repo: str, workflow: str) -> str:
+    message = (error.data or {}).get("message", "") if isinstance(error.data, dict) else str(error.data or "")
+    headers = {key.lower(): value for key, value in (error.headers or {}).items()}
+    if isinstance(error, RateLimitExceededException) or (
+        error.status in (403, 429) and headers.get("x-ratelimit-remaining") == "0"
+    ):
+        reset = headers.get("x-ratelimit-reset")
+        when = datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if reset else "later"
+        return f"GitHub rate limit exhausted ({error.status}): it resets at {when}; dispatch again then"
+    if error.status == 401:
+        return "GitHub refused the token (401): it is wrong or expired"
+    if error.status == 403:
+        return f"forbidden (403) on {repo}: the token needs Actions: write there ({message})"
+    if error.status == 404:
+        return (
+            f"{repo} or its workflow {workflow} was not found (404): check the repository, the workflow file "
+            f"name, and that the token can see {repo}"
+        )
+    if error.status == 422:
+        return f"GitHub refused the dispatch of {workflow} in {repo} (422): {message}"
+    return f"GitHub answered {error.status} for {workflow} in {repo}: {message}"

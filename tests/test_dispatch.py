@@ -1,0 +1,190 @@
+"""`image-factory dispatch` against a mocked GitHub (responses), with GitHub's documented shapes.
+
+workflow_dispatch is `POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches`
+with `{"ref": ..., "inputs": {...}}`, answered 204 No Content; errors carry `message` and
+`documentation_url`, and rate limits the `x-ratelimit-*` headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import responses
+
+from image_factory import events
+from image_factory.cli import main
+from image_factory.discover import discover, load_model
+
+API = "https://api.github.com:443"
+LOCAL_DISPATCH = f"{API}/repos/acme/factory/actions/workflows/build-base.yml/dispatches"
+APP_DISPATCH = f"{API}/repos/acme/app/actions/workflows/build.yml/dispatches"
+PYTHON = "docker.io/library/python:3.12-slim"
+SEEN = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+NOW = SEEN + timedelta(days=8)
+DOCS = "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event"
+
+
+def digest(label: str) -> str:
+    return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+
+
+@pytest.fixture
+def factory_due(factory, monkeypatch):
+    factory.write(
+        "images.yaml",
+        """
+        kargo: {factoryRepo: acme/factory}
+        images:
+          - name: base
+            registry: ghcr.io
+            repository: acme/base
+            source: {provider: local, repo: base, dockerfile: Dockerfile, workflow: build-base.yml}
+          - name: app
+            registry: ghcr.io
+            repository: acme/app
+            source: {provider: github, repo: acme/app, branch: release, dockerfile: Dockerfile, workflow: build.yml}
+        """,
+    )
+    factory.write("base/Dockerfile", "FROM python:3.12-slim\n")
+    factory.write(
+        "checkouts/acme/app/Dockerfile", "FROM golang:1.23 AS build\nFROM python:3.12-slim\nCOPY --from=build /a /a\n"
+    )
+    discover(factory.root, factory.root / "checkouts")
+    events.record_update(factory.root, PYTHON, digest("py-1"), SEEN, "f-1")
+    events.record_update(factory.root, "golang:1.23", digest("go-1"), SEEN - timedelta(days=30), None)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_exampletoken")
+    return factory
+
+
+def run_dispatch(factory, *extra):
+    return main(["dispatch", "--root", str(factory.root), "--now", NOW.strftime("%Y-%m-%dT%H:%M:%SZ"), *extra])
+
+
+def attempts(factory, image):
+    return load_model(factory.root)[1].images[image].runtime.attempts
+
+
+@responses.activate
+def test_dispatches_each_due_build_once_with_every_base_pinned(factory_due, capsys):
+    responses.add(responses.POST, LOCAL_DISPATCH, status=204)
+    responses.add(responses.POST, APP_DISPATCH, status=204)
+    assert run_dispatch(factory_due) == 0
+    assert [call.request.url for call in responses.calls] == [APP_DISPATCH, LOCAL_DISPATCH]
+    app_call, base_call = (json.loads(call.request.body) for call in responses.calls)
+    pins = {"docker.io/library/golang:1.23": digest("go-1"), PYTHON: digest("py-1")}
+    assert app_call == {
+        "ref": "release",
+        # never built by the factory: both bases are due; `base` and `digest` name the first of them
+        "inputs": {
+            "image": "app",
+            "base": "docker.io/library/golang:1.23",
+            "digest": digest("go-1"),
+            "bases": json.dumps(pins),
+        },
+    }
+    assert base_call["ref"] == "main" and json.loads(base_call["inputs"]["bases"]) == {PYTHON: digest("py-1")}
+    for call in responses.calls:
+        assert call.request.headers["Authorization"].endswith("ghs_exampletoken")
+    assert attempts(factory_due, "app") == [
+        {"result": "pending", "startedAt": "2026-11-09T12:00:00Z", "baseDigests": pins}
+    ]
+    out = capsys.readouterr().out
+    assert "dispatched app: build.yml in acme/app on release" in out
+
+    # the same inputs are never dispatched twice
+    assert run_dispatch(factory_due) == 0
+    assert len(responses.calls) == 2
+    assert "skipped    app: already dispatched at 2026-11-09T12:00:00Z (pending)" in capsys.readouterr().out
+
+    # the build reports back: the pending attempt gets its result
+    events.record_build(
+        factory_due.root, "app", digest("app-1"), "success", pins, "https://ci/run/1", NOW + timedelta(hours=1)
+    )
+    (attempt,) = attempts(factory_due, "app")
+    assert attempt["result"] == "success" and attempt["startedAt"] == "2026-11-09T12:00:00Z"
+    assert attempt["runUrl"] == "https://ci/run/1"
+
+
+@responses.activate
+def test_dry_run_calls_nothing_and_writes_nothing(factory_due, capsys):
+    before = factory_due.snapshot()
+    assert run_dispatch(factory_due, "--dry-run") == 0
+    assert len(responses.calls) == 0
+    assert factory_due.snapshot() == before
+    assert capsys.readouterr().out.count("dry-run") == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "message"),
+    [
+        (
+            403,
+            {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1795000000"},
+            {"message": "API rate limit exceeded for installation ID 1.", "documentation_url": DOCS},
+            "GitHub rate limit exhausted (403): it resets at 2026-11-18T11:06:40Z; dispatch again then",
+        ),
+        (
+            404,
+            {},
+            {"message": "Not Found", "documentation_url": DOCS, "status": "404"},
+            "acme/app or its workflow build.yml was not found (404): check the repository, the workflow file name,"
+            " and that the token can see acme/app",
+        ),
+        (
+            422,
+            {},
+            {"message": 'Unexpected inputs provided: ["bases"]', "documentation_url": DOCS, "status": "422"},
+            'GitHub refused the dispatch of build.yml in acme/app (422): Unexpected inputs provided: ["bases"]',
+        ),
+        (
+            403,
+            {"x-ratelimit-remaining": "4999"},
+            {"message": "Resource not accessible by integration", "documentation_url": DOCS, "status": "403"},
+            "forbidden (403) on acme/app: the token needs Actions: write there"
+            " (Resource not accessible by integration)",
+        ),
+    ],
+)
+@responses.activate
+def test_github_errors_are_clear_and_the_attempt_is_kept(factory_due, capsys, status, headers, body, message):
+    responses.add(responses.POST, APP_DISPATCH, status=status, json=body, headers=headers)
+    responses.add(responses.POST, LOCAL_DISPATCH, status=204)
+    assert run_dispatch(factory_due) == 1
+    out = capsys.readouterr().out
+    assert f"failed     app: {message}" in out
+    assert "dispatched base:" in out  # one refusal does not stop the others
+    (attempt,) = attempts(factory_due, "app")
+    assert attempt["result"] == "dispatch-failed" and attempt["error"] == message
+
+    # a failed dispatch may be retried (the build never ran)
+    responses.replace(responses.POST, APP_DISPATCH, status=204)
+    assert run_dispatch(factory_due) == 0
+    assert attempts(factory_due, "app")[-1]["result"] == "pending"
+
+
+def test_no_token_is_a_clear_error_and_nothing_is_recorded(factory_due, monkeypatch, capsys):
+    monkeypatch.delenv("GITHUB_TOKEN")
+    before = factory_due.snapshot()
+    assert run_dispatch(factory_due) == 1
+    assert capsys.readouterr().err.strip() == "error: GITHUB_TOKEN: no GitHub token: set GITHUB_TOKEN (or pass --token)"
+    assert factory_due.snapshot() == before
+
+
+@responses.activate
+def test_auto_rebuild_off_waits_for_a_human(factory_due, capsys):
+    factory_due.write(
+        "images.yaml",
+        factory_due.read("images.yaml").replace(
+            "    repository: acme/app\n", "    repository: acme/app\n    autoRebuild: false\n"
+        ),
+    )
+    responses.add(responses.POST, LOCAL_DISPATCH, status=204)
+    responses.add(responses.POST, APP_DISPATCH, status=204)
+    assert run_dispatch(factory_due) == 0
+    assert [call.request.url for call in responses.calls] == [LOCAL_DISPATCH]
+    assert "skipped    app: autoRebuild is off" in capsys.readouterr().out
+    assert run_dispatch(factory_due, "--image", "app") == 0  # the human's go (the Kargo stage, or by hand)
+    assert [call.request.url for call in responses.calls] == [LOCAL_DISPATCH, APP_DISPATCH]
