@@ -8,10 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, discover, dispatch, events, graph, planner, report, synth, timestamps
+from . import __version__, discover, dispatch, events, gitops, graph, planner, report, synth, timestamps
 from .dockerfile import find_bases
 from .durations import parse_duration
 from .errors import FactoryError, Problem
+
+PUSH_HELP = "commit the state change and push it, retrying on a rejected push (for CI)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("--digest", required=True)
     update.add_argument("--seen-at", metavar="TIME", help="when it was first seen (default: now)")
     update.add_argument("--freight", metavar="NAME", help="the Kargo Freight that carried it")
+    update.add_argument("--push", action="store_true", help=PUSH_HELP)
     update.set_defaults(run=_record_update)
 
     built = commands.add_parser("record-build", parents=[root], help="record the result of a build of a managed image")
@@ -71,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     built.add_argument("--run-url", metavar="URL")
     built.add_argument("--finished-at", metavar="TIME", help="default: now")
+    built.add_argument("--push", action="store_true", help=PUSH_HELP)
     built.set_defaults(run=_record_build)
 
     fast = commands.add_parser("expedite", parents=[root], help="let one digest skip the rebuild delay")
@@ -78,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     fast.add_argument("--digest", required=True)
     fast.add_argument("--reason", required=True, help="why (e.g. the CVE it fixes); recorded in state")
     fast.add_argument("--at", metavar="TIME", help="default: now")
+    fast.add_argument("--push", action="store_true", help=PUSH_HELP)
     fast.set_defaults(run=_expedite)
 
     planning = commands.add_parser("plan", parents=[root], help="what should be rebuilt now, next, and what is blocked")
@@ -91,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--image", metavar="NAME", help="only this image (also when its autoRebuild is off)")
     send.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
     send.add_argument("--token", help="GitHub token (default: $GITHUB_TOKEN)")
+    send.add_argument("--push", action="store_true", help=PUSH_HELP)
     send.set_defaults(run=_dispatch)
 
     picture = commands.add_parser("graph", parents=[root], help="the dependency graph of bases and managed images")
@@ -176,27 +182,48 @@ def _time(text: str | None, what: str):
     return timestamps.parse_time(text, what) if text else timestamps.now()
 
 
+def _pushed(args: argparse.Namespace, message: str, reapply) -> None:
+    if args.push:
+        commit = gitops.commit_and_push(args.root, message, reapply)
+        print(f"pushed {commit[:12]}: {message}" if commit else "nothing to push: state already had it")
+
+
 def _record_update(args: argparse.Namespace) -> int:
     seen_at = _time(args.seen_at, "--seen-at")
-    base = events.record_update(args.root, args.image, args.digest, seen_at, args.freight)
+
+    def apply():
+        return events.record_update(args.root, args.image, args.digest, seen_at, args.freight)
+
+    base = apply()
     entry = next(e for e in base.runtime.history if e["digest"] == args.digest)
     print(f"{base.ref}: {args.digest} first seen {entry['firstSeen']}; current digest {base.runtime.current_digest}")
+    _pushed(args, f"state: {base.ref} has a new digest {args.digest[:19]}…", apply)
     return 0
 
 
 def _record_build(args: argparse.Namespace) -> int:
     bases = dict(_pairs(args.base, "--base", "REF=DIGEST"))
-    image = events.record_build(
-        args.root, args.image, args.digest, args.result, bases, args.run_url, _time(args.finished_at, "--finished-at")
-    )
+    finished_at = _time(args.finished_at, "--finished-at")
+
+    def apply():
+        return events.record_build(args.root, args.image, args.digest, args.result, bases, args.run_url, finished_at)
+
+    image = apply()
     outcome = f"built {image.runtime.current_digest}" if args.result == "success" else "build failed"
     print(f"{image.name}: {outcome}")
+    _pushed(args, f"state: {args.image} build {args.result}", apply)
     return 0
 
 
 def _expedite(args: argparse.Namespace) -> int:
-    base = events.expedite(args.root, args.image, args.digest, args.reason, _time(args.at, "--at"))
+    at = _time(args.at, "--at")
+
+    def apply():
+        return events.expedite(args.root, args.image, args.digest, args.reason, at)
+
+    base = apply()
     print(f"{base.ref}: {args.digest} may be built on now ({args.reason.strip()})")
+    _pushed(args, f"state: expedite {base.ref} {args.digest[:19]}…", apply)
     return 0
 
 
@@ -219,6 +246,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{item.status:10} {item.image}: {item.detail} [{pins}]")
     if not results:
         print("nothing to dispatch: no build is due")
+    recorded = {item.image: item.attempt for item in results if item.attempt}
+    if recorded:
+        _pushed(
+            args, f"state: dispatched {', '.join(sorted(recorded))}", lambda: events.apply_attempts(args.root, recorded)
+        )
     return 1 if any(item.status == "failed" for item in results) else 0
 
 

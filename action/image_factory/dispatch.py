@@ -32,6 +32,7 @@ class Dispatch:
     status: str = "planned"  # dispatched | dry-run | skipped | failed
     detail: str = ""
     inputs: dict[str, str] = field(default_factory=dict)
+    attempt: Build | None = None  # what was recorded in state for it
 
 
 def pins_for(image: ImageState, changed: dict[str, str], state: State, now: datetime) -> dict[str, str]:
@@ -133,7 +134,7 @@ def dispatch(
             failed: Build = {**attempt, "result": "dispatch-failed", "error": str(refused)}
             image.runtime = runtime_events.record_build(image.runtime, failed)
             apply_changes({root / image.path: render(image.to_dict())})
-            item.status, item.detail = "failed", str(refused)
+            item.status, item.detail, item.attempt = "failed", str(refused), failed
             continue
-        item.status, item.detail = "dispatched", f"{item.workflow} in {item.repo} on {item.ref}"
+        item.status, item.detail, item.attempt = "dispatched", f"{item.workflow} in {item.repo} on {item.ref}", attempt
     return dispatches

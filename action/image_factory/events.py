@@ -101,3 +101,14 @@ def record_build(
     image.runtime = runtime_events.record_build(image.runtime, build)
     _write(root, image)
     return image
+
+
+def apply_attempts(root: Path, attempts: dict[str, Build]) -> None:
+    """Record build attempts again (after a rejected push), without dispatching anything."""
+    _, state = load_model(root)
+    changes = {}
+    for name, attempt in attempts.items():
+        image = state.images[name]
+        image.runtime = runtime_events.record_build(image.runtime, attempt)
+        changes[root / image.path] = render(image.to_dict())
+    apply_changes(changes)
