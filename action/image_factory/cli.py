@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, discover, dispatch, events, gitops, graph, planner, report, synth, timestamps
+from . import __version__, build_info, discover, dispatch, events, gitops, graph, planner, report, synth, timestamps
 from .dockerfile import find_bases
 from .durations import parse_duration
 from .errors import FactoryError, Problem
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     built.add_argument(
         "--base", action="append", default=[], metavar="REF=DIGEST", help="a base digest it was built from"
     )
+    built.add_argument("--bases", metavar="JSON", help='the base digests as one JSON object {"REF": "DIGEST"}')
     built.add_argument("--run-url", metavar="URL")
     built.add_argument("--finished-at", metavar="TIME", help="default: now")
     built.add_argument("--push", action="store_true", help=PUSH_HELP)
@@ -98,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--token", help="GitHub token (default: $GITHUB_TOKEN)")
     send.add_argument("--push", action="store_true", help=PUSH_HELP)
     send.set_defaults(run=_dispatch)
+
+    info = commands.add_parser("build-info", parents=[root], help="paths, tags and pinned build contexts of an image")
+    info.add_argument("--image", required=True, metavar="NAME")
+    info.add_argument("--bases", metavar="JSON", help="the digests to pin (default: what its next build would use)")
+    info.add_argument("--now", metavar="TIME", help="for the default pins (default: now)")
+    info.set_defaults(run=_build_info)
 
     picture = commands.add_parser("graph", parents=[root], help="the dependency graph of bases and managed images")
     picture.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")
@@ -203,6 +210,8 @@ def _record_update(args: argparse.Namespace) -> int:
 
 def _record_build(args: argparse.Namespace) -> int:
     bases = dict(_pairs(args.base, "--base", "REF=DIGEST"))
+    if args.bases:
+        bases.update(build_info.parse_pins(args.bases))
     finished_at = _time(args.finished_at, "--finished-at")
 
     def apply():
@@ -252,6 +261,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             args, f"state: dispatched {', '.join(sorted(recorded))}", lambda: events.apply_attempts(args.root, recorded)
         )
     return 1 if any(item.status == "failed" for item in results) else 0
+
+
+def _build_info(args: argparse.Namespace) -> int:
+    _, state = discover.load_model(args.root)
+    if args.bases:
+        pins = build_info.parse_pins(args.bases)
+    elif args.image in state.images:
+        pins = dispatch.pins_for(state.images[args.image], {}, state, _time(args.now, "--now"))
+    else:
+        pins = {}
+    print(build_info.build_info(state, args.image, pins).github_output(), end="")
+    return 0
 
 
 def _graph(args: argparse.Namespace) -> int:

@@ -61,6 +61,20 @@ class ImageRef:
     def __str__(self) -> str:
         return self.canonical
 
+    @property
+    def familiar(self) -> str:
+        """The short form Docker prints and BuildKit matches named contexts by: `python:3.12-slim`,
+        `bitnami/redis:7`, `ghcr.io/acme/app` (no `:latest`)."""
+        name = self.name
+        if self.registry == DEFAULT_REGISTRY:
+            path = self.repository
+            name = path.removeprefix("library/") if path.count("/") == 1 else path
+        if self.tag and self.tag != "latest":
+            name += f":{self.tag}"
+        if self.digest:
+            name += f"@{self.digest}"
+        return name
+
     def without_digest(self) -> ImageRef:
         """The tag this reference follows; a digest-only reference stays as it is."""
         if self.tag is None:

@@ -1,0 +1,83 @@
+"""What a build of a managed image needs: paths, tags and the BuildKit contexts that pin its bases."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from .errors import FactoryError, Problem
+from .refs import InvalidReference, parse_digest, parse_ref
+from .state import ImageState, State
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    context: str
+    dockerfile: str
+    tags: str
+    registry: str
+    pins: dict[str, str]  # what the build is pinned to, reported back with its result
+    build_contexts: tuple[str, ...]
+
+    def github_output(self) -> str:
+        """`key=value` lines for $GITHUB_OUTPUT (the multi-line value in its heredoc form)."""
+        contexts = "\n".join(self.build_contexts)
+        return (
+            f"context={self.context}\ndockerfile={self.dockerfile}\ntags={self.tags}\nregistry={self.registry}\n"
+            f"bases={json.dumps(self.pins, sort_keys=True)}\n"
+            f"build-contexts<<IMAGE_FACTORY_EOF\n{contexts}\nIMAGE_FACTORY_EOF\n"
+        )
+
+
+def parse_pins(text: str) -> dict[str, str]:
+    """`{"python:3.12-slim": "sha256:…"}` → canonical reference → digest."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FactoryError(Problem("--bases", f"not JSON: {error}")) from None
+    if raw is None:  # a failed build may report no bases
+        return {}
+    if not isinstance(raw, dict):
+        raise FactoryError(Problem("--bases", "expected a JSON object of reference → digest"))
+    pins = {}
+    for ref_text, digest in raw.items():
+        try:
+            ref = parse_ref(ref_text).without_digest()
+        except InvalidReference as error:
+            raise FactoryError(Problem("--bases", str(error))) from None
+        try:
+            pins[ref.canonical] = parse_digest(digest if isinstance(digest, str) else repr(digest))
+        except InvalidReference as error:
+            raise FactoryError(Problem("--bases", f"{ref_text}: {error.reason}")) from None
+    return pins
+
+
+def build_contexts(image: ImageState, state: State, pins: dict[str, str]) -> tuple[str, ...]:
+    """One `name=docker-image://repo@digest` per base as the Dockerfile names it, so BuildKit
+    resolves every FROM / COPY --from / RUN --mount=from to the pinned digest."""
+    contexts = []
+    for base in image.base_images:
+        written = parse_ref(base.ref, default_tag=None)
+        key = state.images[base.image].ref.canonical if base.image else written.without_digest().canonical
+        digest = pins.get(key)
+        if digest:
+            contexts.append(f"{written.familiar}=docker-image://{written.name}@{digest}")
+    return tuple(dict.fromkeys(contexts))
+
+
+def build_info(state: State, name: str, pins: dict[str, str]) -> BuildInfo:
+    image = state.images.get(name)
+    if image is None:
+        raise FactoryError(Problem("--image", f"{name!r} is not a managed image in images.yaml"))
+    source = image.enrolment["source"]
+    # local sources live in this repository, github sources at the root of their own checkout
+    prefix = PurePosixPath(source["repo"]) if source["provider"] == "local" else PurePosixPath(".")
+    return BuildInfo(
+        context=str(prefix / source["context"]),
+        dockerfile=str(prefix / source["dockerfile"]),
+        tags=image.ref.canonical,
+        registry=image.ref.registry,
+        pins=dict(sorted(pins.items())),
+        build_contexts=build_contexts(image, state, pins),
+    )

@@ -1,0 +1,83 @@
+"""`build-info`: what the build workflow needs, and BuildKit contexts that pin every base."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from image_factory.build_info import build_info, parse_pins
+from image_factory.cli import main
+from image_factory.discover import load_model
+from image_factory.errors import FactoryError
+from image_factory.refs import parse_ref
+
+A, B, C = ("sha256:" + ch * 64 for ch in "abc")
+
+
+@pytest.mark.parametrize(
+    ("ref", "familiar"),
+    [
+        ("python:3.12-slim", "python:3.12-slim"),
+        ("docker.io/library/python", "python"),
+        ("bitnami/redis:7", "bitnami/redis:7"),
+        ("ghcr.io/acme/app", "ghcr.io/acme/app"),
+        ("ghcr.io/acme/app:1", "ghcr.io/acme/app:1"),
+        ("localhost:5000/x:latest", "localhost:5000/x"),
+        (f"gcr.io/distroless/static:nonroot@{A}", f"gcr.io/distroless/static:nonroot@{A}"),
+    ],
+)
+def test_familiar_names_are_what_buildkit_matches(ref, familiar):
+    assert parse_ref(ref).familiar == familiar
+
+
+def test_every_base_is_pinned_by_the_name_the_dockerfile_uses(example_factory):
+    _, state = load_model(example_factory.root)
+    pins = {"docker.io/library/python:3.12-slim": A, "ghcr.io/acme-platform/python-service:1": B}
+    info = build_info(state, "orders-api", pins)
+    assert (info.context, info.dockerfile, info.tags, info.registry) == (
+        "examples/orders-api",
+        "examples/orders-api/Dockerfile",
+        "ghcr.io/acme-platform/orders-api:latest",
+        "ghcr.io",
+    )
+    assert info.build_contexts == (
+        f"python:3.12-slim=docker-image://docker.io/library/python@{A}",
+        f"ghcr.io/acme-platform/python-service:1=docker-image://ghcr.io/acme-platform/python-service@{B}",
+    )
+    pinned = build_info(state, "metrics-agent", {"gcr.io/distroless/static-debian12:nonroot": C})
+    (context,) = pinned.build_contexts
+    assert context.startswith("gcr.io/distroless/static-debian12:nonroot@sha256:6ec5aa99")  # as written, pin included
+    assert context.endswith(f"=docker-image://gcr.io/distroless/static-debian12@{C}")
+
+
+def test_cli_prints_github_outputs(example_factory, capsys):
+    bases = json.dumps({"python:3.12-slim": A})
+    assert main(["build-info", "--root", str(example_factory.root), "--image", "base-python", "--bases", bases]) == 0
+    assert capsys.readouterr().out == (
+        "context=examples/base-python\n"
+        "dockerfile=examples/base-python/Dockerfile\n"
+        "tags=ghcr.io/acme-platform/base-python:3.12\n"
+        "registry=ghcr.io\n"
+        f'bases={{"docker.io/library/python:3.12-slim": "{A}"}}\n'
+        "build-contexts<<IMAGE_FACTORY_EOF\n"
+        f"python:3.12-slim=docker-image://docker.io/library/python@{A}\n"
+        "IMAGE_FACTORY_EOF\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "--bases: not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ("[]", "--bases: expected a JSON object of reference → digest"),
+        ('{"Python": "sha256:1"}', "--bases: invalid image reference 'Python': repository name must be lowercase"),
+        ('{"python": "sha256:1"}', "--bases: python: invalid digest 'sha256:1'"),
+        ('{"python": 7}', "--bases: python: invalid digest '7'"),
+    ],
+)
+def test_bad_pins_are_refused(text, message):
+    with pytest.raises(FactoryError) as raised:
+        parse_pins(text)
+    assert str(raised.value) == message
+    assert parse_pins("null") == {}

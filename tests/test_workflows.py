@@ -1,0 +1,53 @@
+"""The GitHub workflows pass zizmor (offline) and GitHub's workflow schema, and keep our rules."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import REPO_ROOT
+
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def test_zizmor_finds_nothing():
+    result = subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_workflows_match_githubs_schema():
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_workflow_rules(path):
+    workflow = yaml.safe_load(path.read_text())
+    assert workflow["permissions"] == {}, "least privilege: nothing at the top, each job says what it needs"
+    assert "concurrency" in workflow
+    on = workflow.get("on", workflow.get(True))
+    assert "schedule" not in on, "no polling of our own: Kargo watches registries"
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, name
+        assert "timeout-minutes" in job, name
+        for step in job.get("steps", []):
+            if "uses" in step and not step["uses"].startswith("./"):
+                assert re.search(r"@[0-9a-f]{40}$", step["uses"]), f"{step['uses']} is not pinned to a commit"
+            assert "${{" not in step.get("run", ""), f"{step.get('name')}: pass expressions through env"
