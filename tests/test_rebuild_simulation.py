@@ -15,6 +15,7 @@ import pytest
 from image_factory import events, planner
 from image_factory.cli import main
 from image_factory.discover import discover, load_model
+from image_factory.durations import parse_duration
 from image_factory.timestamps import parse_time
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -43,7 +44,8 @@ class Simulation:
         events.record_update(self.root, ref, digest(label), self.now, None)
 
     def plan(self) -> planner.Plan:
-        return planner.plan(load_model(self.root)[1], self.now)
+        config, state = load_model(self.root)
+        return planner.plan(state, self.now, parse_duration(config.cascade_delay))
 
     def build_due(self) -> list[str]:
         """Build every automatic wave-1 item; failures for images in `failing`."""
@@ -285,3 +287,19 @@ def test_bad_event_input_is_refused_and_changes_nothing(sim, args, message, caps
     assert main([args[0], "--root", str(sim.root), *args[1:]]) == 1
     assert capsys.readouterr().err.strip() == message
     assert {p: p.read_bytes() for p in (sim.root / "state").rglob("*.yaml")} == factory_files
+
+
+def test_cascade_delay_from_images_yaml(sim):
+    sim_yaml = (sim.root / "images.yaml").read_text()
+    (sim.root / "images.yaml").write_text("defaults: {cascadeDelay: 2h}\n" + sim_yaml)
+    sim.update(PYTHON, "py-1")
+    sim.advance(days=7)
+    assert sim.build_due() == ["a"]
+    plan = sim.plan()
+    assert [(p.image, p.eligible_at) for p in plan.pending if p.base == "ghcr.io/acme/a:latest"] == [
+        ("b", "2026-11-09T11:00:00Z"),
+        ("x", "2026-11-09T11:00:00Z"),
+    ]
+    assert plan.due == []
+    sim.advance(hours=2)
+    assert sim.build_due() == ["b", "x"]

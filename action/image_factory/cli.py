@@ -88,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
 
     planning = commands.add_parser("plan", parents=[root], help="what should be rebuilt now, next, and what is blocked")
     planning.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
-    planning.add_argument("--cascade-delay", default="0s", metavar="DURATION", help="wait after a parent's rebuild")
+    planning.add_argument(
+        "--cascade-delay", metavar="DURATION", help="wait after a parent's rebuild (default: images.yaml)"
+    )
     planning.add_argument("--json", action="store_true")
     planning.set_defaults(run=_plan)
 
@@ -237,9 +239,9 @@ def _expedite(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    _, state = discover.load_model(args.root)
+    config, state = discover.load_model(args.root)
     try:
-        cascade_delay = parse_duration(args.cascade_delay)
+        cascade_delay = parse_duration(args.cascade_delay or config.cascade_delay)
     except ValueError as error:
         raise FactoryError(Problem("--cascade-delay", str(error))) from None
     result = planner.plan(state, _time(args.now, "--now"), cascade_delay)

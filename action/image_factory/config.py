@@ -56,7 +56,12 @@ def config_from_document(document: YamlDocument) -> Config:
     if problems:
         raise FactoryError(sorted(problems, key=lambda problem: problem.line or 0))
     return Config(
-        document.file, tuple(images), defaults, _kargo(data.get("kargo", {})), _argocd(data.get("argocd", {}))
+        document.file,
+        tuple(images),
+        defaults,
+        _kargo(data.get("kargo", {})),
+        _argocd(data.get("argocd", {})),
+        cascade_delay=raw_defaults.get("cascadeDelay", "0s"),
     )
 
 

@@ -75,7 +75,7 @@ def plan_dispatches(config: Config, state: State, now: datetime, only: str | Non
     """What dispatch would do at `now`, without doing it."""
     if only and only not in state.images:
         raise FactoryError(Problem("--image", f"{only!r} is not a managed image in images.yaml"))
-    plan = planner.plan(state, now)
+    plan = planner.plan(state, now, parse_duration(config.cascade_delay))
     auto = {item.image: item.auto for item in plan.due}
     dispatches = []
     for name, changed in sorted(plan.builds().items()):

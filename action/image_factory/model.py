@@ -157,6 +157,7 @@ class Config:
     defaults: Policy = Policy()
     kargo: KargoSettings = KargoSettings()
     argocd: ArgoSettings = ArgoSettings()
+    cascade_delay: str = "0s"  # wait after a managed image's rebuild before rebuilding its dependents
 
     @property
     def managed(self) -> tuple[EnrolledImage, ...]:
