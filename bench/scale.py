@@ -22,7 +22,7 @@ TOOLCHAINS = [
     f"docker.io/library/{name}"
     for name in ("golang:1.23", "node:22-slim", "python:3.12", "rust:1.82", "maven:3-eclipse-temurin-21")
 ]
-TARGET = "target for 10000 images: discover <= 5 s, synth <= 15 s, peak memory <= 500 MB"
+TARGET = "target for 10000 images: discover <= 5 s, synth <= 15 s, plan <= 2 s, peak memory <= 500 MB"
 
 
 def build_factory(root: Path, count: int) -> None:
@@ -94,6 +94,7 @@ def measure(count: int) -> None:
             "discover (first)": run([tool, "discover"], root),
             "discover (unchanged)": run([tool, "discover"], root),
             "synth": run([tool, "synth"], root),
+            "plan": run([tool, "plan", "--json"], root),
         }
         objects = (root / "dist" / "kargo.k8s.yaml").read_text().count("\nkind: ") + 1
         state_files = sum(1 for _ in (root / "state").rglob("*.yaml"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-from github import Auth, Github, GithubException, RateLimitExceededException
+from typing import TYPE_CHECKING
 
 from .errors import FactoryError, Problem
+
+if TYPE_CHECKING:
+    from github import Github, GithubException
 
 
 class GitHubRefused(Exception):
@@ -14,6 +16,8 @@ class GitHubRefused(Exception):
 
 
 def connect(token: str | None, api_url: str) -> Github:
+    from github import Auth, Github  # imported here: it costs every other command 0.2 s at start-up
+
     if not token:
         raise FactoryError(Problem("GITHUB_TOKEN", "no GitHub token: set GITHUB_TOKEN (or pass --token)"))
     # No automatic retries: a rate limit is reported with its reset time instead of sleeping.
@@ -22,6 +26,8 @@ def connect(token: str | None, api_url: str) -> Github:
 
 def dispatch_workflow(client: Github, repo: str, workflow: str, ref: str, inputs: dict[str, str]) -> None:
     """`POST /repos/{repo}/actions/workflows/{workflow}/dispatches`; GitHub answers 204."""
+    from github import GithubException
+
     try:
         client.get_repo(repo).get_workflow(workflow).create_dispatch(ref=ref, inputs=inputs, throw=True)
     except GithubException as error:
@@ -29,6 +35,8 @@ def dispatch_workflow(client: Github, repo: str, workflow: str, ref: str, inputs
 
 
 def explain(error: GithubException, repo: str, workflow: str) -> str:
+    from github import RateLimitExceededException
+
     message = (error.data or {}).get("message", "") if isinstance(error.data, dict) else str(error.data or "")
     headers = {key.lower(): value for key, value in (error.headers or {}).items()}
     if isinstance(error, RateLimitExceededException) or (
