@@ -67,9 +67,7 @@ def build_contexts(image: ImageState, state: State, pins: dict[str, str]) -> tup
 
 
 def build_info(state: State, name: str, pins: dict[str, str]) -> BuildInfo:
-    image = state.images.get(name)
-    if image is None:
-        raise FactoryError(Problem("--image", f"{name!r} is not a managed image in images.yaml"))
+    image = state.managed(name)
     source = image.enrolment["source"]
     # local sources live in this repository, github sources at the root of their own checkout
     prefix = PurePosixPath(source["repo"]) if source["provider"] == "local" else PurePosixPath(".")

@@ -73,8 +73,8 @@ def _target(config: Config, image: ImageState) -> tuple[str, str, str]:
 
 def plan_dispatches(config: Config, state: State, now: datetime, only: str | None = None) -> list[Dispatch]:
     """What dispatch would do at `now`, without doing it."""
-    if only and only not in state.images:
-        raise FactoryError(Problem("--image", f"{only!r} is not a managed image in images.yaml"))
+    if only:
+        state.managed(only)  # refuses an unknown name
     plan = planner.plan(state, now, parse_duration(config.cascade_delay))
     auto = {item.image: item.auto for item in plan.due}
     dispatches = []

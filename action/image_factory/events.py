@@ -77,9 +77,7 @@ def record_build(
 ) -> ImageState:
     """A build of a managed image finished. On success its dependents become due (the cascade)."""
     _, state = load_model(root)
-    image = state.images.get(name)
-    if image is None:
-        raise FactoryError(Problem("--image", f"{name!r} is not a managed image in images.yaml"))
+    image = state.managed(name)
     if result == "success" and not digest:
         raise FactoryError(Problem("--digest", "a successful build needs the digest it pushed"))
     base_digests = {}

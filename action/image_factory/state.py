@@ -166,6 +166,13 @@ class State:
     def entries(self) -> list[ImageState | BaseImageState]:
         return [*self.images.values(), *self.base_images.values()]
 
+    def managed(self, name: str) -> ImageState:
+        """The managed image `name` (given on the command line as --image), or a clear error."""
+        image = self.images.get(name)
+        if image is None:
+            raise FactoryError(Problem("--image", f"{name!r} is not a managed image in images.yaml"))
+        return image
+
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
     def ignore_aliases(self, data):
