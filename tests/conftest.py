@@ -39,6 +39,12 @@ class Factory:
         return sorted(str(p.relative_to(self.root)) for p in (self.root / "state").rglob("*.yaml"))
 
 
+@pytest.fixture(autouse=True)
+def _no_github_write_spacing(monkeypatch):
+    """PyGithub waits a second between writes; against a mock that is only lost time."""
+    monkeypatch.setenv("IMAGE_FACTORY_GITHUB_WRITE_INTERVAL", "0")
+
+
 @pytest.fixture
 def factory(tmp_path: Path) -> Factory:
     return Factory(tmp_path)

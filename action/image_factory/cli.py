@@ -8,7 +8,22 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, build_info, discover, dispatch, events, gitops, graph, planner, report, synth, timestamps
+from . import (
+    __version__,
+    build_info,
+    discover,
+    dispatch,
+    events,
+    github_client,
+    gitops,
+    graph,
+    planner,
+    proposal,
+    pull_request,
+    report,
+    synth,
+    timestamps,
+)
 from .dockerfile import find_bases
 from .durations import parse_duration
 from .errors import FactoryError, Problem
@@ -23,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except FactoryError as error:
         print(report.problems_text(error.problems), file=sys.stderr)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(report.annotations(error.problems))
         return 1
 
 
@@ -101,6 +118,18 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--token", help="GitHub token (default: $GITHUB_TOKEN)")
     send.add_argument("--push", action="store_true", help=PUSH_HELP)
     send.set_defaults(run=_dispatch)
+
+    pr = commands.add_parser("open-pr", help="propose a team repository's discovered bases to the factory")
+    pr.add_argument("--factory-repo", required=True, metavar="OWNER/NAME")
+    pr.add_argument("--factory-root", type=Path, default=Path("."), help="a checkout of the factory (default: .)")
+    pr.add_argument("--source-root", type=Path, help="the team's checkout (default: $GITHUB_WORKSPACE or .)")
+    pr.add_argument("--team-repo", metavar="OWNER/NAME", help="default: $GITHUB_REPOSITORY")
+    pr.add_argument("--image", action="append", default=[], metavar="NAME", help="default: every image built here")
+    pr.add_argument("--base", default="main", help="the factory's branch to propose to")
+    pr.add_argument("--dry-run", action="store_true", help="print the proposal, call nothing")
+    pr.add_argument("--token", help="default: $GITHUB_TOKEN")
+    pr.add_argument("--api-url", help="GitHub API (default: $GITHUB_API_URL or https://api.github.com)")
+    pr.set_defaults(run=_open_pr)
 
     info = commands.add_parser("build-info", parents=[root], help="paths, tags and pinned build contexts of an image")
     info.add_argument("--image", required=True, metavar="NAME")
@@ -275,6 +304,41 @@ def _build_info(args: argparse.Namespace) -> int:
         pins = {}
     print(build_info.build_info(state, args.image, pins).github_output(), end="")
     return 0
+
+
+def _open_pr(args: argparse.Namespace) -> int:
+    team_repo = args.team_repo or os.environ.get("GITHUB_REPOSITORY")
+    if not team_repo:
+        raise FactoryError(
+            Problem("--team-repo", "which repository is this? pass --team-repo or set GITHUB_REPOSITORY")
+        )
+    checkout = args.source_root or Path(os.environ.get("GITHUB_WORKSPACE", "."))
+    found = proposal.propose(args.factory_root, team_repo, checkout, args.image or None)
+    url = ""
+    if not found.changed:
+        print(f"nothing changed: the factory already has the bases of {', '.join(found.images)}")
+    elif args.dry_run:
+        print(found.body())
+    else:
+        token = args.token or os.environ.get("GITHUB_TOKEN")
+        api_url = args.api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+        client = github_client.connect(token, api_url)
+        url = pull_request.open_or_update(client, args.factory_repo, args.base, found)
+        print(f"pull request: {url}")
+    _github_outputs(
+        {"pr-url": url, "changed": "true" if found.changed else "false"}, found.body() if found.changed else ""
+    )
+    return 0
+
+
+def _github_outputs(outputs: dict[str, str], summary: str) -> None:
+    """Step outputs and job summary, when running in GitHub Actions."""
+    if path := os.environ.get("GITHUB_OUTPUT"):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{key}={value}\n" for key, value in outputs.items())
+    if summary and (path := os.environ.get("GITHUB_STEP_SUMMARY")):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(summary)
 
 
 def _graph(args: argparse.Namespace) -> int:

@@ -25,23 +25,39 @@ class Outcome:
     removed: list[str]
 
 
-def dockerfile_path(root: Path, image: EnrolledImage, source_root: Path | None) -> Path | None:
-    """Where the Dockerfile of a managed image is on this machine; None when no checkout is at hand."""
+def dockerfile_path(
+    root: Path, image: EnrolledImage, source_root: Path | None, checkouts: dict[str, Path] | None = None
+) -> Path | None:
+    """Where the Dockerfile of a managed image is on this machine; None when no checkout is at hand.
+
+    A github source is read from `checkouts[owner/name]` (a team's own checkout, in its action)
+    or from `source_root/owner/name`.
+    """
     source = image.source
     if source.provider == "local":
         return root / source.repo / source.dockerfile
-    if source_root is None:
-        return None
-    checkout = source_root / source.repo
-    return checkout / source.dockerfile if checkout.is_dir() else None
+    checkout = (checkouts or {}).get(source.repo)
+    if checkout is None and source_root is not None:
+        checkout = source_root / source.repo
+    return checkout / source.dockerfile if checkout is not None and checkout.is_dir() else None
 
 
-def read_discoveries(root: Path, config: Config, source_root: Path | None) -> dict[str, Discovery | None]:
-    """Discovery for each managed image whose Dockerfile can be read; every problem reported at once."""
+def read_discoveries(
+    root: Path,
+    config: Config,
+    source_root: Path | None,
+    checkouts: dict[str, Path] | None = None,
+    only: set[str] | None = None,
+) -> dict[str, Discovery | None]:
+    """Discovery for each managed image whose Dockerfile can be read (of `only`, when given);
+    every problem reported at once."""
     discoveries: dict[str, Discovery | None] = {}
     problems: list[Problem] = []
     for image in config.managed:
-        path = dockerfile_path(root, image, source_root)
+        if only is not None and image.name not in only:
+            discoveries[image.name] = None
+            continue
+        path = dockerfile_path(root, image, source_root, checkouts)
         if path is None:
             discoveries[image.name] = None
             continue
@@ -70,7 +86,7 @@ def discover(root: Path, source_root: Path | None = None, *, dry_run: bool = Fal
     config = load_config(root)
     old = load_state(root)
     merge = merge_state(config, read_discoveries(root, config, source_root), old)
-    changes, unchanged = _changes(root, merge, old)
+    changes, unchanged = changed_files(root, merge, old)
     if not dry_run:
         apply_changes({root / path: text for path, text in changes.items()})
     written = sorted(path for path, text in changes.items() if text is not None)
@@ -108,7 +124,7 @@ def load_model(root: Path) -> tuple[Config, State]:
     return config, merge.state
 
 
-def _changes(root: Path, merge: Merge, old: State) -> tuple[dict[str, str | None], list[str]]:
+def changed_files(root: Path, merge: Merge, old: State) -> tuple[dict[str, str | None], list[str]]:
     """Files whose content changes (None: delete)."""
     loaded = {entry.path: entry for entry in old.entries()}
     changes: dict[str, str | None] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,17 @@ def connect(token: str | None, api_url: str) -> Github:
     if not token:
         raise FactoryError(Problem("GITHUB_TOKEN", "no GitHub token: set GITHUB_TOKEN (or pass --token)"))
     # No automatic retries: a rate limit is reported with its reset time instead of sleeping.
-    return Github(auth=Auth.Token(token), base_url=api_url, retry=None, lazy=True)
+    # PyGithub spaces writes a second apart (GitHub's advice against secondary rate limits);
+    # IMAGE_FACTORY_GITHUB_WRITE_INTERVAL changes that (the tests set 0 against their mock).
+    interval = float(os.environ.get("IMAGE_FACTORY_GITHUB_WRITE_INTERVAL", "1"))
+    return Github(
+        auth=Auth.Token(token),
+        base_url=api_url,
+        retry=None,
+        lazy=True,
+        seconds_between_requests=min(interval, 0.25),
+        seconds_between_writes=interval,
+    )
 
 
 def dispatch_workflow(client: Github, repo: str, workflow: str, ref: str, inputs: dict[str, str]) -> None:

@@ -96,3 +96,18 @@ def plan_text(plan: Plan) -> str:
         lines.append("Blocked:")
         lines += [f"  {item.image}: {item.reason}" for item in plan.blocked]
     return "\n".join(lines)
+
+
+def annotations(problems: list[Problem]) -> str:
+    """The problems as GitHub Actions error annotations, on the file and line they name."""
+    lines = []
+    for problem in problems:
+        where = []
+        if problem.file:
+            where.append(f"file={problem.file}")
+        if problem.line:
+            where.append(f"line={problem.line}")
+        text = f"{problem.field}: {problem.message}" if problem.field else problem.message
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        lines.append(f"::error {','.join(where)}::{text}" if where else f"::error::{text}")
+    return "\n".join(lines)

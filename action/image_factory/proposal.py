@@ -1,0 +1,99 @@
+"""What a team repository proposes to the factory: its images' discovered bases as state changes,
+and the pull request text that explains them. Computed locally; nothing here talks to GitHub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import graph
+from .config import load_config
+from .discover import changed_files, read_discoveries
+from .errors import FactoryError, Problem
+from .merge import merge_state
+from .state import load_state
+
+
+@dataclass(frozen=True)
+class ImageChange:
+    image: str
+    old_bases: tuple[str, ...]
+    new_bases: tuple[str, ...]
+
+
+@dataclass
+class Proposal:
+    team_repo: str
+    images: list[str]
+    files: dict[str, str | None]  # path in the factory repo → new text, None to delete
+    changes: list[ImageChange] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    mermaid: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files)
+
+    @property
+    def branch(self) -> str:
+        return "image-factory/" + self.team_repo.replace("/", "-")
+
+    @property
+    def title(self) -> str:
+        return f"Image Factory: bases of {self.team_repo}"
+
+    def body(self) -> str:
+        lines = [
+            f"Discovered from the Dockerfiles of **{self.team_repo}** by the Image Factory action.",
+            "",
+            "| image | bases before | bases now |",
+            "|---|---|---|",
+        ]
+        for change in self.changes:
+            old = "<br>".join(f"`{ref}`" for ref in change.old_bases) or "(new)"
+            new = "<br>".join(f"`{ref}`" for ref in change.new_bases) or "(none)"
+            lines.append(f"| {change.image} | {old} | {new} |")
+        lines += ["", "Files:"]
+        lines += [
+            f"- `{path}`" + (" (removed: its data moved)" if text is None else "")
+            for path, text in sorted(self.files.items())
+        ]
+        if self.orphans:
+            lines += ["", "No longer referenced (run `image-factory prune` in the factory to remove them):"]
+            lines += [f"- `{path}`" for path in self.orphans]
+        lines += ["", "```mermaid", self.mermaid, "```"]
+        return "\n".join(lines) + "\n"
+
+
+def team_images(config, team_repo: str, names: list[str] | None) -> list[str]:
+    """The managed images this team builds: those named, or those whose source is its repository."""
+    if names:
+        unknown = [n for n in names if config.by_name(n) is None or not config.by_name(n).managed]
+        if unknown:
+            raise FactoryError(
+                Problem("images", f"not managed images in the factory's images.yaml: {', '.join(unknown)}")
+            )
+        return sorted(names)
+    mine = [i.name for i in config.managed if i.source.provider == "github" and i.source.repo == team_repo]
+    if not mine:
+        raise FactoryError(
+            Problem(config.file, f"no managed image has source.repo {team_repo}: enrol one, or name them with --image")
+        )
+    return sorted(mine)
+
+
+def propose(factory_root: Path, team_repo: str, team_checkout: Path, names: list[str] | None = None) -> Proposal:
+    """The state changes the team's current Dockerfiles call for in the factory at `factory_root`."""
+    config = load_config(factory_root)
+    old = load_state(factory_root)
+    images = team_images(config, team_repo, names)
+    discoveries = read_discoveries(factory_root, config, None, {team_repo: team_checkout}, set(images))
+    merge = merge_state(config, discoveries, old)
+    files, _ = changed_files(factory_root, merge, old)
+    changes = []
+    for name in images:
+        before = tuple(b.ref for b in old.images[name].base_images) if name in old.images else ()
+        after = tuple(b.ref for b in merge.state.images[name].base_images)
+        if before != after or name not in old.images:
+            changes.append(ImageChange(name, before, after))
+    return Proposal(team_repo, images, files, changes, merge.orphans, graph.render(merge.state, "mermaid"))

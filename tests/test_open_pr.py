@@ -1,0 +1,293 @@
+"""`image-factory open-pr` against a mocked GitHub (responses), using GitHub's documented shapes.
+
+One tree (contents inline), one commit, one ref, one pull request: the calls do not grow with
+the number of changed files. A branch or pull request from an earlier run is updated.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+
+from image_factory import github_client
+from image_factory.cli import main
+from image_factory.discover import discover
+from image_factory.errors import FactoryError
+from image_factory.proposal import propose
+from image_factory.pull_request import open_or_update
+
+API = "https://api.github.com:443/repos/acme/factory"
+BASE, TREE, NEW_TREE, NEW_COMMIT = "a" * 40, "b" * 40, "c" * 40, "d" * 40
+BRANCH = "image-factory/acme-payments"
+
+
+def ref_json(ref: str, sha: str) -> dict:
+    return {
+        "ref": ref,
+        "node_id": "MDM6UmVmcmVmcy9oZWFkcy9tYWlu",
+        "url": f"{API.replace(':443', '')}/git/{ref}",
+        "object": {"type": "commit", "sha": sha, "url": f"{API.replace(':443', '')}/git/commits/{sha}"},
+    }
+
+
+def commit_json(sha: str, tree: str, parents: list[str]) -> dict:
+    person = {"name": "Octo", "email": "octo@example.com", "date": "2026-11-24T10:00:00Z"}
+    return {
+        "sha": sha,
+        "node_id": "C_kwDO",
+        "url": f"https://api.github.com/repos/acme/factory/git/commits/{sha}",
+        "html_url": f"https://github.com/acme/factory/commit/{sha}",
+        "author": person,
+        "committer": person,
+        "message": "seed",
+        "tree": {"sha": tree, "url": f"https://api.github.com/repos/acme/factory/git/trees/{tree}"},
+        "parents": [{"sha": p, "url": f"https://api.github.com/repos/acme/factory/git/commits/{p}"} for p in parents],
+        "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
+    }
+
+
+def pull_json(number: int) -> dict:
+    return {
+        "url": f"https://api.github.com/repos/acme/factory/pulls/{number}",
+        "id": 1,
+        "number": number,
+        "state": "open",
+        "html_url": f"https://github.com/acme/factory/pull/{number}",
+        "title": "Image Factory: bases of acme/payments",
+        "body": "",
+        "head": {"ref": BRANCH, "sha": NEW_COMMIT, "label": f"acme:{BRANCH}"},
+        "base": {"ref": "main", "sha": BASE, "label": "acme:main"},
+    }
+
+
+@pytest.fixture
+def repos(tmp_path, monkeypatch):
+    """A factory checkout enrolling two images of acme/payments, and the team's checkout."""
+    factory = tmp_path / "factory"
+    team = tmp_path / "payments"
+    (factory).mkdir()
+    (factory / "images.yaml").write_text(
+        "kargo: {factoryRepo: acme/factory}\nimages:\n"
+        + "".join(
+            f"  - {{name: {name}, registry: ghcr.io, repository: acme/{name},"
+            f" source: {{provider: github, repo: acme/payments, dockerfile: {name}/Dockerfile,"
+            " workflow: build.yml}}\n"
+            for name in ("payments-api", "payments-worker")
+        )
+    )
+    for name, base in (("payments-api", "python:3.12-slim"), ("payments-worker", "python:3.12-slim")):
+        (team / name).mkdir(parents=True)
+        (team / name / "Dockerfile").write_text(f"FROM {base}\n")
+    discover(factory, tmp_path / "none")  # enrolled, not yet discovered: bases unknown
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_example")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))
+    return factory, team, tmp_path
+
+
+def repo_json() -> dict:
+    return {
+        "id": 1296269,
+        "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
+        "name": "factory",
+        "full_name": "acme/factory",
+        "private": True,
+        "owner": {"login": "acme", "id": 1, "type": "Organization"},
+        "html_url": "https://github.com/acme/factory",
+        "url": "https://api.github.com/repos/acme/factory",
+        "default_branch": "main",
+    }
+
+
+def mock_happy_path(*, branch_exists=False, pull_exists=False):
+    responses.add(responses.GET, API, json=repo_json())
+    responses.add(responses.GET, f"{API}/git/ref/heads/main", json=ref_json("refs/heads/main", BASE))
+    responses.add(responses.GET, f"{API}/git/commits/{BASE}", json=commit_json(BASE, TREE, []))
+    responses.add(
+        responses.POST,
+        f"{API}/git/trees",
+        status=201,
+        json={"sha": NEW_TREE, "url": "u", "tree": [], "truncated": False},
+    )
+    responses.add(responses.POST, f"{API}/git/commits", status=201, json=commit_json(NEW_COMMIT, NEW_TREE, [BASE]))
+    if branch_exists:
+        responses.add(
+            responses.POST,
+            f"{API}/git/refs",
+            status=422,
+            json={
+                "message": "Reference already exists",
+                "documentation_url": "https://docs.github.com/rest/git/refs#create-a-reference",
+                "status": "422",
+            },
+        )
+        responses.add(responses.GET, f"{API}/git/ref/heads/{BRANCH}", json=ref_json(f"refs/heads/{BRANCH}", "e" * 40))
+        responses.add(
+            responses.PATCH, f"{API}/git/refs/heads/{BRANCH}", json=ref_json(f"refs/heads/{BRANCH}", NEW_COMMIT)
+        )
+    else:
+        responses.add(responses.POST, f"{API}/git/refs", status=201, json=ref_json(f"refs/heads/{BRANCH}", NEW_COMMIT))
+    responses.add(responses.GET, f"{API}/pulls", json=[pull_json(7)] if pull_exists else [])
+    if pull_exists:
+        responses.add(responses.PATCH, f"{API}/pulls/7", json=pull_json(7))
+    else:
+        responses.add(responses.POST, f"{API}/pulls", status=201, json=pull_json(8))
+
+
+def open_pr(factory, team, *extra):
+    return main(
+        [
+            "open-pr",
+            "--factory-repo",
+            "acme/factory",
+            "--factory-root",
+            str(factory),
+            "--source-root",
+            str(team),
+            "--team-repo",
+            "acme/payments",
+            *extra,
+        ]
+    )
+
+
+@responses.activate
+def test_opens_one_commit_and_one_pull_request(repos, capsys):
+    factory, team, tmp = repos
+    mock_happy_path()
+    assert open_pr(factory, team) == 0
+    calls = [(c.request.method, c.request.url.split("?")[0].replace(API, "")) for c in responses.calls]
+    assert calls == [
+        ("GET", ""),
+        ("GET", "/git/ref/heads/main"),
+        ("GET", f"/git/commits/{BASE}"),
+        ("POST", "/git/trees"),
+        ("POST", "/git/commits"),
+        ("POST", "/git/refs"),
+        ("GET", "/pulls"),
+        ("POST", "/pulls"),
+    ]
+    tree = json.loads(responses.calls[3].request.body)
+    assert tree["base_tree"] == TREE
+    paths = sorted(entry["path"] for entry in tree["tree"])
+    assert "state/images/payments-api.yaml" in paths and "state/images/payments-worker.yaml" in paths
+    assert any(p.startswith("state/base-images/docker.io-library-python-3.12-slim-") for p in paths)
+    api_entry = next(e for e in tree["tree"] if e["path"] == "state/images/payments-api.yaml")
+    assert (api_entry["mode"], api_entry["type"]) == ("100644", "blob")
+    assert "ref: docker.io/library/python:3.12-slim" in api_entry["content"]
+    commit = json.loads(responses.calls[4].request.body)
+    assert commit["tree"] == NEW_TREE and commit["parents"] == [BASE]
+    assert json.loads(responses.calls[5].request.body) == {"ref": f"refs/heads/{BRANCH}", "sha": NEW_COMMIT}
+    assert "head=acme%3Aimage-factory%2Facme-payments" in responses.calls[6].request.url
+    pull = json.loads(responses.calls[7].request.body)
+    assert (pull["head"], pull["base"], pull["title"]) == (BRANCH, "main", "Image Factory: bases of acme/payments")
+    assert "| payments-api | (new) | `docker.io/library/python:3.12-slim` |" in pull["body"]
+    assert "```mermaid\ngraph LR" in pull["body"]
+    assert capsys.readouterr().out.strip() == "pull request: https://github.com/acme/factory/pull/8"
+    assert (tmp / "output").read_text() == "pr-url=https://github.com/acme/factory/pull/8\nchanged=true\n"
+    assert "| image | bases before | bases now |" in (tmp / "summary").read_text()
+
+
+@responses.activate
+def test_updates_the_branch_and_pull_request_of_an_earlier_run(repos):
+    factory, team, _ = repos
+    mock_happy_path(branch_exists=True, pull_exists=True)
+    assert open_pr(factory, team) == 0
+    methods = [(c.request.method, c.request.url.split("?")[0].replace(API, "")) for c in responses.calls]
+    assert methods[5:] == [
+        ("POST", "/git/refs"),
+        ("GET", f"/git/ref/heads/{BRANCH}"),
+        ("PATCH", f"/git/refs/heads/{BRANCH}"),
+        ("GET", "/pulls"),
+        ("PATCH", "/pulls/7"),
+    ]
+    assert json.loads(responses.calls[7].request.body) == {"sha": NEW_COMMIT, "force": True}
+    assert "payments-worker" in json.loads(responses.calls[9].request.body)["body"]
+
+
+@responses.activate
+def test_the_number_of_calls_does_not_grow_with_the_files(repos):
+    factory, team, _ = repos
+    mock_happy_path()
+    assert open_pr(factory, team, "--image", "payments-api") == 0
+    one_image = len(responses.calls)
+    files_one = len(json.loads(responses.calls[3].request.body)["tree"])
+    responses.calls.reset()
+    assert open_pr(factory, team) == 0
+    assert len(json.loads(responses.calls[3].request.body)["tree"]) > files_one
+    assert len(responses.calls) == one_image == 8
+
+
+@responses.activate
+def test_nothing_changed_calls_nothing(repos, capsys):
+    factory, team, tmp = repos
+    discover(factory, None)  # bring the factory up to date first, as if the PR had been merged
+    from image_factory.discover import dockerfile_path  # noqa: F401 - the team checkout is the source
+
+    (tmp / "checkouts" / "acme").mkdir(parents=True)
+    (tmp / "checkouts" / "acme" / "payments").symlink_to(team)
+    discover(factory, tmp / "checkouts")
+    assert open_pr(factory, team) == 0
+    assert len(responses.calls) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    assert (tmp / "output").read_text() == "pr-url=\nchanged=false\n"
+
+
+@responses.activate
+def test_dry_run_prints_the_proposal_and_calls_nothing(repos, capsys):
+    factory, team, _ = repos
+    assert open_pr(factory, team, "--dry-run") == 0
+    assert len(responses.calls) == 0
+    assert "| payments-worker | (new) | `docker.io/library/python:3.12-slim` |" in capsys.readouterr().out
+
+
+@responses.activate
+def test_missing_factory_repo_says_which_repo_and_permission(repos, capsys):
+    factory, team, _ = repos
+    not_found = {
+        "message": "Not Found",
+        "documentation_url": "https://docs.github.com/rest/repos/repos#get-a-repository",
+        "status": "404",
+    }
+    responses.add(responses.GET, API, status=404, json=not_found)
+    assert open_pr(factory, team) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: github: acme/factory not found while reading acme/factory (404): the token needs Contents and"
+        " Pull requests write on acme/factory, and must be able to see it"
+    )
+
+
+@responses.activate
+def test_rate_limit_waits_briefly_or_fails_with_the_reset_time(repos):
+    factory, team, _ = repos
+    found = propose(factory, "acme/payments", team)
+    limited = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1795000030"}
+    body = {"message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest"}
+    responses.add(responses.GET, API, status=403, json=body, headers=limited)
+    mock_happy_path()
+    slept = []
+    client = github_client.connect("ghs_example", "https://api.github.com")
+    url = open_or_update(client, "acme/factory", "main", found, sleep=slept.append, clock=lambda: 1795000000)
+    assert url == "https://github.com/acme/factory/pull/8" and slept == [31]
+
+    responses.reset()
+    responses.add(responses.GET, API, status=403, json=body, headers=limited)
+    with pytest.raises(FactoryError) as raised:
+        open_or_update(client, "acme/factory", "main", found, sleep=slept.append, clock=lambda: 1794990000)
+    assert (
+        str(raised.value)
+        == "github: rate limit exhausted while reading acme/factory: it resets at 2026-11-18T11:07:10Z"
+    )
+
+
+def test_dockerfile_errors_become_annotations_in_actions(repos, monkeypatch, capsys):
+    factory, team, _ = repos
+    (team / "payments-api" / "Dockerfile").write_text("FROM python:3.12-slim\nFROM Bad:1\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert open_pr(factory, team, "--dry-run") == 1
+    out = capsys.readouterr().out
+    dockerfile = team / "payments-api" / "Dockerfile"
+    message = "invalid image reference 'Bad:1': repository name must be lowercase"
+    assert f"::error file={dockerfile},line=2::{message}" in out
