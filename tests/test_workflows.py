@@ -13,12 +13,13 @@ import yaml
 from .conftest import REPO_ROOT
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+ACTION = REPO_ROOT / "action.yml"
 BIN = Path(sys.executable).parent
 
 
 def test_zizmor_finds_nothing():
     result = subprocess.run(
-        [str(BIN / "zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS)],
+        [str(BIN / "zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS), str(ACTION)],
         capture_output=True,
         text=True,
         check=False,
@@ -27,9 +28,14 @@ def test_zizmor_finds_nothing():
     assert "No findings to report" in result.stdout + result.stderr
 
 
-def test_workflows_match_githubs_schema():
+@pytest.mark.parametrize(
+    ("schema", "paths"),
+    [("vendor.github-workflows", WORKFLOWS), ("vendor.github-actions", [ACTION])],
+    ids=["workflows", "action"],
+)
+def test_workflows_and_action_match_githubs_schemas(schema, paths):
     result = subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        [str(BIN / "check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
         capture_output=True,
         text=True,
         check=False,
@@ -48,6 +54,15 @@ def test_workflow_rules(path):
         assert "permissions" in job, name
         assert "timeout-minutes" in job, name
         for step in job.get("steps", []):
-            if "uses" in step and not step["uses"].startswith("./"):
+            if "uses" in step and not step["uses"].startswith(("./", "$/")):
                 assert re.search(r"@[0-9a-f]{40}$", step["uses"]), f"{step['uses']} is not pinned to a commit"
             assert "${{" not in step.get("run", ""), f"{step.get('name')}: pass expressions through env"
+
+
+def test_action_rules():
+    action = yaml.safe_load(ACTION.read_text())
+    assert action["runs"]["using"] == "composite"
+    assert set(action["outputs"]) == {"pr-url", "changed"}
+    for step in action["runs"]["steps"]:
+        assert "uses" not in step, "keep the action's steps our own: act runs them without network"
+        assert "${{" not in step.get("run", ""), f"{step.get('name')}: pass expressions through env"
