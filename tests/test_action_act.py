@@ -1,0 +1,206 @@
+"""The composite action, run for real by `act` on this machine (no Docker: jobs run on the host).
+
+A fixture team repository calls the action from a workflow; the factory is a real bare git
+repository; GitHub's API is a local HTTP stub that records the calls. The run must end green,
+and the stub must have received the pull request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from image_factory.discover import discover
+
+from .conftest import REPO_ROOT
+
+ACT = Path(sys.executable).parent / "act"
+BASE, TREE = "a" * 40, "b" * 40
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def commit_all(cwd, message="init"):
+    git(cwd, "add", "-A")
+    git(cwd, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message)
+
+
+@pytest.fixture
+def github_stub(httpserver):
+    """Just enough of GitHub's REST API (documented shapes) for open-pr, recording every call."""
+    base = httpserver.url_for("").rstrip("/")
+    repo = f"{base}/repos/acme/factory"
+    httpserver.expect_request("/repos/acme/factory", method="GET").respond_with_json(
+        {
+            "id": 1,
+            "name": "factory",
+            "full_name": "acme/factory",
+            "url": repo,
+            "default_branch": "main",
+            "owner": {"login": "acme", "id": 1, "type": "Organization"},
+            "html_url": "https://github.com/acme/factory",
+        }
+    )
+    httpserver.expect_request("/repos/acme/factory/git/ref/heads/main", method="GET").respond_with_json(
+        {
+            "ref": "refs/heads/main",
+            "url": f"{repo}/git/refs/heads/main",
+            "object": {"type": "commit", "sha": BASE, "url": f"{repo}/git/commits/{BASE}"},
+        }
+    )
+    httpserver.expect_request(f"/repos/acme/factory/git/commits/{BASE}", method="GET").respond_with_json(
+        {
+            "sha": BASE,
+            "url": f"{repo}/git/commits/{BASE}",
+            "message": "seed",
+            "parents": [],
+            "tree": {"sha": TREE, "url": f"{repo}/git/trees/{TREE}"},
+        }
+    )
+    httpserver.expect_request("/repos/acme/factory/git/trees", method="POST").respond_with_json(
+        {"sha": "c" * 40, "url": f"{repo}/git/trees/{'c' * 40}", "tree": [], "truncated": False}, status=201
+    )
+    httpserver.expect_request("/repos/acme/factory/git/commits", method="POST").respond_with_json(
+        {
+            "sha": "d" * 40,
+            "url": f"{repo}/git/commits/{'d' * 40}",
+            "message": "m",
+            "parents": [{"sha": BASE}],
+            "tree": {"sha": "c" * 40, "url": f"{repo}/git/trees/{'c' * 40}"},
+        },
+        status=201,
+    )
+    httpserver.expect_request("/repos/acme/factory/git/refs", method="POST").respond_with_json(
+        {
+            "ref": "refs/heads/image-factory/acme-payments",
+            "url": f"{repo}/git/refs/heads/image-factory/acme-payments",
+            "object": {"type": "commit", "sha": "d" * 40, "url": f"{repo}/git/commits/{'d' * 40}"},
+        },
+        status=201,
+    )
+    httpserver.expect_request("/repos/acme/factory/pulls", method="GET").respond_with_json([])
+    httpserver.expect_request("/repos/acme/factory/pulls", method="POST").respond_with_json(
+        {
+            "url": f"{repo}/pulls/9",
+            "id": 9,
+            "number": 9,
+            "state": "open",
+            "title": "t",
+            "body": "b",
+            "html_url": "https://github.com/acme/factory/pull/9",
+        },
+        status=201,
+    )
+    return httpserver
+
+
+@pytest.fixture
+def team_and_factory(tmp_path):
+    """A bare factory repository enrolling acme/payments' image, and the team's repository."""
+    seed = tmp_path / "factory-seed"
+    seed.mkdir()
+    (seed / "images.yaml").write_text(
+        "kargo: {factoryRepo: acme/factory}\nimages:\n"
+        "  - {name: payments-api, registry: ghcr.io, repository: acme/payments-api,"
+        " source: {provider: github, repo: acme/payments, dockerfile: api/Dockerfile, workflow: build.yml}}\n"
+    )
+    discover(seed)
+    git(seed, "init", "--quiet", "--initial-branch=main")
+    commit_all(seed)
+    factory = tmp_path / "factory.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(seed), str(factory))
+
+    team = tmp_path / "payments"
+    (team / "api").mkdir(parents=True)
+    (team / "api" / "Dockerfile").write_text(
+        "ARG PY=3.12\nFROM python:${PY}-slim AS build\nFROM gcr.io/distroless/python3\n"
+    )
+    # the action as a team gets it (uses: acme/image-factory@ref), here a local copy of this repository's action
+    shutil.copy(REPO_ROOT / "action.yml", team / "action.yml")
+    workflows = team / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "image-factory.yml").write_text(
+        "name: image-factory\n"
+        "on: workflow_dispatch\n"
+        "permissions: {}\n"
+        "jobs:\n"
+        "  discover:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    permissions: {contents: read}\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+        "      - id: factory\n"
+        "        uses: ./\n"
+        "        with:\n"
+        "          factory-repo: acme/factory\n"
+        "          factory-url: ${{ vars.FACTORY_URL }}\n"
+        "          token: ${{ secrets.FACTORY_TOKEN }}\n"
+        "          api-url: ${{ vars.API_URL }}\n"
+        "          install: 'false'\n"
+        "      - env: {URL: '${{ steps.factory.outputs.pr-url }}', CHANGED: '${{ steps.factory.outputs.changed }}'}\n"
+        "        run: 'echo \"result: $CHANGED $URL\"'\n"
+    )
+    git(team, "init", "--quiet", "--initial-branch=main")
+    git(team, "remote", "add", "origin", "https://github.com/acme/payments.git")
+    commit_all(team)
+    return team, factory
+
+
+def test_the_action_opens_the_pull_request(team_and_factory, github_stub):
+    team, factory = team_and_factory
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "IMAGE_FACTORY_GITHUB_WRITE_INTERVAL": "0",
+    }
+    result = subprocess.run(
+        [
+            str(ACT),
+            "workflow_dispatch",
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "--action-offline-mode",
+            "-s",
+            "FACTORY_TOKEN=ghs_stubtoken",
+            "--var",
+            f"FACTORY_URL={factory}",
+            "--var",
+            f"API_URL={github_stub.url_for('').rstrip('/')}",
+        ],
+        cwd=team,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "result: true https://github.com/acme/factory/pull/9" in output
+    assert "ghs_stubtoken" not in output  # masked, never echoed
+    requests = [(request.method, request.path) for request, _ in github_stub.log]
+    assert requests == [
+        ("GET", "/repos/acme/factory"),
+        ("GET", "/repos/acme/factory/git/ref/heads/main"),
+        ("GET", f"/repos/acme/factory/git/commits/{BASE}"),
+        ("POST", "/repos/acme/factory/git/trees"),
+        ("POST", "/repos/acme/factory/git/commits"),
+        ("POST", "/repos/acme/factory/git/refs"),
+        ("GET", "/repos/acme/factory/pulls"),
+        ("POST", "/repos/acme/factory/pulls"),
+    ]
+    tree = json.loads(github_stub.log[3][0].data)
+    api = next(entry for entry in tree["tree"] if entry["path"] == "state/images/payments-api.yaml")
+    assert "ref: docker.io/library/python:3.12-slim" in api["content"]
+    assert "ref: gcr.io/distroless/python3:latest" in api["content"]
+    pull = json.loads(github_stub.log[7][0].data)
+    assert pull["head"] == "image-factory/acme-payments" and pull["base"] == "main"
+    assert all(request.headers["Authorization"].endswith("ghs_stubtoken") for request, _ in github_stub.log)
