@@ -48,9 +48,11 @@ def read_discoveries(
     source_root: Path | None,
     checkouts: dict[str, Path] | None = None,
     only: set[str] | None = None,
+    missing_ok: bool = False,
 ) -> dict[str, Discovery | None]:
     """Discovery for each managed image whose Dockerfile can be read (of `only`, when given);
-    every problem reported at once."""
+    every problem reported at once. With `missing_ok`, a Dockerfile gone from its checkout is
+    recorded as missing (a team removed it) instead of being an error."""
     discoveries: dict[str, Discovery | None] = {}
     problems: list[Problem] = []
     for image in config.managed:
@@ -65,6 +67,9 @@ def read_discoveries(
         try:
             text = path.read_text(encoding="utf-8")
         except (FileNotFoundError, NotADirectoryError):
+            if missing_ok and image.source.provider == "github":
+                discoveries[image.name] = Discovery((), missing=True)
+                continue
             problems.append(
                 Problem(config.file, f"Dockerfile of {image.name!r} not found: {display}", image.line, "images")
             )

@@ -50,6 +50,7 @@ class Discovery:
     """What one Dockerfile builds on, every use in file order."""
 
     uses: tuple[BaseUse, ...]
+    missing: bool = False  # the checkout no longer has the Dockerfile
 
     @property
     def images(self) -> list[str]:

@@ -38,7 +38,8 @@ def merge_state(config: Config, discoveries: dict[str, Discovery | None], old: S
     not_checked = []
     for image in config.managed:
         discovery = discoveries.get(image.name)
-        if discovery is None:
+        missing = discovery is not None and discovery.missing
+        if discovery is None or missing:
             not_checked.append(image.name)
             previous = old.images.get(image.name)
             bases = list(previous.base_images) if previous else []
@@ -58,6 +59,7 @@ def merge_state(config: Config, discoveries: dict[str, Discovery | None], old: S
             base_images=bases,
             unresolved=unresolved,
             runtime=runtimes.for_managed(image),
+            dockerfile_missing=missing,
         )
     if problems:
         raise FactoryError(problems)

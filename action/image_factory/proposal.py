@@ -28,6 +28,7 @@ class Proposal:
     files: dict[str, str | None]  # path in the factory repo → new text, None to delete
     changes: list[ImageChange] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # images whose Dockerfile the team removed
     mermaid: str = ""
 
     @property
@@ -58,6 +59,14 @@ class Proposal:
             f"- `{path}`" + (" (removed: its data moved)" if text is None else "")
             for path, text in sorted(self.files.items())
         ]
+        if self.missing:
+            lines += [
+                "",
+                "Dockerfiles no longer in the repository: these images are kept, with the bases last seen,"
+                " until they are retired. If they are, remove them from images.yaml and run"
+                " `image-factory prune` in the factory:",
+            ]
+            lines += [f"- **{name}**" for name in self.missing]
         if self.orphans:
             lines += ["", "No longer referenced (run `image-factory prune` in the factory to remove them):"]
             lines += [f"- `{path}`" for path in self.orphans]
@@ -87,7 +96,7 @@ def propose(factory_root: Path, team_repo: str, team_checkout: Path, names: list
     config = load_config(factory_root)
     old = load_state(factory_root)
     images = team_images(config, team_repo, names)
-    discoveries = read_discoveries(factory_root, config, None, {team_repo: team_checkout}, set(images))
+    discoveries = read_discoveries(factory_root, config, None, {team_repo: team_checkout}, set(images), missing_ok=True)
     merge = merge_state(config, discoveries, old)
     files, _ = changed_files(factory_root, merge, old)
     changes = []
@@ -96,4 +105,5 @@ def propose(factory_root: Path, team_repo: str, team_checkout: Path, names: list
         after = tuple(b.ref for b in merge.state.images[name].base_images)
         if before != after or name not in old.images:
             changes.append(ImageChange(name, before, after))
-    return Proposal(team_repo, images, files, changes, merge.orphans, graph.render(merge.state, "mermaid"))
+    missing = [name for name in images if merge.state.images[name].dockerfile_missing]
+    return Proposal(team_repo, images, files, changes, merge.orphans, missing, graph.render(merge.state, "mermaid"))

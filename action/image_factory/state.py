@@ -100,6 +100,7 @@ class ImageState:
     base_images: list[DiscoveredBase]
     unresolved: list[str]
     runtime: Runtime = field(default_factory=Runtime)
+    dockerfile_missing: bool = False
 
     @property
     def path(self) -> str:
@@ -112,6 +113,7 @@ class ImageState:
             "enrolment": self.enrolment,
             "baseImages": [base.to_dict() for base in self.base_images],
             "unresolved": list(self.unresolved),
+            **({"dockerfileMissing": True} if self.dockerfile_missing else {}),
             "runtime": self.runtime.to_dict(),
         }
 
@@ -233,6 +235,7 @@ def _load_image(root: Path, path: Path) -> ImageState:
         base_images=[DiscoveredBase.from_dict(base) for base in data["baseImages"]],
         unresolved=list(data["unresolved"]),
         runtime=Runtime.from_dict(data["runtime"]),
+        dockerfile_missing=data.get("dockerfileMissing", False),
     )
 
 
