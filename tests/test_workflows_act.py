@@ -1,0 +1,135 @@
+"""The factory's validate and synth workflows, run by `act` on this machine against a fixture
+factory repository (a copy of the bundled example). Their steps install the tool from PyPI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO_ROOT
+
+ACT = Path(sys.executable).parent / "act"
+FACTORY_PATHS = [
+    "images.yaml",
+    "examples",
+    "state",
+    "dist",
+    "schemas",
+    "cdk8s",
+    "action",
+    "pyproject.toml",
+    "README.md",
+    ".github",
+]
+
+
+def git(cwd, *args) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit(cwd, message):
+    git(cwd, "add", "-A")
+    git(cwd, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message)
+
+
+@pytest.fixture
+def factory_repo(tmp_path):
+    """The factory as a git repository whose origin is a local bare repository."""
+    work = tmp_path / "factory"
+    work.mkdir()
+    for name in FACTORY_PATHS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, work / name)
+    git(work, "init", "--quiet", "--initial-branch=main")
+    commit(work, "factory")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(work), str(origin))
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "fetch", "--quiet", "origin")
+    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
+    return work, origin
+
+
+def act(cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None = None) -> tuple[int, str]:
+    args = [
+        str(ACT),
+        event,
+        "-W",
+        f".github/workflows/{workflow}",
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--action-offline-mode",
+        *extra,
+    ]
+    if payload is not None:
+        event_file = cwd.parent / f"{event}.json"
+        event_file.write_text(json.dumps(payload))
+        args += ["-e", str(event_file)]
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+PULL_REQUEST = {"pull_request": {"number": 7, "head": {"ref": "team"}, "base": {"ref": "main"}}}
+
+
+def test_validate_passes_on_a_valid_factory_and_annotates_a_broken_one(factory_repo):
+    work, _ = factory_repo
+    code, output = act(work, "pull_request", "validate.yml", payload=PULL_REQUEST)
+    assert code == 0, output[-4000:]
+    assert "Job succeeded" in output
+
+    text = (work / "images.yaml").read_text().replace("rebuildDelay: 3d", "rebuildDelay: 3 days")
+    (work / "images.yaml").write_text(text)
+    commit(work, "break it")
+    line = text.splitlines().index("    rebuildDelay: 3 days") + 1
+    code, output = act(work, "pull_request", "validate.yml", payload=PULL_REQUEST)
+    assert code != 0
+    assert f"::error file=images.yaml,line={line}::images[1].rebuildDelay: '3 days' is not a duration" in output
+
+
+@pytest.mark.parametrize("publish_to", ["main", "manifests"])
+def test_synth_publishes_changed_manifests(factory_repo, publish_to):
+    work, origin = factory_repo
+    text = (work / "images.yaml").read_text().replace("  rebuildDelay: 7d\n", "  rebuildDelay: 6d\n", 1)
+    (work / "images.yaml").write_text(text)
+    assert (
+        subprocess.run(
+            [str(Path(sys.executable).parent / "image-factory"), "discover", "--root", str(work)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+    commit(work, "wait 6 days by default")
+    git(work, "push", "--quiet", "origin", "main")
+    code, output = act(
+        work, "push", "synth.yml", "--var", f"IMAGE_FACTORY_PUBLISH={publish_to}", payload={"ref": "refs/heads/main"}
+    )
+    assert code == 0, output[-4000:]
+    branch = "main" if publish_to == "main" else "manifests"
+    published = git(origin, "show", f"{branch}:dist/kargo.k8s.yaml")
+    assert "requiredSoakTime: 144h" in published
+    subject = git(origin, "log", "-1", "--format=%s", branch)
+    assert subject.startswith("dist: synth of" if publish_to == "main" else "manifests: synth of")
+    if publish_to == "manifests":
+        assert git(origin, "ls-tree", "-r", "--name-only", "manifests").splitlines() == [
+            "dist/argocd-application.k8s.yaml",
+            "dist/kargo.k8s.yaml",
+        ]
