@@ -204,3 +204,65 @@ def test_the_action_opens_the_pull_request(team_and_factory, github_stub):
     pull = json.loads(github_stub.log[7][0].data)
     assert pull["head"] == "image-factory/acme-payments" and pull["base"] == "main"
     assert all(request.headers["Authorization"].endswith("ghs_stubtoken") for request, _ in github_stub.log)
+
+
+def test_the_reusable_discover_workflow_opens_the_pull_request(team_and_factory, github_stub):
+    """discover.yml as a team calls it. In production its `uses: $/./` names the action of the
+    workflow's own repository (the factory); act does not know that syntax, so here the workflow
+    is a local reusable workflow of a repository that carries the action (and the package the
+    action installs) at its root, where `./` means the same."""
+    team, factory = team_and_factory
+    for name in ("action", "schemas", "cdk8s", "pyproject.toml", "README.md"):
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, team / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, team / name)
+    workflow = (REPO_ROOT / ".github" / "workflows" / "discover.yml").read_text()
+    assert "uses: $/./ " in workflow
+    (team / ".github" / "workflows" / "discover.yml").write_text(workflow.replace("uses: $/./ ", "uses: ./ "))
+    (team / ".github" / "workflows" / "image-factory.yml").write_text(
+        "name: image-factory\n"
+        "on: workflow_dispatch\n"
+        "permissions: {}\n"
+        "jobs:\n"
+        "  discover:\n"
+        "    permissions: {contents: read}\n"
+        "    uses: ./.github/workflows/discover.yml\n"
+        "    with:\n"
+        "      factory-repo: acme/factory\n"
+        "      factory-url: ${{ vars.FACTORY_URL }}\n"
+        "      api-url: ${{ vars.API_URL }}\n"
+        "    secrets: {FACTORY_TOKEN: '${{ secrets.FACTORY_TOKEN }}'}\n"
+    )
+    commit_all(team, "call the reusable workflow")
+    result = subprocess.run(
+        [
+            str(ACT),
+            "workflow_dispatch",
+            "-W",
+            ".github/workflows/image-factory.yml",
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "--action-offline-mode",
+            "-s",
+            "FACTORY_TOKEN=ghs_stubtoken",
+            "--var",
+            f"FACTORY_URL={factory}",
+            "--var",
+            f"API_URL={github_stub.url_for('').rstrip('/')}",
+        ],
+        cwd=team,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "IMAGE_FACTORY_GITHUB_WRITE_INTERVAL": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "ghs_stubtoken" not in output
+    assert [request.path for request, _ in github_stub.log][-1] == "/repos/acme/factory/pulls"
+    pull = json.loads(github_stub.log[-1][0].data)
+    assert pull["head"] == "image-factory/acme-payments"
+    assert "| payments-api | (new) |" in pull["body"]
