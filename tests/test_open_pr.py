@@ -133,9 +133,7 @@ def test_the_number_of_calls_does_not_grow_with_the_files(repos):
 @responses.activate
 def test_nothing_changed_calls_nothing(repos, capsys):
     factory, team, tmp = repos
-    discover(factory, None)  # bring the factory up to date first, as if the PR had been merged
-    from image_factory.discover import dockerfile_path  # noqa: F401 - the team checkout is the source
-
+    # the factory already has what the team's checkout says (as if the PR had been merged)
     (tmp / "checkouts" / "acme").mkdir(parents=True)
     (tmp / "checkouts" / "acme" / "payments").symlink_to(team)
     discover(factory, tmp / "checkouts")
