@@ -81,3 +81,23 @@ def test_bad_pins_are_refused(text, message):
         parse_pins(text)
     assert str(raised.value) == message
     assert parse_pins("null") == {}
+
+
+def test_one_base_pinned_by_kargo_the_others_by_default(example_factory, capsys):
+    """A Kargo rebuild stage sends one base and the digest that soaked; the rest come from state."""
+    soaked = "sha256:" + "e" * 64
+    args = [
+        "build-info",
+        "--root",
+        str(example_factory.root),
+        "--image",
+        "orders-api",
+        "--base",
+        f"python:3.12-slim={soaked}",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"python:3.12-slim=docker-image://docker.io/library/python@{soaked}" in out
+    assert f'bases={{"docker.io/library/python:3.12-slim": "{soaked}"}}' in out  # python-service never built yet
+    assert main([*args[:-2], "--base", "nope"]) == 1
+    assert main(["build-info", "--root", str(example_factory.root), "--image", "ghost"]) == 1

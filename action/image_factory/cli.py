@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("build-info", parents=[root], help="paths, tags and pinned build contexts of an image")
     info.add_argument("--image", required=True, metavar="NAME")
     info.add_argument("--bases", metavar="JSON", help="the digests to pin (default: what its next build would use)")
+    info.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="REF=DIGEST",
+        help="pin this base to this digest (the others as by default)",
+    )
     info.add_argument("--now", metavar="TIME", help="for the default pins (default: now)")
     info.set_defaults(run=_build_info)
 
@@ -296,12 +303,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _build_info(args: argparse.Namespace) -> int:
     _, state = discover.load_model(args.root)
+    image = state.managed(args.image)
     if args.bases:
         pins = build_info.parse_pins(args.bases)
-    elif args.image in state.images:
-        pins = dispatch.pins_for(state.images[args.image], {}, state, _time(args.now, "--now"))
     else:
-        pins = {}
+        chosen = build_info.parse_pins(json.dumps(dict(_pairs(args.base, "--base", "REF=DIGEST"))))
+        pins = dispatch.pins_for(image, chosen, state, _time(args.now, "--now"))
     print(build_info.build_info(state, args.image, pins).github_output(), end="")
     return 0
 
