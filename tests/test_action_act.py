@@ -18,19 +18,33 @@ import pytest
 
 from image_factory.discover import discover
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, commit, git
 
 ACT = Path(sys.executable).parent / "act"
 BASE, TREE = "a" * 40, "b" * 40
 
 
-def git(cwd, *args):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-def commit_all(cwd, message="init"):
-    git(cwd, "add", "-A")
-    git(cwd, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message)
+def run_act(team, factory, github_stub, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the team repository's workflow_dispatch workflows with act, against the fixture factory
+    and the GitHub stub."""
+    args = [
+        str(ACT),
+        "workflow_dispatch",
+        *extra,
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--action-offline-mode",
+        "-s",
+        "FACTORY_TOKEN=ghs_stubtoken",
+        "--var",
+        f"FACTORY_URL={factory}",
+        "--var",
+        f"API_URL={github_stub.url_for('').rstrip('/')}",
+    ]
+    environment = {**os.environ, "IMAGE_FACTORY_GITHUB_WRITE_INTERVAL": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    return subprocess.run(
+        args, cwd=team, env={**environment, **(env or {})}, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 @pytest.fixture
@@ -114,7 +128,7 @@ def team_and_factory(tmp_path):
     )
     discover(seed)
     git(seed, "init", "--quiet", "--initial-branch=main")
-    commit_all(seed)
+    commit(seed)
     factory = tmp_path / "factory.git"
     git(tmp_path, "clone", "--quiet", "--bare", str(seed), str(factory))
 
@@ -150,37 +164,14 @@ def team_and_factory(tmp_path):
     )
     git(team, "init", "--quiet", "--initial-branch=main")
     git(team, "remote", "add", "origin", "https://github.com/acme/payments.git")
-    commit_all(team)
+    commit(team)
     return team, factory
 
 
 def test_the_action_opens_the_pull_request(team_and_factory, github_stub):
     team, factory = team_and_factory
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "IMAGE_FACTORY_GITHUB_WRITE_INTERVAL": "0",
-    }
-    result = subprocess.run(
-        [
-            str(ACT),
-            "workflow_dispatch",
-            "-P",
-            "ubuntu-latest=-self-hosted",
-            "--action-offline-mode",
-            "-s",
-            "FACTORY_TOKEN=ghs_stubtoken",
-            "--var",
-            f"FACTORY_URL={factory}",
-            "--var",
-            f"API_URL={github_stub.url_for('').rstrip('/')}",
-        ],
-        cwd=team,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_act(
+        team, factory, github_stub, env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -235,30 +226,8 @@ def test_the_reusable_discover_workflow_opens_the_pull_request(team_and_factory,
         "      api-url: ${{ vars.API_URL }}\n"
         "    secrets: {FACTORY_TOKEN: '${{ secrets.FACTORY_TOKEN }}'}\n"
     )
-    commit_all(team, "call the reusable workflow")
-    result = subprocess.run(
-        [
-            str(ACT),
-            "workflow_dispatch",
-            "-W",
-            ".github/workflows/image-factory.yml",
-            "-P",
-            "ubuntu-latest=-self-hosted",
-            "--action-offline-mode",
-            "-s",
-            "FACTORY_TOKEN=ghs_stubtoken",
-            "--var",
-            f"FACTORY_URL={factory}",
-            "--var",
-            f"API_URL={github_stub.url_for('').rstrip('/')}",
-        ],
-        cwd=team,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "IMAGE_FACTORY_GITHUB_WRITE_INTERVAL": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-    )
+    commit(team, "call the reusable workflow")
+    result = run_act(team, factory, github_stub, "-W", ".github/workflows/image-factory.yml")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "ghs_stubtoken" not in output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,16 +12,14 @@ import yaml
 from image_factory.cli import main
 from image_factory.discover import discover
 
+from .conftest import git
+
 PYTHON = "docker.io/library/python:3.12-slim"
 SEEN = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def digest(label: str) -> str:
     return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
-
-
-def git(cwd, *args) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def history(clone) -> list[str]:

@@ -5,7 +5,6 @@ synth → the manifests ArgoCD would apply."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import responses
@@ -15,6 +14,7 @@ from image_factory.cli import main
 from image_factory.discover import discover
 from image_factory.refs import parse_ref
 
+from .conftest import commit, git
 from .github_mocks import mock_happy_path
 
 PY312, PY313 = "docker.io/library/python:3.12-slim", "docker.io/library/python:3.13-slim"
@@ -22,15 +22,6 @@ ENROLMENT = (
     "  - {{name: {name}, registry: ghcr.io, repository: acme/{name},"
     " source: {{provider: github, repo: acme/payments, dockerfile: {name}/Dockerfile, workflow: build.yml}}}}\n"
 )
-
-
-def git(cwd, *args) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-def commit(cwd, message: str) -> None:
-    git(cwd, "add", "-A")
-    git(cwd, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message)
 
 
 class Lifecycle:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, commit, git
 
 ACT = Path(sys.executable).parent / "act"
 FACTORY_PATHS = [
@@ -27,15 +27,6 @@ FACTORY_PATHS = [
     "README.md",
     ".github",
 ]
-
-
-def git(cwd, *args) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def commit(cwd, message):
-    git(cwd, "add", "-A")
-    git(cwd, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message)
 
 
 @pytest.fixture
