@@ -124,3 +124,21 @@ def test_synth_publishes_changed_manifests(factory_repo, publish_to):
             "dist/argocd-application.k8s.yaml",
             "dist/kargo.k8s.yaml",
         ]
+
+
+def test_events_records_a_new_base_digest_and_pushes_it(factory_repo):
+    """repository_dispatch base-image-updated → record-update → commit pushed; nothing is due yet,
+    so dispatch calls nothing (no token is needed)."""
+    work, origin = factory_repo
+    digest = "sha256:" + "7" * 64
+    payload = {
+        "action": "base-image-updated",
+        "client_payload": {"image": "docker.io/library/python:3.12-slim", "digest": digest, "freight": "f-1"},
+    }
+    code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
+    assert code == 0, output[-4000:]
+    assert "nothing to dispatch: no build is due" in output
+    subject = git(origin, "log", "-1", "--format=%s", "main")
+    assert subject.startswith("state: docker.io/library/python:3.12-slim has a new digest sha256:7777")
+    state = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")
+    assert f"digest: {digest}" in state and "freight: f-1" in state
