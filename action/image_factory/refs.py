@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 DEFAULT_REGISTRY = "docker.io"
 _LEGACY_REGISTRIES = {"index.docker.io", "registry-1.docker.io"}
@@ -95,10 +96,13 @@ class ImageRef:
         return f"{readable}-{fingerprint}"
 
 
+@lru_cache(maxsize=65536)
 def parse_ref(text: str, *, default_tag: str | None = "latest") -> ImageRef:
     """Parse `text` as Docker does and return its canonical form.
 
     A reference without tag or digest gets `default_tag`; one with only a digest gets no tag.
+    (Memoised: the same references come back thousands of times in a large factory, and an
+    ImageRef is immutable.)
     """
     if not isinstance(text, str) or not text:
         raise InvalidReference(str(text), "empty reference")

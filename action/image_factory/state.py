@@ -189,13 +189,13 @@ def render(data: dict) -> str:
 def load_state(root: Path) -> State:
     """Read and check every state file under `root`; raises FactoryError naming file and line."""
     state, problems = State(), []
-    for path in sorted((root / IMAGES_DIR).glob("*.yaml")):
+    for path in sorted((root / IMAGES_DIR).glob("*.yaml"), key=lambda p: p.name):
         try:
             image = _load_image(root, path)
             state.images[image.name] = image
         except FactoryError as error:
             problems.extend(error.problems)
-    for path in sorted((root / BASE_IMAGES_DIR).glob("*.yaml")):
+    for path in sorted((root / BASE_IMAGES_DIR).glob("*.yaml"), key=lambda p: p.name):
         try:
             base = _load_base(root, path)
             state.base_images[base.ref.canonical] = base
