@@ -20,6 +20,7 @@ from . import (
     planner,
     proposal,
     pull_request,
+    registry,
     report,
     synth,
     timestamps,
@@ -27,6 +28,7 @@ from . import (
 from .dockerfile import find_bases
 from .durations import parse_duration
 from .errors import FactoryError, Problem
+from .refs import InvalidReference, parse_ref
 
 PUSH_HELP = "commit the state change and push it, retrying on a rejected push (for CI)"
 
@@ -130,6 +132,15 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--token", help="default: $GITHUB_TOKEN")
     pr.add_argument("--api-url", help="GitHub API (default: $GITHUB_API_URL or https://api.github.com)")
     pr.set_defaults(run=_open_pr)
+
+    dig = commands.add_parser("digest", help="the digest a reference points at now, from its registry")
+    dig.add_argument("ref", metavar="REF")
+    dig.add_argument("--json", action="store_true", help="one JSON object: ref, digest, mediaType, platforms")
+    dig.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it")
+    dig.add_argument(
+        "--mirror", action="append", default=[], metavar="REGISTRY=MIRROR", help="read REGISTRY via MIRROR"
+    )
+    dig.set_defaults(run=_digest)
 
     info = commands.add_parser("build-info", parents=[root], help="paths, tags and pinned build contexts of an image")
     info.add_argument("--image", required=True, metavar="NAME")
@@ -346,6 +357,20 @@ def _github_outputs(outputs: dict[str, str], summary: str) -> None:
     if summary and (path := os.environ.get("GITHUB_STEP_SUMMARY")):
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(summary)
+
+
+def _digest(args: argparse.Namespace) -> int:
+    try:
+        ref = parse_ref(args.ref)
+    except InvalidReference as error:
+        raise FactoryError(Problem("REF", str(error))) from None
+    client = registry.RegistryClient(
+        mirrors=dict(_pairs(args.mirror, "--mirror", "REGISTRY=MIRROR")), insecure=set(args.insecure_registry)
+    )
+    resolved = client.resolve(ref)
+    print(json.dumps(resolved.to_dict(), indent=2) if args.json else resolved.digest)
+    print(f"{client.requests} registry requests", file=sys.stderr)
+    return 0
 
 
 def _graph(args: argparse.Namespace) -> int:

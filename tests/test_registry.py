@@ -1,0 +1,120 @@
+"""The registry client against a real registry (Debian's docker-registry on 127.0.0.1), and its
+retry behaviour against `responses`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import responses
+
+from image_factory.cli import main
+from image_factory.errors import FactoryError
+from image_factory.refs import parse_ref
+from image_factory.registry import ACCEPT, RegistryClient
+
+from .registry_server import Registry
+
+
+@pytest.fixture
+def registry(tmp_path):
+    server = Registry(tmp_path)
+    yield server
+    server.stop()
+
+
+def client(registry, **kwargs) -> RegistryClient:
+    return RegistryClient(insecure={registry.host}, credentials={}, **kwargs)
+
+
+def test_a_tag_resolves_to_the_pushed_digest_in_one_request(registry):
+    pushed, _ = registry.push_image("team/base", "1", "first")
+    registry_client = client(registry)
+    resolved = registry_client.resolve(parse_ref(f"{registry.host}/team/base:1"))
+    assert (resolved.digest, resolved.media_type, resolved.platforms) == (
+        pushed,
+        "application/vnd.oci.image.manifest.v1+json",
+        {},
+    )
+    assert registry_client.requests == 1  # a HEAD, and the header carried the digest
+    registry_client.resolve(parse_ref(f"{registry.host}/team/base:1"))
+    assert registry_client.requests == 1  # answered from the run's cache
+
+
+def test_moving_the_tag_changes_the_digest(registry):
+    first, _ = registry.push_image("team/base", "1", "first")
+    second, _ = registry.push_image("team/base", "1", "second")
+    assert first != second
+    assert client(registry).resolve(parse_ref(f"{registry.host}/team/base:1")).digest == second
+
+
+def test_a_multi_arch_index_records_the_index_and_its_platforms(registry, capsys):
+    index, platforms = registry.push_index("team/multi", "2", "x")
+    assert main(["digest", f"{registry.host}/team/multi:2", "--json", "--insecure-registry", registry.host]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {
+        "ref": f"{registry.host}/team/multi:2",
+        "digest": index,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "platforms": platforms,
+    }
+    assert err.strip() == "2 registry requests"  # HEAD, then GET for the platforms
+
+
+def test_unknown_tag_and_stopped_registry_are_clear_errors(registry, capsys):
+    registry.push_image("team/base", "1", "first")
+    with pytest.raises(FactoryError) as raised:
+        client(registry).resolve(parse_ref(f"{registry.host}/team/base:nope"))
+    assert str(raised.value) == f"registry: {registry.host}/team/base:nope: not found on {registry.host} (404)"
+    registry.stop()
+    assert main(["digest", f"{registry.host}/team/base:1", "--insecure-registry", registry.host]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: registry: {registry.host}/team/base:1: cannot reach {registry.host}: ConnectionError"
+    )
+
+
+@responses.activate
+def test_429_and_5xx_are_retried_honouring_retry_after():
+    url = "https://ghcr.io/v2/acme/app/manifests/1"
+    digest = "sha256:" + "a" * 64
+    responses.add(responses.HEAD, url, status=429, headers={"Retry-After": "3"})
+    responses.add(responses.HEAD, url, status=503)
+    responses.add(
+        responses.HEAD,
+        url,
+        status=200,
+        headers={"Docker-Content-Digest": digest, "Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    waits = []
+    registry_client = RegistryClient(credentials={}, sleep=waits.append)
+    assert registry_client.resolve(parse_ref("ghcr.io/acme/app:1")).digest == digest
+    assert waits == [3.0, 2.0] and registry_client.requests == 3
+    assert responses.calls[0].request.headers["Accept"] == ACCEPT
+
+
+@responses.activate
+def test_anonymous_bearer_token_flow_and_digest_fallback():
+    url = "https://registry-1.docker.io/v2/library/python/manifests/3.12-slim"
+    challenge = 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/python:pull"'
+    responses.add(responses.HEAD, url, status=401, headers={"WWW-Authenticate": challenge})
+    responses.add(responses.GET, "https://auth.docker.io/token", json={"token": "t0k", "expires_in": 300})
+    body = b'{"schemaVersion":2}'
+    responses.add(
+        responses.HEAD, url, status=200, headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+    )
+    responses.add(
+        responses.GET,
+        url,
+        status=200,
+        body=body,
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    resolved = RegistryClient(credentials={}).resolve(parse_ref("python:3.12-slim"))
+    assert resolved.digest == "sha256:" + hashlib.sha256(body).hexdigest()  # no header: sha256 of the body
+    token_call = responses.calls[1].request
+    assert (
+        "service=registry.docker.io" in token_call.url
+        and "scope=repository%3Alibrary%2Fpython%3Apull" in token_call.url
+    )
+    assert responses.calls[2].request.headers["Authorization"] == "Bearer t0k"
