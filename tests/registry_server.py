@@ -28,7 +28,7 @@ def free_port() -> int:
 class Registry:
     """A running registry and a way to push to it."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, proxy_of: Registry | None = None):
         binary = shutil.which("docker-registry")
         if binary is None:
             pytest.fail(
@@ -40,7 +40,7 @@ class Registry:
         config.write_text(
             "version: 0.1\nlog: {level: error}\n"
             f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: {self.host}}}\n"
+            f"http: {{addr: {self.host}}}\n" + (f"proxy: {{remoteurl: http://{proxy_of.host}}}\n" if proxy_of else "")
         )
         self.process = subprocess.Popen(
             [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -118,3 +118,96 @@ def test_anonymous_bearer_token_flow_and_digest_fallback():
         and "scope=repository%3Alibrary%2Fpython%3Apull" in token_call.url
     )
     assert responses.calls[2].request.headers["Authorization"] == "Bearer t0k"
+
+
+def factory_on(registry, factory, extra: str = "") -> None:
+    factory.write(
+        "images.yaml",
+        f"""
+        insecureRegistries: ["{registry.host}"]
+        {extra}
+        images:
+          - name: app
+            registry: ghcr.io
+            repository: acme/app
+            source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
+        """,
+    )
+    factory.write("app/Dockerfile", f"FROM {registry.host}/team/base:1\n")
+
+
+def base_state(factory, registry) -> dict:
+    import yaml
+
+    return yaml.safe_load(factory.read(f"state/base-images/{parse_ref(f'{registry.host}/team/base:1').slug()}.yaml"))
+
+
+def test_discover_resolve_digests_records_the_history_and_status_shows_stale_images(registry, factory, capsys):
+    first, _ = registry.push_image("team/base", "1", "first")
+    factory_on(registry, factory)
+    assert main(["discover", "--root", str(factory.root), "--resolve-digests"]) == 0
+    assert capsys.readouterr().err.strip() == "1 registry requests"
+    runtime = base_state(factory, registry)["runtime"]
+    assert runtime["currentDigest"] == first
+    assert [(e["digest"], e["seenBy"]) for e in runtime["history"]] == [(first, "registry")]
+
+    from image_factory import events, timestamps
+
+    events.record_build(
+        factory.root,
+        "app",
+        "sha256:" + "f" * 64,
+        "success",
+        {f"{registry.host}/team/base:1": first},
+        None,
+        timestamps.now(),
+    )
+    second, _ = registry.push_image("team/base", "1", "second")
+    assert main(["discover", "--root", str(factory.root), "--resolve-digests"]) == 0
+    runtime = base_state(factory, registry)["runtime"]
+    assert [e["digest"] for e in runtime["history"]] == [first, second]
+    assert runtime["currentDigest"] == second
+    capsys.readouterr()
+    assert main(["status", "--root", str(factory.root), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["stale"]
+    assert (row["image"], row["built"], row["current"]) == ("app", first, second)
+    assert row["rebuild"].startswith("rebuild pending until ")  # the 7-day delay has not passed
+
+
+def test_an_unreachable_registry_leaves_state_untouched(registry, factory, capsys):
+    registry.push_image("team/base", "1", "first")
+    factory_on(registry, factory)
+    assert main(["discover", "--root", str(factory.root)]) == 0
+    before = factory.snapshot()
+    registry.stop()
+    capsys.readouterr()
+    assert main(["discover", "--root", str(factory.root), "--resolve-digests"]) == 1
+    assert "cannot reach" in capsys.readouterr().err
+    assert factory.snapshot() == before
+
+
+def test_a_pull_through_mirror_serves_reads_and_state_keeps_the_canonical_reference(
+    registry, factory, tmp_path, capsys
+):
+    pushed, _ = registry.push_image("team/base", "1", "first")
+    mirror_folder = tmp_path / "mirror"
+    mirror_folder.mkdir()
+    mirror = Registry(mirror_folder, proxy_of=registry)
+    try:
+        factory_on(
+            registry,
+            factory,
+            f'registryMirrors: {{"{registry.host}": "{mirror.host}"}}\n        '
+            f'insecureRegistries: ["{registry.host}", "{mirror.host}"]',
+        )
+        text = factory.read("images.yaml").replace(f'insecureRegistries: ["{registry.host}"]\n', "", 1)
+        factory.write("images.yaml", text)
+        assert main(["discover", "--root", str(factory.root), "--resolve-digests"]) == 0
+        state = base_state(factory, registry)
+        assert state["ref"] == f"{registry.host}/team/base:1"
+        assert state["runtime"]["currentDigest"] == pushed
+        registry.stop()  # the mirror answers from its cache: the reads never went to the origin directly
+        client_ = RegistryClient(mirrors={registry.host: mirror.host}, insecure={mirror.host}, credentials={})
+        assert client_.resolve(parse_ref(f"{registry.host}/team/base:1")).digest == pushed
+    finally:
+        mirror.stop()

@@ -22,9 +22,11 @@ from . import (
     pull_request,
     registry,
     report,
+    status,
     synth,
     timestamps,
 )
+from .config import load_config
 from .dockerfile import find_bases
 from .durations import parse_duration
 from .errors import FactoryError, Problem
@@ -66,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     disc.add_argument("--source-root", type=Path, help="folder holding checkouts of github sources as OWNER/NAME/")
     disc.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     disc.add_argument("--check", action="store_true", help="write nothing; exit 1 when state/ is not up to date")
+    disc.add_argument("--resolve-digests", action="store_true", help="record what every watched tag points at now")
+    disc.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it")
     disc.set_defaults(run=_discover)
 
     val = commands.add_parser("validate", parents=[root], help="check images.yaml and state/ against the schemas")
@@ -112,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     planning.add_argument("--json", action="store_true")
     planning.set_defaults(run=_plan)
+
+    stale = commands.add_parser(
+        "status", parents=[root], help="images built on a base digest older than the current one"
+    )
+    stale.add_argument("--now", metavar="TIME", help="as of this time (default: now)")
+    stale.add_argument("--json", action="store_true")
+    stale.set_defaults(run=_status)
 
     send = commands.add_parser("dispatch", parents=[root], help="trigger the build workflow of every image due now")
     send.add_argument("--dry-run", action="store_true", help="say what would be dispatched, call nothing")
@@ -201,8 +212,16 @@ def _bases(args: argparse.Namespace) -> int:
 
 def _discover(args: argparse.Namespace) -> int:
     dry_run = args.dry_run or args.check
-    outcome = discover.discover(args.root, args.source_root, dry_run=dry_run)
+    client = None
+    if args.resolve_digests:
+        config = load_config(args.root)
+        client = registry.RegistryClient(
+            mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+        )
+    outcome = discover.discover(args.root, args.source_root, dry_run=dry_run, registry=client)
     print(report.discover_summary(outcome, dry_run=dry_run))
+    if client is not None:
+        print(f"{client.requests} registry requests", file=sys.stderr)
     if args.check and (outcome.written or outcome.removed):
         print("state/ is not up to date: run `image-factory discover` and commit the result.", file=sys.stderr)
         return 1
@@ -293,6 +312,23 @@ def _plan(args: argparse.Namespace) -> int:
         raise FactoryError(Problem("--cascade-delay", str(error))) from None
     result = planner.plan(state, _time(args.now, "--now"), cascade_delay)
     print(json.dumps(result.to_dict(), indent=2) if args.json else report.plan_text(result))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    config, state = discover.load_model(args.root)
+    now = _time(args.now, "--now")
+    rows = status.stale_images(state, planner.plan(state, now, parse_duration(config.cascade_delay)), now)
+    if args.json:
+        print(json.dumps({"stale": rows}, indent=2))
+        return 0
+    if not rows:
+        print("every managed image is built on the current digest of its bases (as far as state knows)")
+    for row in rows:
+        print(
+            f"{row['image']} ← {row['base']}: built on {row['built'][:19]}…, current {row['current'][:19]}… "
+            f"(since {row['currentSince']}, {row['age']}); {row['rebuild']}"
+        )
     return 0
 
 

@@ -62,6 +62,8 @@ def config_from_document(document: YamlDocument) -> Config:
         _kargo(data.get("kargo", {})),
         _argocd(data.get("argocd", {})),
         cascade_delay=raw_defaults.get("cascadeDelay", "0s"),
+        registry_mirrors=dict(data.get("registryMirrors", {})),
+        insecure_registries=frozenset(data.get("insecureRegistries", [])),
     )
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from . import runtime_events, timestamps
 from .config import load_config
 from .dockerfile import Discovery, find_bases
 from .errors import FactoryError, Problem
 from .files import apply_changes
 from .merge import Merge, merge_state
 from .model import Config, EnrolledImage
+from .registry import RegistryClient
 from .state import State, load_state, render
 
 
@@ -86,16 +89,35 @@ def read_discoveries(
     return discoveries
 
 
-def discover(root: Path, source_root: Path | None = None, *, dry_run: bool = False) -> Outcome:
-    """Bring state/ in line with images.yaml and the Dockerfiles. Nothing is written on any error."""
+def discover(
+    root: Path,
+    source_root: Path | None = None,
+    *,
+    dry_run: bool = False,
+    registry: RegistryClient | None = None,
+    now: datetime | None = None,
+) -> Outcome:
+    """Bring state/ in line with images.yaml and the Dockerfiles; with a registry client, also
+    record the digest each watched tag points at now. Nothing is written on any error."""
     config = load_config(root)
     old = load_state(root)
     merge = merge_state(config, read_discoveries(root, config, source_root), old)
+    if registry is not None:
+        resolve_digests(merge.state, registry, now or timestamps.now())
     changes, unchanged = changed_files(root, merge, old)
     if not dry_run:
         apply_changes({root / path: text for path, text in changes.items()})
     written = sorted(path for path, text in changes.items() if text is not None)
     return Outcome(config, merge, written, unchanged, merge.removed)
+
+
+def resolve_digests(state: State, registry: RegistryClient, now: datetime) -> None:
+    """Ask the registry what every watched tag points at; a new digest joins the history, first
+    seen now. Every tag is resolved before any state changes, so an error changes nothing."""
+    watched = [base for base in state.base_images.values() if base.warehouse and base.ref.tag]
+    resolved = {base.ref.canonical: registry.resolve(base.ref).digest for base in watched}
+    for base in watched:
+        base.runtime = runtime_events.record_sighting(base.runtime, resolved[base.ref.canonical], now, "registry")
 
 
 def prune(root: Path, *, dry_run: bool = False) -> list[str]:

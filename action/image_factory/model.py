@@ -158,6 +158,8 @@ class Config:
     kargo: KargoSettings = KargoSettings()
     argocd: ArgoSettings = ArgoSettings()
     cascade_delay: str = "0s"  # wait after a managed image's rebuild before rebuilding its dependents
+    registry_mirrors: dict[str, str] = field(default_factory=dict)  # registry host → mirror host (reads)
+    insecure_registries: frozenset[str] = frozenset()  # plain-HTTP registry hosts
 
     @property
     def managed(self) -> tuple[EnrolledImage, ...]:

@@ -70,17 +70,18 @@ class Plan:
 def eligible(history: list[HistoryEntry], delay: timedelta, now: datetime) -> HistoryEntry | None:
     """The newest digest first seen at least `delay` ago, or expedited."""
     ready = [entry for entry in history if entry.get("expedited") or parse_time(entry["firstSeen"]) + delay <= now]
-    return max(ready, key=lambda entry: entry["firstSeen"], default=None)
+    return ready[-1] if ready else None  # the history is in the order the digests were seen
 
 
 def _newer(entry: HistoryEntry, than: str | None, history: list[HistoryEntry]) -> bool:
-    """Whether `entry` is a newer digest than `than` (a digest the image was built with)."""
+    """Whether `entry` came after `than` (a digest the image was built with) in the history,
+    which is in the order the digests were seen."""
     if than is None:
         return True
     if entry["digest"] == than:
         return False
-    built = next((e for e in history if e["digest"] == than), None)
-    return built is None or entry["firstSeen"] > built["firstSeen"]
+    position = {e["digest"]: index for index, e in enumerate(history)}
+    return than not in position or position[entry["digest"]] > position[than]
 
 
 def _last_attempt_failed(image: ImageState) -> bool:
@@ -178,9 +179,9 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
             )
             reason = f"{key}: {candidate['digest'][:19]}… {why}"
             due.append({"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason})
-        floor = candidate["firstSeen"] if candidate else ""
-        for entry in history:
-            if entry["firstSeen"] > floor and _newer(entry, baseline, history):
+        after = history.index(candidate) + 1 if candidate else 0
+        for entry in history[after:]:
+            if _newer(entry, baseline, history):
                 ready_at = format_time(parse_time(entry["firstSeen"]) + delay)
                 pending.append(Pending(image.name, key, entry["digest"], ready_at))
     return due, pending

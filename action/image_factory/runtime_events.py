@@ -15,7 +15,8 @@ MAX_HISTORY = 100
 
 
 def _by_time(history: list[HistoryEntry]) -> list[HistoryEntry]:
-    return sorted(history, key=lambda entry: (entry["firstSeen"], entry["digest"]))
+    """Oldest first; digests first seen in the same second keep the order they arrived in."""
+    return sorted(history, key=lambda entry: entry["firstSeen"])
 
 
 def record_sighting(
