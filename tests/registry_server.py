@@ -28,7 +28,7 @@ def free_port() -> int:
 class Registry:
     """A running registry and a way to push to it."""
 
-    def __init__(self, folder: Path, proxy_of: Registry | None = None):
+    def __init__(self, folder: Path, proxy_of: Registry | None = None, users: dict[str, str] | None = None):
         binary = shutil.which("docker-registry")
         if binary is None:
             pytest.fail(
@@ -36,19 +36,33 @@ class Registry:
             )
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
+        self.auth = None
+        lines = [
+            "version: 0.1",
+            "log: {level: error}",
+            f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}",
+            f"http: {{addr: {self.host}}}",
+        ]
+        if proxy_of:
+            lines.append(f"proxy: {{remoteurl: http://{proxy_of.host}}}")
+        if users:
+            import bcrypt
+
+            hashes = [
+                f"{user}:{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(rounds=5)).decode()}" for user, pw in users.items()
+            ]
+            (folder / "htpasswd").write_text("\n".join(hashes) + "\n")
+            lines.append(f"auth: {{htpasswd: {{realm: test, path: {folder / 'htpasswd'}}}}}")
+            self.auth = next(iter(users.items()))
         config = folder / "config.yml"
-        config.write_text(
-            "version: 0.1\nlog: {level: error}\n"
-            f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: {self.host}}}\n" + (f"proxy: {{remoteurl: http://{proxy_of.host}}}\n" if proxy_of else "")
-        )
+        config.write_text("\n".join(lines) + "\n")
         self.process = subprocess.Popen(
             [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                if requests.get(f"http://{self.host}/v2/", timeout=1).status_code in (200, 401):
                     return
             except requests.ConnectionError:
                 time.sleep(0.1)
@@ -62,7 +76,7 @@ class Registry:
 
     def _blob(self, repository: str, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        start = requests.post(f"http://{self.host}/v2/{repository}/blobs/uploads/", timeout=10)
+        start = requests.post(f"http://{self.host}/v2/{repository}/blobs/uploads/", auth=self.auth, timeout=10)
         assert start.status_code == 202, start.text
         location = start.headers["Location"]
         location = location if location.startswith("http") else f"http://{self.host}{location}"
@@ -71,6 +85,7 @@ class Registry:
             params={"digest": digest},
             data=data,
             headers={"Content-Type": "application/octet-stream"},
+            auth=self.auth,
             timeout=10,
         )
         assert done.status_code == 201, done.text
@@ -118,6 +133,7 @@ class Registry:
             f"http://{self.host}/v2/{repository}/manifests/{tag}",
             data=body,
             headers={"Content-Type": media_type},
+            auth=self.auth,
             timeout=10,
         )
         assert put.status_code == 201, put.text

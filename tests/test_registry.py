@@ -211,3 +211,36 @@ def test_a_pull_through_mirror_serves_reads_and_state_keeps_the_canonical_refere
         assert client_.resolve(parse_ref(f"{registry.host}/team/base:1")).digest == pushed
     finally:
         mirror.stop()
+
+
+def test_htpasswd_basic_auth_with_credentials_from_the_docker_config(tmp_path, monkeypatch, capsys):
+    import base64
+
+    folder = tmp_path / "secure"
+    folder.mkdir()
+    secure = Registry(folder, users={"robot": "s3cret"})
+    try:
+        one, _ = secure.push_image("team/base", "1", "one")
+        two, _ = secure.push_image("team/base", "2", "two")
+        docker = tmp_path / "docker"
+        docker.mkdir()
+        token = base64.b64encode(b"robot:s3cret").decode()
+        (docker / "config.json").write_text(json.dumps({"auths": {f"http://{secure.host}": {"auth": token}}}))
+        monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+        registry_client = RegistryClient(insecure={secure.host})
+        assert registry_client.resolve(parse_ref(f"{secure.host}/team/base:1")).digest == one
+        assert registry_client.requests == 2  # the challenge, then with credentials
+        assert registry_client.resolve(parse_ref(f"{secure.host}/team/base:2")).digest == two
+        assert registry_client.requests == 3  # the host's credentials are remembered for the run
+
+        without = RegistryClient(insecure={secure.host}, credentials={})
+        with pytest.raises(FactoryError) as raised:
+            without.resolve(parse_ref(f"{secure.host}/team/base:1"))
+        assert str(raised.value).endswith(f"{secure.host} asks for credentials and none are configured")
+        wrong = RegistryClient(insecure={secure.host}, credentials={secure.host: ("robot", "nope")})
+        with pytest.raises(FactoryError) as raised:
+            wrong.resolve(parse_ref(f"{secure.host}/team/base:1"))
+        assert str(raised.value).endswith(f"{secure.host} refused access (401): check the credentials for it")
+        assert "s3cret" not in str(raised.value) and "nope" not in str(raised.value)
+    finally:
+        secure.stop()

@@ -95,6 +95,7 @@ class RegistryClient:
         self.retries = retries
         self.requests = 0
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._basic: dict[str, str] = {}  # hosts that asked for basic credentials → the header
         self._answers: dict[str, Resolved] = {}
 
     def resolve(self, ref: ImageRef) -> Resolved:
@@ -159,6 +160,8 @@ class RegistryClient:
             return _checked(response, ref, host)
 
     def _cached_auth(self, host: str, scope: str) -> str | None:
+        if host in self._basic:
+            return self._basic[host]
         token = self._tokens.get((host, scope))
         if token and token[1] > time.time():
             return f"Bearer {token[0]}"
@@ -170,7 +173,8 @@ class RegistryClient:
         if header.lower().startswith("basic"):
             if not credentials:
                 raise FactoryError(Problem("registry", f"{ref}: {host} asks for credentials and none are configured"))
-            return "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+            self._basic[host] = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+            return self._basic[host]
         fields = dict(re.findall(r'(\w+)="([^"]*)"', header))
         if not header.lower().startswith("bearer") or "realm" not in fields:
             raise FactoryError(Problem("registry", f"{ref}: {host} answered 401 without a usable challenge"))
