@@ -244,3 +244,35 @@ def test_htpasswd_basic_auth_with_credentials_from_the_docker_config(tmp_path, m
         assert "s3cret" not in str(raised.value) and "nope" not in str(raised.value)
     finally:
         secure.stop()
+
+
+def test_credentials_from_the_environment_win_and_bad_json_is_named():
+    from image_factory.registry import docker_credentials
+
+    found = docker_credentials(
+        {"IMAGE_FACTORY_REGISTRY_CREDENTIALS": '{"ghcr.io": "bot:pa:ss"}', "DOCKER_CONFIG": "/nowhere"}
+    )
+    assert found == {"ghcr.io": ("bot", "pa:ss")}
+    with pytest.raises(FactoryError) as raised:
+        docker_credentials({"IMAGE_FACTORY_REGISTRY_CREDENTIALS": "bot:secret"})
+    assert str(raised.value).startswith("IMAGE_FACTORY_REGISTRY_CREDENTIALS: is not JSON")
+    assert "secret" not in str(raised.value)
+
+
+@responses.activate
+def test_a_bearer_token_is_reused_for_its_scope():
+    challenge = 'Bearer realm="https://auth.example/token",service="registry.example"'
+    digest = "sha256:" + "b" * 64
+    first, second = (f"https://registry.example/v2/acme/app/manifests/{tag}" for tag in ("1", "2"))
+    responses.add(responses.HEAD, first, status=401, headers={"WWW-Authenticate": challenge})
+    responses.add(responses.HEAD, first, status=200, headers={"Docker-Content-Digest": digest})
+    # the registry accepts the token it issued; a client without it would get a 401 here
+    responses.add(responses.HEAD, second, status=200, headers={"Docker-Content-Digest": digest})
+    responses.add(responses.GET, "https://auth.example/token", json={"access_token": "abc", "expires_in": 300})
+    registry_client = RegistryClient(credentials={})
+    registry_client.resolve(parse_ref("registry.example/acme/app:1"))
+    registry_client.resolve(parse_ref("registry.example/acme/app:2"))
+    paths = [(c.request.method, c.request.url.split("?")[0]) for c in responses.calls]
+    assert paths.count(("GET", "https://auth.example/token")) == 1
+    assert responses.calls[-1].request.headers["Authorization"] == "Bearer abc"
+    assert registry_client.requests == 4  # 401, token, 200 for the first tag; one HEAD for the second

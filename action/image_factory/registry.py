@@ -53,9 +53,31 @@ class Resolved:
         }
 
 
+ENV_CREDENTIALS = "IMAGE_FACTORY_REGISTRY_CREDENTIALS"
+
+
 def docker_credentials(environ: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
-    """Registry host → (user, password) from the Docker config file ($DOCKER_CONFIG or ~/.docker)."""
+    """Registry host → (user, password): from $IMAGE_FACTORY_REGISTRY_CREDENTIALS (JSON,
+    `{"ghcr.io": "user:token"}`, for CI secrets), else from the Docker config file
+    ($DOCKER_CONFIG or ~/.docker/config.json)."""
     environ = os.environ if environ is None else environ
+    from_env = _env_credentials(environ.get(ENV_CREDENTIALS, ""))
+    return {**_config_credentials(environ), **from_env}
+
+
+def _env_credentials(text: str) -> dict[str, tuple[str, str]]:
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise FactoryError(Problem(ENV_CREDENTIALS, 'is not JSON: expected {"host": "user:password"}')) from None
+    if not isinstance(raw, dict) or not all(isinstance(v, str) and ":" in v for v in raw.values()):
+        raise FactoryError(Problem(ENV_CREDENTIALS, 'expected {"host": "user:password"}'))
+    return {host: tuple(value.split(":", 1)) for host, value in raw.items()}
+
+
+def _config_credentials(environ) -> dict[str, tuple[str, str]]:
     folder = Path(environ["DOCKER_CONFIG"]) if environ.get("DOCKER_CONFIG") else Path.home() / ".docker"
     try:
         auths = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("auths", {})
