@@ -96,10 +96,14 @@ def measure(count: int) -> None:
             "synth": run([tool, "synth"], root),
             "plan": run([tool, "plan", "--json"], root),
         }
-        objects = (root / "dist" / "kargo.k8s.yaml").read_text().count("\nkind: ") + 1
+        manifests = sorted((root / "dist").glob("kargo*.k8s.yaml"))
+        objects = sum(path.read_text().count("\nkind: ") + 1 for path in manifests)
         state_files = sum(1 for _ in (root / "state").rglob("*.yaml"))
     cells = ", ".join(f"{name} {seconds:5.2f} s / {rss / 2**20:4.0f} MB" for name, (seconds, rss) in figures.items())
-    print(f"{count:6d} images ({state_files} state files, {objects} Kargo objects): {cells}", flush=True)
+    print(
+        f"{count:6d} images ({state_files} state files, {objects} Kargo objects in {len(manifests)} files): {cells}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from constructs import Construct
 
 import cdk8s
@@ -18,34 +20,50 @@ class ManifestChart(cdk8s.Chart):
 
     Every object crosses the jsii bridge once, in the single `to_json` call cdk8s makes at synth
     time; creating an ApiObject per object costs a bridge round trip per object and more, which
-    does not scale to tens of thousands of Stages. Constructs added as children the usual way
-    (ApiObjects, imported CRD classes) are synthesised after the plain objects.
+    does not scale to tens of thousands of Stages. The objects are built only then, so that one
+    chart's objects are alive at a time. Constructs added as children the usual way (ApiObjects,
+    imported CRD classes) are synthesised after the plain objects.
     """
 
-    def __init__(self, scope: Construct, chart_id: str, objects: list[dict]):
+    def __init__(self, scope: Construct, chart_id: str, objects: Callable[[], list[dict]]):
         super().__init__(scope, chart_id, disable_resource_name_hashes=True)
         self.objects = objects
 
     def to_json(self) -> list:
-        return [*self.objects, *super().to_json()]
-
-
-class KargoChart(ManifestChart):
-    """The Project, its ProjectConfig, and the Warehouses and Stages of every watched image."""
-
-    def __init__(self, scope: Construct, config: Config, state: State):
-        super().__init__(scope, KARGO_CHART, kargo_manifests.factory_manifests(config, state))
-
-
-class ArgoApplicationChart(ManifestChart):
-    """The ArgoCD Application applying the Kargo chart's file: its own file, applied once by hand."""
-
-    def __init__(self, scope: Construct, config: Config):
-        super().__init__(scope, ARGOCD_CHART, [kargo_manifests.argocd_application(config, f"{KARGO_CHART}.k8s.yaml")])
+        return [*self.objects(), *super().to_json()]
 
 
 def build_app(config: Config, state: State, outdir: str) -> cdk8s.App:
+    """The Project in `kargo.k8s.yaml`, with the Warehouses and Stages while they fit in one file
+    (`kargo.objectsPerFile`), else those spread over `kargo-pipelines-N-of-M.k8s.yaml`; and the
+    ArgoCD Application in a file of its own, applied once by hand.
+
+    cdk8s synthesises one chart (file) at a time: bounded files keep the peak memory of both
+    Python and Node.js low on a large fleet (~1 MB of YAML each by default).
+    """
     app = cdk8s.App(outdir=outdir, yaml_output_type=cdk8s.YamlOutputType.FILE_PER_CHART)
-    KargoChart(app, config, state)
-    ArgoApplicationChart(app, config)
+    project = kargo_manifests.project_manifests(config)
+    files = kargo_manifests.shards(kargo_manifests.watched_images(state), config.kargo.objects_per_file)
+    seen: set = set()
+
+    def objects(head: list[dict], parts: list[kargo_manifests.Part]) -> Callable[[], list[dict]]:
+        def build() -> list[dict]:
+            made = [*head]
+            for part in parts:
+                made += kargo_manifests.part_manifests(config, state, part)
+            kargo_manifests.check_unique(made, seen)
+            return made
+
+        return build
+
+    if len(files) == 1:
+        ManifestChart(app, KARGO_CHART, objects(project, files[0]))
+    else:
+        ManifestChart(app, KARGO_CHART, objects(project, []))
+        width = len(str(len(files)))
+        for number, parts in enumerate(files, 1):
+            chart_id = f"{KARGO_CHART}-pipelines-{number:0{width}d}-of-{len(files)}"
+            ManifestChart(app, chart_id, objects([], parts))
+    application = kargo_manifests.argocd_application(config, f"{KARGO_CHART}*.k8s.yaml")
+    ManifestChart(app, ARGOCD_CHART, lambda: [application])
     return app

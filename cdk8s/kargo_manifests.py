@@ -40,19 +40,66 @@ def watched_images(state: State) -> list[Watched]:
 def factory_manifests(config: Config, state: State) -> list[dict]:
     """The Project, its ProjectConfig, and per watched image a Warehouse, a recording Stage and
     one rebuild Stage per managed image built on it, in a stable order."""
-    settings = config.kargo
-    if settings.factory_repo is None:
+    objects = project_manifests(config)
+    for watched in watched_images(state):
+        objects += pipeline_manifests(config, state, watched)
+    check_unique(objects)
+    return objects
+
+
+def project_manifests(config: Config) -> list[dict]:
+    """The Project and its ProjectConfig."""
+    if config.kargo.factory_repo is None:
         raise FactoryError(
             Problem(config.file, "kargo.factoryRepo is not set: the generated stages dispatch to it", field="kargo")
         )
-    objects = [project(settings.project), project_config(config)]
-    for watched in watched_images(state):
-        objects.append(warehouse(config, watched))
-        objects.append(recording_stage(config, watched))
-        for dependent in watched.base.dependents:
-            objects.append(rebuild_stage(config, watched, state.images[dependent.image]))
-    _check_unique(objects)
+    return [project(config.kargo.project), project_config(config)]
+
+
+def pipeline_manifests(config: Config, state: State, watched: Watched) -> list[dict]:
+    """One watched image's Warehouse, its recording Stage and the rebuild Stages on it."""
+    objects = [warehouse(config, watched), recording_stage(config, watched)]
+    for dependent in watched.base.dependents:
+        objects.append(rebuild_stage(config, watched, state.images[dependent.image]))
     return objects
+
+
+@dataclass(frozen=True)
+class Part:
+    """Objects generated together: a watched image's Warehouse and recording Stage (`image`
+    None), or the Stage rebuilding managed `image` on it."""
+
+    watched: Watched
+    image: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.watched.name if self.image is None else names.rebuild_name(self.image, self.watched.name)
+
+
+def part_manifests(config: Config, state: State, part: Part) -> list[dict]:
+    if part.image is None:
+        return [warehouse(config, part.watched), recording_stage(config, part.watched)]
+    return [rebuild_stage(config, part.watched, state.images[part.image])]
+
+
+def shards(watched: list[Watched], per_file: int) -> list[list[Part]]:
+    """Every watched image's objects spread over as few files as hold `per_file` objects each.
+
+    One file while everything fits; beyond that a power of two of files, each part in the file
+    its object name hashes to, so a change touches few files and doubling the count splits
+    every file in two rather than reshuffling the lot. A popular base's rebuild Stages (often
+    thousands) spread like the rest.
+    """
+    parts = [part for item in watched for part in (Part(item), *(Part(item, d.image) for d in item.base.dependents))]
+    total = len(parts) + len(watched)  # a watched image's own part is two objects
+    count = 1
+    while total > count * per_file:
+        count *= 2
+    files: list[list[Part]] = [[] for _ in range(count)]
+    for part in parts:
+        files[names.shard_of(part.name, count) if count > 1 else 0].append(part)
+    return files
 
 
 def _meta(name: str, namespace: str | None, labels: dict | None = None, annotations: dict | None = None) -> dict:
@@ -270,8 +317,9 @@ def argocd_application(config: Config, manifests_file: str) -> dict:
     }
 
 
-def _check_unique(objects: list[dict]) -> None:
-    seen: set[tuple[str, str | None, str]] = set()
+def check_unique(objects: list[dict], seen: set[tuple[str, str | None, str]] | None = None) -> None:
+    """Fails on two objects of the same kind and name (also across calls sharing `seen`)."""
+    seen = set() if seen is None else seen
     for item in objects:
         key = (item["kind"], item["metadata"].get("namespace"), item["metadata"]["name"])
         if key in seen:  # names carry hashes of what they stand for: this is a bug, not input

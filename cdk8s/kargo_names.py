@@ -45,3 +45,8 @@ def watched_name(ref: ImageRef) -> str:
 def rebuild_name(image: str, watched: str) -> str:
     """The Stage that rebuilds managed `image` when the watched image `watched` changes."""
     return fit(f"{image}-on-{watched}")
+
+
+def shard_of(name: str, count: int) -> int:
+    """Which of `count` (a power of two) manifest files the pipeline of watched image `name` is in."""
+    return int(_hash(name), 16) % count

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from image_factory import collector
 from image_factory.discover import load_model
 from image_factory.errors import FactoryError
 from image_factory.report import problems_text
@@ -24,13 +25,14 @@ def main() -> int:
 
     root = Path(os.environ.get("IMAGE_FACTORY_ROOT", Path(__file__).resolve().parent.parent))
     outdir = os.environ.get("CDK8S_OUTDIR", "dist")
-    try:
-        config, state = load_model(root)
-        app = build_app(config, state, outdir)
-    except FactoryError as error:
-        print(problems_text(error.problems), file=sys.stderr)
-        return 1
-    app.synth()
+    with collector.paused():
+        try:
+            config, state = load_model(root)
+            app = build_app(config, state, outdir)
+        except FactoryError as error:
+            print(problems_text(error.problems), file=sys.stderr)
+            return 1
+        app.synth()
     return 0
 
 

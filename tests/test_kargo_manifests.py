@@ -12,6 +12,7 @@ from image_factory.config import parse_config
 from image_factory.discover import discover, load_model
 from image_factory.errors import FactoryError
 from image_factory.refs import parse_ref
+from image_factory.state import BaseImageState, Dependent
 
 from .conftest import REPO_ROOT
 from .kargo_schemas import validate_object
@@ -406,3 +407,35 @@ def test_argocd_application(model):
         app["spec"]["source"]["targetRevision"],
     ) == ("https://git.example.com/f.git", "published", "manifests")
     assert app["metadata"]["namespace"] == "gitops"
+
+
+def _fleet_of_watched(count: int, dependents: int, prefix: str = "base") -> list:
+    """`count` watched images with `dependents` rebuild Stages each (no model needed to place them)."""
+    watched = []
+    for i in range(count):
+        ref = parse_ref(f"docker.io/library/{prefix}{i}:1")
+        base = BaseImageState(ref, "base", [Dependent(f"{prefix}{i}-svc{j}") for j in range(dependents)], None)
+        watched.append(kargo_manifests.Watched(kargo_names.watched_name(ref), base, None))
+    return watched
+
+
+def _placement(files: list[list]) -> dict[str, int]:
+    return {part.name: number for number, parts in enumerate(files) for part in parts}
+
+
+def test_objects_spread_over_a_power_of_two_of_files_by_name():
+    watched = _fleet_of_watched(40, 9)  # 40 * (2 + 9) = 440 objects; one popular base below
+    watched += _fleet_of_watched(1, 300, "popular")
+    assert len(kargo_manifests.shards(watched, 1000)) == 1
+    files = kargo_manifests.shards(watched, 100)
+    total = sum(1 + (p.image is None) for parts in files for p in parts)
+    assert total == 40 * 11 + 302 and len(files) == 8  # 742 objects: 8 * 100 is the first power of two to hold them
+    placement = _placement(files)
+    assert len(placement) == sum(len(parts) for parts in files)  # every part exactly once
+    # The popular base's 300 Stages spread like the rest rather than filling one file.
+    assert max(sum(1 for p in parts if p.watched is watched[-1]) for parts in files) < 100
+    # Placement follows names only: adding an image moves nothing else; doubling splits each file in two.
+    grown = _placement(kargo_manifests.shards([*watched, *_fleet_of_watched(1, 3, "new")], 100))
+    assert all(grown[name] == number for name, number in placement.items())
+    doubled = _placement(kargo_manifests.shards(watched, 50))
+    assert all(doubled[name] in (number, number + 8) for name, number in placement.items())

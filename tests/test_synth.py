@@ -6,6 +6,7 @@ the generator emits is exactly what the tool wrote, in both directions.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -105,6 +106,44 @@ def test_check_fails_when_published_manifests_are_stale(fleet, capsys):
     assert synth(fleet.root, "--check") == 1
     assert "not up to date with a fresh synth: kargo.k8s.yaml" in capsys.readouterr().err
     assert fleet.snapshot() == before
+
+
+def test_a_large_fleet_spreads_over_files_and_stale_files_go(fleet, capsys):
+    assert synth(fleet.root) == 0
+    whole = objects(fleet.root / "dist/kargo.k8s.yaml")
+    fleet.write(
+        "images.yaml",
+        fleet.read("images.yaml").replace("warehouseInterval: 3h", "warehouseInterval: 3h, objectsPerFile: 10"),
+    )
+    capsys.readouterr()
+    assert synth(fleet.root, "--check") == 1
+    assert synth(fleet.root) == 0
+    files = sorted(p.name for p in (fleet.root / "dist").iterdir())
+    pipelines = [name for name in files if name.startswith("kargo-pipelines-")]
+    count = len(whole) - 2  # all but the Project and ProjectConfig
+    expected = 1
+    while count > expected * 10:
+        expected *= 2
+    assert pipelines == [f"kargo-pipelines-{n}-of-{expected}.k8s.yaml" for n in range(1, expected + 1)]
+    assert [o["kind"] for o in objects(fleet.root / "dist/kargo.k8s.yaml")] == ["Project", "ProjectConfig"]
+    spread = [o for name in pipelines for o in objects(fleet.root / "dist" / name)]
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    assert sorted(spread, key=key) == sorted(whole[2:], key=key)  # the same objects, each once
+    for body in spread:
+        assert validate_object(body) == [], body["metadata"]["name"]
+    include = objects(fleet.root / "dist/argocd-application.k8s.yaml")[0]["spec"]["source"]["directory"]["include"]
+    assert all(fnmatch.fnmatch(name, include) for name in ["kargo.k8s.yaml", *pipelines])
+    assert synth(fleet.root, "--check") == 0
+
+    # Back to one file: the pipeline files are stale; --check says so, synth removes them.
+    fleet.write("images.yaml", fleet.read("images.yaml").replace(", objectsPerFile: 10", ""))
+    capsys.readouterr()
+    assert synth(fleet.root, "--check") == 1
+    assert f"{pipelines[0]} (stale)" in capsys.readouterr().err
+    assert synth(fleet.root) == 0
+    assert f"{fleet.root / 'dist' / pipelines[0]} (removed: no longer made)" in capsys.readouterr().out
+    assert sorted(p.name for p in (fleet.root / "dist").iterdir()) == ["argocd-application.k8s.yaml", "kargo.k8s.yaml"]
+    assert objects(fleet.root / "dist/kargo.k8s.yaml") == whole
 
 
 def test_tool_and_generator_agree_on_every_field(fleet):

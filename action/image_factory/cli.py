@@ -11,6 +11,7 @@ from pathlib import Path
 from . import (
     __version__,
     build_info,
+    collector,
     discover,
     dispatch,
     events,
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with collector.paused():
+            return args.run(args)
     except FactoryError as error:
         print(report.problems_text(error.problems), file=sys.stderr)
         if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -241,8 +243,9 @@ def _synth(args: argparse.Namespace) -> int:
     out = args.out or args.root / "dist"
     outcome = synth.synth(args.root, out, check=args.check)
     if args.check:
-        if outcome.changed:
-            print(f"{out} is not up to date with a fresh synth: {', '.join(outcome.changed)}", file=sys.stderr)
+        if outcome.changed or outcome.stale:
+            differ = [*outcome.changed, *(f"{name} (stale)" for name in outcome.stale)]
+            print(f"{out} is not up to date with a fresh synth: {', '.join(differ)}", file=sys.stderr)
             print("run `image-factory synth` and commit the result.", file=sys.stderr)
             return 1
         print(f"ok: {out} matches a fresh synth ({len(outcome.files)} files)")
@@ -250,6 +253,8 @@ def _synth(args: argparse.Namespace) -> int:
     for name in sorted(outcome.files):
         state = "written" if name in outcome.changed else "unchanged"
         print(f"{out / name} ({state})")
+    for name in outcome.stale:
+        print(f"{out / name} (removed: no longer made)")
     return 0
 
 

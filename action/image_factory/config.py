@@ -82,6 +82,7 @@ def _kargo(entry: dict) -> KargoSettings:
         token_secret_key=secret.get("key", defaults.token_secret_key),
         dispatch_step=entry.get("dispatchStep", defaults.dispatch_step),
         warehouse_interval=entry.get("warehouseInterval", defaults.warehouse_interval),
+        objects_per_file=entry.get("objectsPerFile", defaults.objects_per_file),
         webhook_receivers=receivers,
     )
 

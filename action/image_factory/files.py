@@ -11,7 +11,8 @@ def apply_changes(changes: dict[Path, str | None]) -> None:
     """Write (str) or delete (None) every path; on any failure restore what was there before.
 
     Each file is written to a temporary file beside it and renamed into place, so a reader
-    never sees a half-written file.
+    never sees a half-written file. One filesystem flush before the renames makes the new
+    contents durable first (one per file costs ~0.3 ms each, seconds for a large fleet).
     """
     staged: list[tuple[Path, Path | None]] = []
     try:
@@ -23,9 +24,9 @@ def apply_changes(changes: dict[Path, str | None]) -> None:
             fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
             staged.append((path, Path(temp)))
+        if any(temp is not None for _, temp in staged):
+            os.sync()
     except BaseException:
         _discard(staged)
         raise

@@ -132,6 +132,7 @@ class KargoSettings:
     token_secret_key: str = "token"
     dispatch_step: str = "http"  # or gha-dispatch-workflow (Kargo on the Akuity Platform)
     warehouse_interval: str = "1h"
+    objects_per_file: int = 500
     webhook_receivers: tuple[WebhookReceiver, ...] = ()
 
 

@@ -17,11 +17,14 @@ from .files import apply_changes
 APP_ENTRY = "main.py"
 
 
+OUTPUT_SUFFIX = ".k8s.yaml"
+
+
 @dataclass
 class SynthOutcome:
     files: dict[str, str]  # file name → text, as synthesised
     changed: list[str]  # files that differ from (or are missing in) the output folder
-    out: Path
+    stale: list[str]  # manifest files in the output folder that the synth no longer makes
 
 
 def app_dir() -> Path:
@@ -55,13 +58,19 @@ def synthesize(root: Path) -> dict[str, str]:
 
 
 def synth(root: Path, out: Path, *, check: bool = False) -> SynthOutcome:
-    """Synthesise and write the manifests to `out` (all files or none); with `check`, write nothing."""
+    """Synthesise and write the manifests to `out` (all files or none); with `check`, write nothing.
+
+    Like `cdk8s synth`, which empties its output folder first, manifest files (`*.k8s.yaml`) in
+    `out` that this synth did not make are removed: a pipeline file left behind would keep
+    objects alive in the cluster.
+    """
     files = synthesize(root)
     changed = [
         name
         for name, text in files.items()
         if not (out / name).is_file() or (out / name).read_text(encoding="utf-8") != text
     ]
+    stale = sorted(path.name for path in out.glob(f"*{OUTPUT_SUFFIX}") if path.name not in files)
     if not check:
-        apply_changes({out / name: files[name] for name in changed})
-    return SynthOutcome(files, changed, out)
+        apply_changes({**{out / name: files[name] for name in changed}, **{out / name: None for name in stale}})
+    return SynthOutcome(files, changed, stale)

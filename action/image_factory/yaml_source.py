@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
@@ -66,8 +67,12 @@ class _DuplicateKey(Exception):
     pass
 
 
-class _QuickLoader(_Loader):
-    """libyaml straight to plain data; refuses duplicate keys, which plain PyYAML lets through."""
+class _Unusual(Exception):
+    """A tag the quick path leaves to PyYAML's own constructors (merge keys, timestamps, floats…)."""
+
+
+class _CheckedLoader(_Loader):
+    """PyYAML's own constructors, refusing duplicate keys."""
 
     def construct_mapping(self, node, deep=False):
         keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)]
@@ -76,11 +81,77 @@ class _QuickLoader(_Loader):
         return super().construct_mapping(node, deep)
 
 
+class _QuickLoader(_Loader):
+    """libyaml composes the nodes; the tags of plain scalars are remembered across documents.
+
+    State files repeat the same keys and values thousands of times, and PyYAML resolves each
+    one with a chain of regular expressions in Python.
+    """
+
+    _tags: ClassVar[dict[tuple[str, tuple[bool, bool]], str]] = {}
+
+    def resolve(self, kind, value, implicit):
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = self._tags[key] = super().resolve(kind, value, implicit)
+        return tag
+
+
+_STR, _INT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int"
+_BOOL, _NULL = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+def _plain_data(node: yaml.Node) -> object:
+    """Node tree → plain data, for the tags state and config use; PyYAML's constructors are
+    general and several times slower. Duplicate keys are refused, which plain PyYAML allows."""
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        tag, value = node.tag, node.value
+        if tag == _STR:
+            return value
+        if tag == _INT and value.isdigit() and (value[0] != "0" or value == "0"):  # not octal
+            return int(value)
+        if tag == _BOOL:
+            return value.lower() in ("yes", "true", "on")
+        if tag == _NULL:
+            return None
+        raise _Unusual
+    if kind is yaml.MappingNode and node.tag == _MAP:
+        result = {}
+        for key_node, value_node in node.value:
+            key = _plain_data(key_node)
+            if key in result:
+                raise _DuplicateKey
+            result[key] = _plain_data(value_node)
+        return result
+    if kind is not yaml.SequenceNode or node.tag != _SEQ:
+        raise _Unusual
+    return [_plain_data(item) for item in node.value]
+
+
+def _quick_load(text: str) -> object:
+    loader = _QuickLoader(text)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if node is None:
+        return None
+    try:
+        return _plain_data(node)
+    except _Unusual:
+        return yaml.load(text, Loader=_CheckedLoader)
+
+
 def parse_yaml(text: str, file: str) -> YamlDocument:
     """Parse one YAML document; broken YAML and duplicate keys are errors naming the line."""
     try:
-        return YamlDocument(file, yaml.load(text, Loader=_QuickLoader), text)
-    except (yaml.YAMLError, _DuplicateKey):
+        return YamlDocument(file, _quick_load(text), text)
+    except (yaml.YAMLError, _DuplicateKey, RecursionError):
         return _parse_with_lines(text, file)  # raises the error with its line
 
 
