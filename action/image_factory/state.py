@@ -12,7 +12,7 @@ from typing import TypedDict
 
 import yaml
 
-from . import schemas
+from . import parallel, schemas
 from .errors import FactoryError, Problem
 from .model import WarehouseConfig
 from .refs import ImageRef, InvalidReference, parse_ref
@@ -186,24 +186,50 @@ def render(data: dict) -> str:
     return HEADER + yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
 
 
+def state_files(root: Path) -> list[Path]:
+    """Every state file under `root`: images, then base images, each by name."""
+    return [
+        *sorted((root / IMAGES_DIR).glob("*.yaml"), key=lambda p: p.name),
+        *sorted((root / BASE_IMAGES_DIR).glob("*.yaml"), key=lambda p: p.name),
+    ]
+
+
 def load_state(root: Path) -> State:
-    """Read and check every state file under `root`; raises FactoryError naming file and line."""
+    """Read and check every state file under `root`; raises FactoryError naming file and line.
+
+    A large state (thousands of files) loads in two processes, half each.
+    """
+    paths = state_files(root)
+    middle = len(paths) // 2
+    with parallel.background(load_files, root, paths[middle:], worthwhile=middle >= parallel.WORTHWHILE_FILES) as rest:
+        first = load_files(root, paths[:middle])
+        return assemble([*first, *rest.result()])
+
+
+def assemble(loaded: list[ImageState | BaseImageState | list[Problem]]) -> State:
+    """The state of the files `load_files` read; raises FactoryError with every file's problems."""
     state, problems = State(), []
-    for path in sorted((root / IMAGES_DIR).glob("*.yaml"), key=lambda p: p.name):
-        try:
-            image = _load_image(root, path)
-            state.images[image.name] = image
-        except FactoryError as error:
-            problems.extend(error.problems)
-    for path in sorted((root / BASE_IMAGES_DIR).glob("*.yaml"), key=lambda p: p.name):
-        try:
-            base = _load_base(root, path)
-            state.base_images[base.ref.canonical] = base
-        except FactoryError as error:
-            problems.extend(error.problems)
+    for item in loaded:
+        if isinstance(item, ImageState):
+            state.images[item.name] = item
+        elif isinstance(item, BaseImageState):
+            state.base_images[item.ref.canonical] = item
+        else:
+            problems.extend(item)
     if problems:
         raise FactoryError(problems)
     return state
+
+
+def load_files(root: Path, paths: list[Path]) -> list[ImageState | BaseImageState | list[Problem]]:
+    """Each state file's content, or its problems."""
+    loaded: list[ImageState | BaseImageState | list[Problem]] = []
+    for path in paths:
+        try:
+            loaded.append(_load_image(root, path) if path.parent.name == "images" else _load_base(root, path))
+        except FactoryError as error:
+            loaded.append(error.problems)
+    return loaded
 
 
 def _document(root: Path, path: Path, schema: str) -> YamlDocument:
