@@ -23,6 +23,7 @@ from . import (
     pull_request,
     registry,
     report,
+    signatures,
     status,
     synth,
     timestamps,
@@ -154,6 +155,14 @@ def _parser() -> argparse.ArgumentParser:
         "--mirror", action="append", default=[], metavar="REGISTRY=MIRROR", help="read REGISTRY via MIRROR"
     )
     dig.set_defaults(run=_digest)
+
+    check = commands.add_parser("verify", parents=[root], help="check the cosign signature of an image digest")
+    check.add_argument("--image", required=True, metavar="REF@DIGEST")
+    check.add_argument("--key", type=Path, metavar="FILE", help="cosign public key (default: the image's verify.key)")
+    check.add_argument(
+        "--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it"
+    )
+    check.set_defaults(run=_verify)
 
     info = commands.add_parser("build-info", parents=[root], help="paths, tags and pinned build contexts of an image")
     info.add_argument("--image", required=True, metavar="NAME")
@@ -412,6 +421,42 @@ def _digest(args: argparse.Namespace) -> int:
     print(json.dumps(resolved.to_dict(), indent=2) if args.json else resolved.digest)
     print(f"{client.requests} registry requests", file=sys.stderr)
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        ref = parse_ref(args.image)
+    except InvalidReference as error:
+        raise FactoryError(Problem("--image", str(error))) from None
+    mirrors, insecure, key_path = {}, set(args.insecure_registry), args.key
+    if (args.root / "images.yaml").is_file():
+        config = load_config(args.root)
+        mirrors, insecure = config.registry_mirrors, insecure | set(config.insecure_registries)
+        if key_path is None:
+            key_path = _key_file(config, ref, args.root)
+    if key_path is None:
+        raise FactoryError(Problem("--key", f"{ref}: no key given, and images.yaml names no verify.key file for it"))
+    client = registry.RegistryClient(mirrors=mirrors, insecure=insecure)
+    outcome = signatures.verify_image(client, ref, signatures.read_public_key(key_path))
+    if not outcome.verified:
+        raise FactoryError(Problem("verify", f"{outcome.image}: not verified: {outcome.reason}"))
+    print(f"{outcome.image}: verified: {outcome.reason} ({key_path})")
+    return 0
+
+
+def _key_file(config, ref, root: Path) -> Path | None:
+    """The PEM file images.yaml names for `ref` (by reference, else by repository)."""
+    enrolled = config.external_for(ref)
+    if enrolled is None or enrolled.verify is None:
+        enrolled = next((image for image in config.external if image.ref.name == ref.name and image.verify), None)
+    if enrolled is None or enrolled.verify is None:
+        return None
+    if enrolled.verify.key_file is None:
+        how = "keyless" if enrolled.verify.keyless else f"with the Secret {enrolled.verify.key_secret!r}"
+        raise FactoryError(
+            Problem("--key", f"{ref}: images.yaml verifies it {how}; here give the public key with --key FILE")
+        )
+    return root / enrolled.verify.key_file
 
 
 def _graph(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from .model import (
     KargoSettings,
     Policy,
     Source,
+    VerifyPolicy,
     WarehouseConfig,
     WebhookReceiver,
 )
@@ -121,7 +122,48 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
         rebuild_delay=entry.get("rebuildDelay", defaults.rebuild_delay),
         auto_rebuild=entry.get("autoRebuild", defaults.auto_rebuild),
     )
-    return EnrolledImage(entry["name"], ref, policy, source, warehouse, index, document)
+    verify = _verify(document, (*path, "verify"), entry["verify"]) if "verify" in entry else None
+    return EnrolledImage(entry["name"], ref, policy, source, warehouse, verify, index, document)
+
+
+def _verify(document: YamlDocument, path: tuple, entry: dict) -> VerifyPolicy:
+    """A verify policy: a key, or keyless with both a certificate identity and an OIDC issuer."""
+    policy = VerifyPolicy.from_dict(entry)
+    keyless = [name for name in entry if name.startswith("certificate")]
+    if "key" in entry and keyless:
+        raise FactoryError(document.problem(path, f"give key or keyless ({', '.join(keyless)}), not both"))
+    identified = (policy.identity or policy.identity_regexp) and (policy.issuer or policy.issuer_regexp)
+    if "key" not in entry and not identified:
+        raise FactoryError(
+            document.problem(
+                path,
+                "give key, or keyless: certificateIdentity (or certificateIdentityRegexp) "
+                "and certificateOidcIssuer (or certificateOidcIssuerRegexp)",
+            )
+        )
+    if policy.key_file is not None and not _inside(policy.key_file):
+        where = "must be a relative path in the factory repository"
+        raise FactoryError(document.problem((*path, "key"), f"{show_value(policy.key_file)} {where}"))
+    for name in ("certificateIdentityRegexp", "certificateOidcIssuerRegexp"):
+        if name in entry:
+            try:
+                re.compile(entry[name])
+            except re.error as error:
+                raise FactoryError(
+                    document.problem((*path, name), f"{show_value(entry[name])} is not a regular expression: {error}")
+                ) from None
+    return policy
+
+
+def _inside(value: str) -> bool:
+    """A relative path that stays inside its repository."""
+    pure = PurePosixPath(value)
+    depth = 0
+    for part in pure.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return False
+    return not pure.is_absolute() and "\\" not in value
 
 
 def _source(entry: dict) -> Source:
@@ -145,13 +187,7 @@ def _check_paths(document: YamlDocument, path: tuple, source: Source) -> None:
     for name, value in fields.items():
         if value is None:
             continue
-        pure = PurePosixPath(value)
-        depth = 0
-        for part in pure.parts:
-            depth += -1 if part == ".." else (0 if part == "." else 1)
-            if depth < 0:
-                break
-        if pure.is_absolute() or depth < 0 or "\\" in value:
+        if not _inside(value):
             problems.append(
                 document.problem((*path, name), f"{show_value(value)} must be a relative path inside the repository")
             )

@@ -135,6 +135,7 @@ def _base_state(ref: ImageRef, dependents: list[Dependent], config: Config, runt
         rebuild_delay=enrolled.policy.rebuild_delay if enrolled else None,
         auto_rebuild=enrolled.policy.auto_rebuild if enrolled else None,
         runtime=runtimes.for_watched(ref),
+        verify=enrolled.verify if enrolled else None,
     )
 
 

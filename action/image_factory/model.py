@@ -82,6 +82,54 @@ class WarehouseConfig:
 
 
 @dataclass(frozen=True)
+class VerifyPolicy:
+    """How a watched image's digests are verified before anything is rebuilt on them: a cosign
+    public key (a PEM file in the factory repository, or a Kubernetes Secret holding
+    `cosign.pub`) or keyless (the signing certificate's identity and OIDC issuer)."""
+
+    key_file: str | None = None
+    key_secret: str | None = None
+    identity: str | None = None
+    identity_regexp: str | None = None
+    issuer: str | None = None
+    issuer_regexp: str | None = None
+    required: bool = True
+
+    @property
+    def keyless(self) -> bool:
+        return self.key_file is None and self.key_secret is None
+
+    def to_dict(self) -> dict:
+        data: dict = {}
+        if self.key_file is not None:
+            data["key"] = self.key_file
+        if self.key_secret is not None:
+            data["key"] = {"secret": self.key_secret}
+        optional = {
+            "certificateIdentity": self.identity,
+            "certificateIdentityRegexp": self.identity_regexp,
+            "certificateOidcIssuer": self.issuer,
+            "certificateOidcIssuerRegexp": self.issuer_regexp,
+        }
+        data.update({key: value for key, value in optional.items() if value is not None})
+        data["required"] = self.required
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VerifyPolicy:
+        key = data.get("key")
+        return cls(
+            key_file=key if isinstance(key, str) else None,
+            key_secret=key["secret"] if isinstance(key, dict) else None,
+            identity=data.get("certificateIdentity"),
+            identity_regexp=data.get("certificateIdentityRegexp"),
+            issuer=data.get("certificateOidcIssuer"),
+            issuer_regexp=data.get("certificateOidcIssuerRegexp"),
+            required=data.get("required", True),
+        )
+
+
+@dataclass(frozen=True)
 class Policy:
     rebuild_delay: str = DEFAULT_REBUILD_DELAY
     auto_rebuild: bool = True
@@ -96,6 +144,7 @@ class EnrolledImage:
     policy: Policy
     source: Source | None = None
     warehouse: WarehouseConfig | None = None  # external images only
+    verify: VerifyPolicy | None = None  # external images only
     index: int | None = None  # position in images.yaml
     document: object = field(default=None, compare=False, repr=False)  # the YamlDocument it came from
 

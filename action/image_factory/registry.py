@@ -5,7 +5,7 @@ HEAD /v2/<name>/manifests/<ref> with every manifest media type in Accept; the di
 Anonymous and authenticated bearer tokens (the WWW-Authenticate flow), basic credentials and the
 Docker config file; tokens cached per scope until they expire; 429 and 5xx retried with back-off
 honouring Retry-After; every answer cached for the run, every request counted. Credentials are
-never logged.
+never logged. Raw manifests and digest-checked blobs for the signature checks.
 """
 
 from __future__ import annotations
@@ -127,6 +127,22 @@ class RegistryClient:
             self._answers[key] = self._resolve(ref)
         return self._answers[key]
 
+    def manifest(self, ref: ImageRef, reference: str) -> tuple[bytes, str | None] | None:
+        """The raw manifest `reference` (a tag or digest) of `ref`'s repository and its media
+        type; None when the registry has no such manifest (404)."""
+        response = self._request("GET", f"{self._base_url(ref)}/manifests/{reference}", ref, missing_ok=True)
+        if response is None:
+            return None
+        return response.content, (response.headers.get("Content-Type") or "").split(";")[0] or None
+
+    def blob(self, ref: ImageRef, digest: str) -> bytes:
+        """A blob of `ref`'s repository, checked against its digest."""
+        content = self._request("GET", f"{self._base_url(ref)}/blobs/{digest}", ref).content
+        algorithm, _, expected = digest.partition(":")
+        if algorithm != "sha256" or hashlib.sha256(content).hexdigest() != expected:
+            raise FactoryError(Problem("registry", f"{ref}: blob {digest} does not match its digest"))
+        return content
+
     def _base_url(self, ref: ImageRef) -> str:
         host = self.mirrors.get(ref.registry, ref.registry)
         scheme = "http" if host in self.insecure else "https"
@@ -158,7 +174,8 @@ class RegistryClient:
                     platforms.setdefault(name, manifest["digest"])
         return Resolved(ref, digest, media_type, platforms)
 
-    def _request(self, method: str, url: str, ref: ImageRef) -> requests.Response:
+    def _request(self, method: str, url: str, ref: ImageRef, missing_ok: bool = False):
+        """The answer (None for a 404 when `missing_ok`), after authenticating and retrying."""
         scope = f"repository:{ref.repository}:pull"
         host = self.mirrors.get(ref.registry, ref.registry)
         auth_header = self._cached_auth(host, scope)
@@ -179,6 +196,8 @@ class RegistryClient:
                 self.sleep(_retry_after(response, attempt))
                 attempt += 1
                 continue
+            if missing_ok and response.status_code == 404:
+                return None
             return _checked(response, ref, host)
 
     def _cached_auth(self, host: str, scope: str) -> str | None:

@@ -14,7 +14,7 @@ import yaml
 
 from . import parallel, schemas
 from .errors import FactoryError, Problem
-from .model import WarehouseConfig
+from .model import VerifyPolicy, WarehouseConfig
 from .refs import ImageRef, InvalidReference, parse_ref
 from .yaml_source import YamlDocument, load_yaml
 
@@ -135,10 +135,15 @@ class BaseImageState:
     rebuild_delay: str | None = None
     auto_rebuild: bool | None = None
     runtime: Runtime = field(default_factory=Runtime)
+    verify: VerifyPolicy | None = None
 
     @property
     def path(self) -> str:
         return f"{BASE_IMAGES_DIR}/{self.ref.slug()}.yaml"
+
+    @property
+    def verification_required(self) -> bool:
+        return self.verify is not None and self.verify.required
 
     def to_dict(self) -> dict:
         data: dict = {
@@ -154,6 +159,8 @@ class BaseImageState:
             data["autoRebuild"] = self.auto_rebuild
         data["dependents"] = [{"image": d.image, "pinnedDigest": d.pinned_digest} for d in self.dependents]
         data["warehouse"] = self.warehouse.to_dict() if self.warehouse else None
+        if self.verify is not None:
+            data["verify"] = self.verify.to_dict()
         data["runtime"] = self.runtime.to_dict()
         return data
 
@@ -282,4 +289,5 @@ def _load_base(root: Path, path: Path) -> BaseImageState:
         rebuild_delay=data.get("rebuildDelay"),
         auto_rebuild=data.get("autoRebuild"),
         runtime=Runtime.from_dict(data["runtime"]),
+        verify=VerifyPolicy.from_dict(data["verify"]) if "verify" in data else None,
     )
