@@ -33,10 +33,11 @@ class ManifestChart(cdk8s.Chart):
         return [*self.objects(), *super().to_json()]
 
 
-def build_app(config: Config, state: State, outdir: str) -> cdk8s.App:
+def build_app(config: Config, state: State, outdir: str, keys: dict[str, str] | None = None) -> cdk8s.App:
     """The Project in `kargo.k8s.yaml`, with the Warehouses and Stages while they fit in one file
     (`kargo.objectsPerFile`), else those spread over `kargo-pipelines-N-of-M.k8s.yaml`; and the
-    ArgoCD Application in a file of its own, applied once by hand.
+    ArgoCD Application in a file of its own, applied once by hand. `keys`: the public keys
+    images.yaml names, by path (`signatures.public_keys`).
 
     cdk8s synthesises one chart (file) at a time: bounded files keep the peak memory of both
     Python and Node.js low on a large fleet (~1 MB of YAML each by default).
@@ -50,7 +51,7 @@ def build_app(config: Config, state: State, outdir: str) -> cdk8s.App:
         def build() -> list[dict]:
             made = [*head]
             for part in parts:
-                made += kargo_manifests.part_manifests(config, state, part)
+                made += kargo_manifests.part_manifests(config, state, part, keys or {})
             kargo_manifests.check_unique(made, seen)
             return made
 

@@ -37,12 +37,13 @@ def watched_images(state: State) -> list[Watched]:
     return sorted(watched, key=lambda w: w.name)
 
 
-def factory_manifests(config: Config, state: State) -> list[dict]:
-    """The Project, its ProjectConfig, and per watched image a Warehouse, a recording Stage and
-    one rebuild Stage per managed image built on it, in a stable order."""
+def factory_manifests(config: Config, state: State, keys: dict[str, str] | None = None) -> list[dict]:
+    """The Project, its ProjectConfig, and per watched image a Warehouse, a recording Stage (and
+    its verification) and one rebuild Stage per managed image built on it, in a stable order.
+    `keys`: the public keys images.yaml names (`public_keys`), by path."""
     objects = project_manifests(config)
     for watched in watched_images(state):
-        objects += pipeline_manifests(config, state, watched)
+        objects += pipeline_manifests(config, state, watched, keys or {})
     check_unique(objects)
     return objects
 
@@ -56,18 +57,34 @@ def project_manifests(config: Config) -> list[dict]:
     return [project(config.kargo.project), project_config(config)]
 
 
-def pipeline_manifests(config: Config, state: State, watched: Watched) -> list[dict]:
-    """One watched image's Warehouse, its recording Stage and the rebuild Stages on it."""
-    objects = [warehouse(config, watched), recording_stage(config, watched)]
+def pipeline_manifests(config: Config, state: State, watched: Watched, keys: dict[str, str]) -> list[dict]:
+    """One watched image's own objects and the rebuild Stages on it."""
+    objects = watched_manifests(config, watched, keys)
     for dependent in watched.base.dependents:
         objects.append(rebuild_stage(config, watched, state.images[dependent.image]))
     return objects
 
 
+def watched_manifests(config: Config, watched: Watched, keys: dict[str, str]) -> list[dict]:
+    """A watched image's Warehouse and recording Stage; with a verify policy, also what checks
+    its signatures (an AnalysisTemplate, the public key's ConfigMap) and the Stage that reports
+    verified Freight."""
+    objects = [warehouse(config, watched), recording_stage(config, watched)]
+    policy = watched.base.verify
+    if policy is not None:
+        if policy.key_file is not None:
+            objects.append(key_config_map(config, watched, keys[policy.key_file]))
+        objects.append(analysis_template(config, watched))
+        if not policy.required:
+            objects.append(advisory_stage(config, watched))
+        objects.append(verified_stage(config, watched))
+    return objects
+
+
 @dataclass(frozen=True)
 class Part:
-    """Objects generated together: a watched image's Warehouse and recording Stage (`image`
-    None), or the Stage rebuilding managed `image` on it."""
+    """Objects generated together: a watched image's own (`image` None), or the Stage rebuilding
+    managed `image` on it."""
 
     watched: Watched
     image: str | None = None
@@ -76,10 +93,20 @@ class Part:
     def name(self) -> str:
         return self.watched.name if self.image is None else names.rebuild_name(self.image, self.watched.name)
 
+    @property
+    def size(self) -> int:
+        """How many objects it makes."""
+        if self.image is not None:
+            return 1
+        policy = self.watched.base.verify
+        if policy is None:
+            return 2
+        return 4 + (policy.key_file is not None) + (not policy.required)
 
-def part_manifests(config: Config, state: State, part: Part) -> list[dict]:
+
+def part_manifests(config: Config, state: State, part: Part, keys: dict[str, str]) -> list[dict]:
     if part.image is None:
-        return [warehouse(config, part.watched), recording_stage(config, part.watched)]
+        return watched_manifests(config, part.watched, keys)
     return [rebuild_stage(config, part.watched, state.images[part.image])]
 
 
@@ -92,7 +119,7 @@ def shards(watched: list[Watched], per_file: int) -> list[list[Part]]:
     thousands) spread like the rest.
     """
     parts = [part for item in watched for part in (Part(item), *(Part(item, d.image) for d in item.base.dependents))]
-    total = len(parts) + len(watched)  # a watched image's own part is two objects
+    total = sum(part.size for part in parts)
     count = 1
     while total > count * per_file:
         count *= 2
@@ -186,15 +213,165 @@ def recording_stage(config: Config, watched: Watched) -> dict:
         refused="GitHub refused the base-image-updated dispatch",
     )
     labels = {names.ROLE: "record", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
+    spec: dict = {
+        "requestedFreight": [{"origin": {"kind": "Warehouse", "name": watched.name}, "sources": {"direct": True}}],
+        "promotionTemplate": {"spec": {"steps": steps}},
+    }
+    if watched.base.verification_required:
+        # Downstream Stages (the rebuilds, the verified one) only see Freight verified here.
+        spec["verification"] = _verification(watched)
     return {
         "apiVersion": KARGO_API,
         "kind": "Stage",
-        "metadata": _meta(watched.name, settings.project, labels, {names.REF_ANNOTATION: watched.base.ref.canonical}),
+        "metadata": _meta(watched.name, settings.project, labels, _ref_annotation(watched)),
+        "spec": spec,
+    }
+
+
+def key_config_map(config: Config, watched: Watched, pem: str) -> dict:
+    """The cosign public key from the factory repository, mounted into the verification Job.
+    A public key is not a credential: it may sit in a manifest."""
+    labels = {names.ROLE: "verify-key", names.WATCHED: watched.name}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(names.key_name(watched.name), config.kargo.project, labels, _ref_annotation(watched)),
+        "data": {"cosign.pub": pem},
+    }
+
+
+def analysis_template(config: Config, watched: Watched) -> dict:
+    """An Argo Rollouts AnalysisTemplate whose Job runs `cosign verify` on `<repo>@<digest>`, the
+    digest passed in by the recording Stage's verification. A failed Job fails the verification:
+    the Freight never reaches the rebuild Stages, and Kargo's UI shows why."""
+    settings, policy = config.kargo, watched.base.verify
+    args = ["verify"]
+    mounts, volumes = [], []
+    if policy.keyless:
+        for flag, value in (
+            ("--certificate-identity", policy.identity),
+            ("--certificate-identity-regexp", policy.identity_regexp),
+            ("--certificate-oidc-issuer", policy.issuer),
+            ("--certificate-oidc-issuer-regexp", policy.issuer_regexp),
+        ):
+            if value is not None:
+                args += [flag, value]
+    else:
+        args += ["--key", "/cosign/cosign.pub"]
+        mounts.append({"name": "cosign-key", "mountPath": "/cosign", "readOnly": True})
+        if policy.key_file is not None:
+            volumes.append({"name": "cosign-key", "configMap": {"name": names.key_name(watched.name)}})
+        else:
+            volumes.append(
+                {
+                    "name": "cosign-key",
+                    "secret": {"secretName": policy.key_secret, "items": [{"key": "cosign.pub", "path": "cosign.pub"}]},
+                }
+            )
+    if not policy.transparency_log:
+        args.append("--insecure-ignore-tlog=true")
+    args.append(f"{watched.warehouse.repo_url}@{{{{args.digest}}}}")
+    container: dict = {"name": "cosign", "image": settings.cosign_image, "args": args}
+    if settings.verify_registry_secret:
+        mounts.append({"name": "registry-auth", "mountPath": "/docker", "readOnly": True})
+        volumes.append(
+            {
+                "name": "registry-auth",
+                "secret": {
+                    "secretName": settings.verify_registry_secret,
+                    "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
+                },
+            }
+        )
+        container["env"] = [{"name": "DOCKER_CONFIG", "value": "/docker"}]
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod: dict = {"restartPolicy": "Never", "containers": [container]}
+    if volumes:
+        pod["volumes"] = volumes
+    labels = {names.ROLE: "verify", names.WATCHED: watched.name}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": _meta(names.verify_name(watched.name), settings.project, labels, _ref_annotation(watched)),
         "spec": {
-            "requestedFreight": [{"origin": {"kind": "Warehouse", "name": watched.name}, "sources": {"direct": True}}],
+            "args": [{"name": "digest"}],
+            "metrics": [
+                {
+                    "name": "cosign-verify",
+                    "provider": {
+                        "job": {"spec": {"backoffLimit": 0, "activeDeadlineSeconds": 600, "template": {"spec": pod}}}
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _verification(watched: Watched) -> dict:
+    return {
+        "analysisTemplates": [{"name": names.verify_name(watched.name)}],
+        "args": [{"name": "digest", "value": _image_expression(watched, "Digest")}],
+    }
+
+
+def advisory_stage(config: Config, watched: Watched) -> dict:
+    """With `required: false`: verifies each Freight from the recording Stage without holding the
+    rebuilds back (they take Freight from the recording Stage); the outcome shows in Kargo's UI,
+    and verified Freight goes on to the verified Stage. Its promotion only notes the digest."""
+    labels = {names.ROLE: "verify", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
+    note = {"uses": "compose-output", "as": "candidate", "config": {"digest": _image_expression(watched, "Digest")}}
+    return {
+        "apiVersion": KARGO_API,
+        "kind": "Stage",
+        "metadata": _meta(names.advisory_name(watched.name), config.kargo.project, labels, _ref_annotation(watched)),
+        "spec": {
+            "requestedFreight": [
+                {"origin": {"kind": "Warehouse", "name": watched.name}, "sources": {"stages": [watched.name]}}
+            ],
+            "promotionTemplate": {"spec": {"steps": [note]}},
+            "verification": _verification(watched),
+        },
+    }
+
+
+def verified_stage(config: Config, watched: Watched) -> dict:
+    """Takes the Freight verified (in the recording Stage, or the advisory one) and reports it to
+    the factory repository (`repository_dispatch` `base-image-verified`): state marks the digest
+    verified, and `plan` lets a rebuild use it."""
+    settings = config.kargo
+    payload = {
+        "event_type": "base-image-verified",
+        "client_payload": {
+            "image": watched.base.ref.canonical,
+            "digest": _image_expression(watched, "Digest"),
+            "freight": "${{ ctx.targetFreight.name }}",
+        },
+    }
+    steps = _github_call(
+        config,
+        name="verified",
+        url=f"{settings.github_api_url}/repos/{settings.factory_repo}/dispatches",
+        body=payload,
+        refused="GitHub refused the base-image-verified dispatch",
+    )
+    labels = {names.ROLE: "verified", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
+    gate = watched.name if watched.base.verification_required else names.advisory_name(watched.name)
+    return {
+        "apiVersion": KARGO_API,
+        "kind": "Stage",
+        "metadata": _meta(names.verified_name(watched.name), settings.project, labels, _ref_annotation(watched)),
+        "spec": {
+            "requestedFreight": [
+                {"origin": {"kind": "Warehouse", "name": watched.name}, "sources": {"stages": [gate]}}
+            ],
             "promotionTemplate": {"spec": {"steps": steps}},
         },
     }
+
+
+def _ref_annotation(watched: Watched) -> dict:
+    return {names.REF_ANNOTATION: watched.base.ref.canonical}
 
 
 def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:

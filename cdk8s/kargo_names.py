@@ -47,6 +47,26 @@ def rebuild_name(image: str, watched: str) -> str:
     return fit(f"{image}-on-{watched}")
 
 
+def verify_name(watched: str) -> str:
+    """The AnalysisTemplate that checks the signature of a watched image's Freight."""
+    return fit(f"verify-{watched}")
+
+
+def key_name(watched: str) -> str:
+    """The ConfigMap holding a watched image's cosign public key (from the factory repository)."""
+    return fit(f"cosign-key-{watched}")
+
+
+def advisory_name(watched: str) -> str:
+    """The Stage that verifies a watched image's Freight without holding it back (required: false)."""
+    return fit(f"{watched}-verify")
+
+
+def verified_name(watched: str) -> str:
+    """The Stage that reports a watched image's verified Freight to the factory repository."""
+    return fit(f"{watched}-verified")
+
+
 def shard_of(name: str, count: int) -> int:
     """Which of `count` (a power of two) manifest files the pipeline of watched image `name` is in."""
     return int(_hash(name), 16) % count

@@ -14,6 +14,7 @@ from image_factory import collector
 from image_factory.discover import load_model
 from image_factory.errors import FactoryError
 from image_factory.report import problems_text
+from image_factory.signatures import public_keys
 
 # jsii prints a banner at start-up because Node 20 is past its end of life; it is only a warning.
 # The variable lists the Node majors to keep quiet about: unsupported or broken ones still warn.
@@ -28,7 +29,7 @@ def main() -> int:
     with collector.paused():
         try:
             config, state = load_model(root)
-            app = build_app(config, state, outdir)
+            app = build_app(config, state, outdir, public_keys(config, root))
         except FactoryError as error:
             print(problems_text(error.problems), file=sys.stderr)
             return 1

@@ -21,6 +21,29 @@ CRDS = {
     "ProjectConfig": "projectconfig_v1alpha1.json",
     "Warehouse": "warehouse_v1alpha1.json",
     "Stage": "stage_v1alpha1.json",
+    "AnalysisTemplate": "argo-rollouts/analysistemplate_v1alpha1.json",
+}
+# Kubernetes' own ConfigMap, as strict as the CRD schemas (the fields the generator may write).
+CONFIG_MAP = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "data"],
+    "properties": {
+        "apiVersion": {"const": "v1"},
+        "kind": {"const": "ConfigMap"},
+        "metadata": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+                "namespace": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "data": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
 }
 
 
@@ -42,7 +65,11 @@ def errors(instance: object, relative: str) -> list[str]:
 
 
 def validate_object(body: dict) -> list[str]:
-    """Every problem Kargo's schemas find in one generated object, its subscriptions and step configs."""
+    """Every problem Kargo's schemas find in one generated object, its subscriptions and step configs
+    (Argo Rollouts' schema for an AnalysisTemplate, Kubernetes' shape for a ConfigMap)."""
+    if body["kind"] == "ConfigMap":
+        validator = jsonschema.Draft202012Validator(CONFIG_MAP)
+        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
     problems = errors(body, CRDS[body["kind"]])
     spec = body.get("spec", {})
     for subscription in spec.get("subscriptions", []):

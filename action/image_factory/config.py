@@ -85,6 +85,8 @@ def _kargo(entry: dict) -> KargoSettings:
         warehouse_interval=entry.get("warehouseInterval", defaults.warehouse_interval),
         objects_per_file=entry.get("objectsPerFile", defaults.objects_per_file),
         webhook_receivers=receivers,
+        cosign_image=entry.get("cosignImage", defaults.cosign_image),
+        verify_registry_secret=entry.get("verifyRegistrySecret"),
     )
 
 

@@ -11,6 +11,10 @@ from .refs import ImageRef
 DEFAULT_REBUILD_DELAY = "7d"
 DEFAULT_BRANCH = "main"
 STRATEGIES = ("Digest", "SemVer", "Lexical", "NewestBuild")
+# The verifier is part of what is trusted: pinned by digest (cosign v2.4.1's official image).
+COSIGN_IMAGE = (
+    "ghcr.io/sigstore/cosign/cosign:v2.4.1@sha256:b03690aa52bfe94054187142fba24dc54137650682810633901767d8a3e15b31"
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class VerifyPolicy:
     issuer: str | None = None
     issuer_regexp: str | None = None
     required: bool = True
+    transparency_log: bool = True  # cosign checks the Rekor entry; false for keys that never upload there
 
     @property
     def keyless(self) -> bool:
@@ -113,6 +118,8 @@ class VerifyPolicy:
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         data["required"] = self.required
+        if not self.transparency_log:
+            data["transparencyLog"] = False
         return data
 
     @classmethod
@@ -126,6 +133,7 @@ class VerifyPolicy:
             issuer=data.get("certificateOidcIssuer"),
             issuer_regexp=data.get("certificateOidcIssuerRegexp"),
             required=data.get("required", True),
+            transparency_log=data.get("transparencyLog", True),
         )
 
 
@@ -183,6 +191,8 @@ class KargoSettings:
     warehouse_interval: str = "1h"
     objects_per_file: int = 500
     webhook_receivers: tuple[WebhookReceiver, ...] = ()
+    cosign_image: str = COSIGN_IMAGE
+    verify_registry_secret: str | None = None  # a dockerconfigjson Secret cosign reads private registries with
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from .errors import FactoryError, Problem
+from .model import Config
 from .refs import ImageRef
 from .registry import RegistryClient
 
@@ -63,6 +64,33 @@ def read_public_key(path: Path) -> PublicKey:
         return load_public_key(path.read_bytes(), str(path))
     except OSError as error:
         raise FactoryError(Problem(str(path), f"cannot read the public key: {error.strerror}")) from None
+
+
+def public_keys(config: Config, root: Path) -> dict[str, str]:
+    """The PEM text of every public key file images.yaml names (by its path there), each checked
+    to be a key; a missing or broken one is an error naming images.yaml's line."""
+    keys, problems = {}, []
+    for image in config.external:
+        if image.verify is None or image.verify.key_file is None:
+            continue
+        path = image.verify.key_file
+        try:
+            text = (root / path).read_text(encoding="utf-8")
+            load_public_key(text.encode(), path)
+            keys[path] = text
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            problems.append(
+                Problem(config.file, f"verify.key of {image.name!r}: cannot read {path}: {reason}", image.line)
+            )
+        except FactoryError as error:
+            problems += [
+                Problem(config.file, f"verify.key of {image.name!r}: {p.file}: {p.message}", image.line)
+                for p in error.problems
+            ]
+    if problems:
+        raise FactoryError(problems)
+    return keys
 
 
 def check_signature(payload: bytes, signature: str, key: PublicKey, digest: str) -> str | None:
