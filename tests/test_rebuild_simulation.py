@@ -225,7 +225,8 @@ def test_plan_json_contract(sim, capsys):
     sim.update(PYTHON, "py-1")
     assert main(["plan", "--root", str(sim.root), "--now", "2026-11-10T00:00:00Z", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"due", "pending", "blocked"}
+    assert set(result) == {"due", "pending", "blocked", "held"}
+    assert result["held"] == []
     assert result["due"] == [
         {
             "image": "a",

@@ -88,8 +88,28 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("--digest", required=True)
     update.add_argument("--seen-at", metavar="TIME", help="when it was first seen (default: now)")
     update.add_argument("--freight", metavar="NAME", help="the Kargo Freight that carried it")
+    update.add_argument(
+        "--verified",
+        choices=["true", "false"],
+        help="record the outcome of the digest's signature check instead of a sighting",
+    )
+    update.add_argument("--reason", help="with --verified: why it passed or failed")
     update.add_argument("--push", action="store_true", help=PUSH_HELP)
     update.set_defaults(run=_record_update)
+
+    refuse = commands.add_parser("reject", parents=[root], help="never build on one digest of a watched image again")
+    refuse.add_argument("--image", required=True, metavar="REF")
+    refuse.add_argument("--digest", required=True)
+    refuse.add_argument("--reason", required=True, help="why (e.g. the build it broke); recorded in state")
+    refuse.add_argument("--at", metavar="TIME", help="default: now")
+    refuse.add_argument("--push", action="store_true", help=PUSH_HELP)
+    refuse.set_defaults(run=_reject)
+
+    accept = commands.add_parser("unreject", parents=[root], help="undo reject: the digest may be built on again")
+    accept.add_argument("--image", required=True, metavar="REF")
+    accept.add_argument("--digest", required=True)
+    accept.add_argument("--push", action="store_true", help=PUSH_HELP)
+    accept.set_defaults(run=_unreject)
 
     built = commands.add_parser("record-build", parents=[root], help="record the result of a build of a managed image")
     built.add_argument("--image", required=True, metavar="NAME")
@@ -280,13 +300,47 @@ def _pushed(args: argparse.Namespace, message: str, reapply) -> None:
 def _record_update(args: argparse.Namespace) -> int:
     seen_at = _time(args.seen_at, "--seen-at")
 
+    verified = None if args.verified is None else args.verified == "true"
+    if args.reason and verified is None:
+        raise FactoryError(Problem("--reason", "goes with --verified"))
+
     def apply():
-        return events.record_update(args.root, args.image, args.digest, seen_at, args.freight)
+        return events.record_update(args.root, args.image, args.digest, seen_at, args.freight, verified, args.reason)
 
     base = apply()
     entry = next(e for e in base.runtime.history if e["digest"] == args.digest)
-    print(f"{base.ref}: {args.digest} first seen {entry['firstSeen']}; current digest {base.runtime.current_digest}")
-    _pushed(args, f"state: {base.ref} has a new digest {args.digest[:19]}…", apply)
+    if verified is None:
+        print(
+            f"{base.ref}: {args.digest} first seen {entry['firstSeen']}; current digest {base.runtime.current_digest}"
+        )
+        message = f"state: {base.ref} has a new digest {args.digest[:19]}…"
+    else:
+        outcome = "verified" if verified else "NOT verified"
+        print(f"{base.ref}: {args.digest} {outcome}" + (f" ({args.reason})" if args.reason else ""))
+        message = f"state: {base.ref} {args.digest[:19]}… {outcome}"
+    _pushed(args, message, apply)
+    return 0
+
+
+def _reject(args: argparse.Namespace) -> int:
+    at = _time(args.at, "--at")
+
+    def apply():
+        return events.reject(args.root, args.image, args.digest, args.reason, at)
+
+    base = apply()
+    print(f"{base.ref}: {args.digest} rejected ({args.reason.strip()}): no rebuild will use it")
+    _pushed(args, f"state: reject {base.ref} {args.digest[:19]}…", apply)
+    return 0
+
+
+def _unreject(args: argparse.Namespace) -> int:
+    def apply():
+        return events.unreject(args.root, args.image, args.digest)
+
+    base = apply()
+    print(f"{base.ref}: {args.digest} is no longer rejected")
+    _pushed(args, f"state: unreject {base.ref} {args.digest[:19]}…", apply)
     return 0
 
 

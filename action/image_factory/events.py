@@ -46,11 +46,44 @@ def _write(root: Path, entry: ImageState | BaseImageState) -> None:
     apply_changes({root / entry.path: render(entry.to_dict())})
 
 
-def record_update(root: Path, image: str, digest: str, seen_at: datetime, freight: str | None) -> BaseImageState:
-    """A new digest of a watched image was seen (Kargo's recording Stage reported it)."""
+def record_update(
+    root: Path,
+    image: str,
+    digest: str,
+    seen_at: datetime,
+    freight: str | None,
+    verified: bool | None = None,
+    reason: str | None = None,
+) -> BaseImageState:
+    """A new digest of a watched image was seen (Kargo's recording Stage reported it), or its
+    signature check passed or failed (`verified`; Kargo's verified Stage, or `verify`)."""
     digest = _digest(digest)
     base = _watched(root, image)
-    base.runtime = runtime_events.record_sighting(base.runtime, digest, seen_at, "kargo", freight)
+    if verified is None:
+        base.runtime = runtime_events.record_sighting(base.runtime, digest, seen_at, "kargo", freight)
+    else:
+        base.runtime = runtime_events.record_verification(base.runtime, digest, verified, reason, seen_at)
+    _write(root, base)
+    return base
+
+
+def reject(root: Path, image: str, digest: str, reason: str, at: datetime) -> BaseImageState:
+    """A digest of a watched image breaks our builds: `plan` never uses it again."""
+    digest = _digest(digest)
+    if not reason.strip():
+        raise FactoryError(Problem("--reason", "say why the digest is rejected (it is recorded in state)"))
+    base = _watched(root, image)
+    base.runtime = runtime_events.record_rejection(base.runtime, digest, reason.strip(), at)
+    _write(root, base)
+    return base
+
+
+def unreject(root: Path, image: str, digest: str) -> BaseImageState:
+    digest = _digest(digest)
+    base = _watched(root, image)
+    if not any(entry["digest"] == digest and entry.get("rejected") for entry in base.runtime.history):
+        raise FactoryError(Problem("--digest", f"{digest} of {base.ref} is not rejected"))
+    base.runtime = runtime_events.clear_rejection(base.runtime, digest)
     _write(root, base)
     return base
 

@@ -5,7 +5,9 @@ of that base first seen at least the image's rebuildDelay ago (or expedited). Th
 when that digest is newer than the one its last successful build used. Because the newest *aged*
 digest is taken, a base that changes more often than the delay still yields rebuilds: it never
 starves. A managed image rebuilt successfully makes the images built on it due (the cascade),
-after `cascade_delay` (default none); a failed one blocks them until it succeeds.
+after `cascade_delay` (default none); a failed one blocks them until it succeeds. A rejected
+digest is never used, nor an unverified one of a base that requires verification: those are
+listed as held, with the reason.
 """
 
 from __future__ import annotations
@@ -45,17 +47,29 @@ class Blocked:
     reason: str
 
 
+@dataclass(frozen=True)
+class Held:
+    """A digest newer than what the image was built with that no rebuild will use (yet)."""
+
+    image: str
+    base: str
+    digest: str
+    reason: str  # rejected (why), not verified yet, or its verification failed (why)
+
+
 @dataclass
 class Plan:
     due: list[Due] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
     blocked: list[Blocked] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "due": [asdict(item) for item in self.due],
             "pending": [asdict(item) for item in self.pending],
             "blocked": [asdict(item) for item in self.blocked],
+            "held": [asdict(item) for item in self.held],
         }
 
     def builds(self, wave: int = 1) -> dict[str, dict[str, str]]:
@@ -67,9 +81,31 @@ class Plan:
         return builds
 
 
-def eligible(history: list[HistoryEntry], delay: timedelta, now: datetime) -> HistoryEntry | None:
-    """The newest digest first seen at least `delay` ago, or expedited."""
-    ready = [entry for entry in history if entry.get("expedited") or parse_time(entry["firstSeen"]) + delay <= now]
+def hold_reason(entry: HistoryEntry, verification_required: bool) -> str | None:
+    """Why no rebuild may use this digest, whatever its age; None when one may."""
+    if entry.get("rejected"):
+        return f"rejected: {entry['rejected']['reason']}"
+    if not verification_required:
+        return None
+    outcome = entry.get("verification")
+    if outcome is None:
+        return "not verified yet: its signature is checked before anything is built on it"
+    if not outcome["verified"]:
+        return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
+    return None
+
+
+def eligible(
+    history: list[HistoryEntry], delay: timedelta, now: datetime, verification_required: bool = False
+) -> HistoryEntry | None:
+    """The newest usable digest (not rejected; verified where that is required) first seen at
+    least `delay` ago, or expedited. Expediting skips the delay, never the verification."""
+    ready = [
+        entry
+        for entry in history
+        if hold_reason(entry, verification_required) is None
+        and (entry.get("expedited") or parse_time(entry["firstSeen"]) + delay <= now)
+    ]
     return ready[-1] if ready else None  # the history is in the order the digests were seen
 
 
@@ -122,7 +158,8 @@ def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0)) -
             continue
         if _last_attempt_failed(image):
             failing[name] = name
-        due, pending = _image_plan(state, image, now, cascade_delay)
+        due, pending, held = _image_plan(state, image, now, cascade_delay)
+        result.held += held
         waiting_on = [p for p in parents if p in waves]
         wave = 1 + max((waves[p] for p in waiting_on), default=0)
         if due or waiting_on:
@@ -141,6 +178,7 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
     delay = parse_duration(image.enrolment["rebuildDelay"])
     due: list[dict] = []
     pending: list[Pending] = []
+    held: list[Held] = []
     for base in image.base_images:
         ref = parse_ref(base.ref, default_tag=None)
         if base.image:
@@ -170,7 +208,8 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
         key = watched.ref.canonical
         history = watched.runtime.history
         baseline = built.get(key) or ref.digest  # a Dockerfile pin counts as what it was built with
-        candidate = eligible(history, delay, now)
+        required = watched.verification_required
+        candidate = eligible(history, delay, now, required)
         if candidate is not None and _newer(candidate, baseline, history):
             why = (
                 f"expedited: {candidate['expedited']['reason']}"
@@ -180,8 +219,13 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
             reason = f"{key}: {candidate['digest'][:19]}… {why}"
             due.append({"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason})
         after = history.index(candidate) + 1 if candidate else 0
-        for entry in history[after:]:
-            if _newer(entry, baseline, history):
+        for entry in history:
+            if not _newer(entry, baseline, history):
+                continue
+            why = hold_reason(entry, required)
+            if why is not None:
+                held.append(Held(image.name, key, entry["digest"], why))
+            elif history.index(entry) >= after:
                 ready_at = format_time(parse_time(entry["firstSeen"]) + delay)
                 pending.append(Pending(image.name, key, entry["digest"], ready_at))
-    return due, pending
+    return due, pending, held

@@ -95,6 +95,9 @@ def plan_text(plan: Plan) -> str:
     if plan.blocked:
         lines.append("Blocked:")
         lines += [f"  {item.image}: {item.reason}" for item in plan.blocked]
+    if plan.held:
+        lines.append("Held (never built on until this changes):")
+        lines += [f"  {item.image} ← {item.base} @ {item.digest[:19]}…: {item.reason}" for item in plan.held]
     return "\n".join(lines)
 
 

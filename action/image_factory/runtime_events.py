@@ -47,6 +47,36 @@ def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime) ->
     return replace(runtime, history=history)
 
 
+def _mark(runtime: Runtime, digest: str, at: datetime, seen_by: str, key: str, value: dict | None) -> Runtime:
+    """Set (or, with None, drop) `key` on the history entry of `digest`, adding the digest if unseen."""
+    runtime = record_sighting(runtime, digest, at, seen_by) if not _has(runtime, digest) else runtime
+    history = [dict(entry) for entry in runtime.history]
+    for entry in history:
+        if entry["digest"] == digest:
+            if value is None:
+                entry.pop(key, None)
+            else:
+                entry[key] = value
+    return replace(runtime, history=history)
+
+
+def record_verification(runtime: Runtime, digest: str, verified: bool, reason: str | None, at: datetime) -> Runtime:
+    """The signature check of one digest passed or failed; the latest outcome counts."""
+    outcome = {"verified": verified, **({"reason": reason} if reason else {}), "at": format_time(at)}
+    return _mark(runtime, digest, at, "verify", "verification", outcome)
+
+
+def record_rejection(runtime: Runtime, digest: str, reason: str, at: datetime) -> Runtime:
+    """A digest known to break our builds: never used again (until `unreject`)."""
+    return _mark(runtime, digest, at, "reject", "rejected", {"reason": reason, "at": format_time(at)})
+
+
+def clear_rejection(runtime: Runtime, digest: str) -> Runtime:
+    if not _has(runtime, digest):
+        return runtime
+    return _mark(runtime, digest, datetime.min, "reject", "rejected", None)
+
+
 def record_build(runtime: Runtime, build: Build) -> Runtime:
     """A build of a managed image finished (or was dispatched). A success becomes the last build,
     its digest the current one; every attempt is kept (the most recent ones)."""

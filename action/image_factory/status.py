@@ -20,6 +20,7 @@ def stale_images(state: State, plan: Plan, now: datetime) -> list[dict]:
     base's current one: how old the current digest is, and whether a rebuild is due or pending."""
     due = {(item.image, item.base) for item in plan.due}
     pending = {(item.image, item.base): item.eligible_at for item in plan.pending if item.eligible_at}
+    held = {(item.image, item.base, item.digest): item.reason for item in plan.held}
     rows = []
     for name, image in sorted(state.images.items()):
         built = (image.runtime.last_build or {}).get("baseDigests", {})
@@ -38,6 +39,8 @@ def stale_images(state: State, plan: Plan, now: datetime) -> list[dict]:
                 rebuild = "rebuild due now"
             elif (name, key) in pending:
                 rebuild = f"rebuild pending until {pending[(name, key)]}"
+            elif (name, key, current) in held:
+                rebuild = f"current digest held: {held[(name, key, current)]}"
             else:
                 rebuild = "no rebuild planned"
             rows.append(
