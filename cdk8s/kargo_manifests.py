@@ -413,19 +413,23 @@ def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:
     labels = {names.ROLE: "rebuild", names.WATCHED: watched.name, names.IMAGE: image.name}
     if image.enrolment["autoRebuild"]:
         labels[names.AUTO_PROMOTE] = "true"
+    spec: dict = {
+        "requestedFreight": [{"origin": {"kind": "Warehouse", "name": watched.name}, "sources": sources}],
+        "promotionTemplate": {"spec": {"steps": steps}},
+    }
+    templates = image.enrolment.get("test", {}).get("analysisTemplates")
+    if templates:  # the image's own checks (a smoke test, say), with what the Stage rebuilt
+        spec["verification"] = {
+            "analysisTemplates": [{"name": name} for name in templates],
+            "args": [{"name": key, "value": value} for key, value in inputs.items()],
+        }
     return {
         "apiVersion": KARGO_API,
         "kind": "Stage",
         "metadata": _meta(
-            names.rebuild_name(image.name, watched.name),
-            settings.project,
-            labels,
-            {names.REF_ANNOTATION: watched.base.ref.canonical},
+            names.rebuild_name(image.name, watched.name), settings.project, labels, _ref_annotation(watched)
         ),
-        "spec": {
-            "requestedFreight": [{"origin": {"kind": "Warehouse", "name": watched.name}, "sources": sources}],
-            "promotionTemplate": {"spec": {"steps": steps}},
-        },
+        "spec": spec,
     }
 
 

@@ -59,11 +59,34 @@ def test_cli_prints_github_outputs(example_factory, capsys):
         "dockerfile=examples/base-python/Dockerfile\n"
         "tags=ghcr.io/acme-platform/base-python:3.12\n"
         "registry=ghcr.io\n"
+        "repository=ghcr.io/acme-platform/base-python\n"
+        "structure-test=\n"
         f'bases={{"docker.io/library/python:3.12-slim": "{A}"}}\n'
         "build-contexts<<IMAGE_FACTORY_EOF\n"
         f"python:3.12-slim=docker-image://docker.io/library/python@{A}\n"
         "IMAGE_FACTORY_EOF\n"
+        "test-command<<IMAGE_FACTORY_EOF\n"
+        "python3 -c 'import ssl, sqlite3; print(ssl.OPENSSL_VERSION)'\n"
+        "IMAGE_FACTORY_EOF\n"
     )
+
+
+def test_a_structure_test_path_is_in_the_checkout(factory):
+    factory.write(
+        "images.yaml",
+        """
+        images:
+          - name: app
+            registry: ghcr.io
+            repository: acme/app
+            source: {provider: github, repo: acme/app, dockerfile: docker/Dockerfile, workflow: build.yml}
+            test: {structureTest: tests/structure.yaml}
+        """,
+    )
+    assert main(["discover", "--root", str(factory.root)]) == 0
+    _, state = load_model(factory.root)
+    info = build_info(state, "app", {})
+    assert (info.structure_test, info.test_command, info.repository) == ("tests/structure.yaml", "", "ghcr.io/acme/app")
 
 
 @pytest.mark.parametrize(

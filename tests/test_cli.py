@@ -101,7 +101,7 @@ def test_bundled_example_state_is_current_and_valid(example_factory):
     assert "State: 0 to write, 12 unchanged, 0 to remove." in result.stdout
     result = run("validate", cwd=example_factory.root)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "ok: images.yaml (7 images) and state/ (5 managed, 7 watched) are valid\n"
+    assert result.stdout == "ok: images.yaml (8 images) and state/ (5 managed, 7 watched) are valid\n"
 
 
 def test_bundled_example_covers_what_the_readme_promises(example_factory):
@@ -122,7 +122,7 @@ def test_discover_on_the_example_prints_a_readable_summary(example_factory):
     result = run("discover", cwd=example_factory.root)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "images.yaml: 5 managed, 2 external images"
+    assert lines[0] == "images.yaml: 5 managed, 3 external images"
     assert "  orders-api      ghcr.io/acme-platform/orders-api:latest" in lines
     assert "                  ← ghcr.io/acme-platform/python-service:1 (managed image python-service, stage 1)" in lines
     assert lines[-1] == "State: 0 written, 12 unchanged, 0 removed."

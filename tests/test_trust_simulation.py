@@ -131,3 +131,18 @@ def test_record_update_verified_from_the_command_line(sim, capsys):
     assert main([*args, "--verified", "true"]) == 0  # the latest outcome counts
     sim.advance(days=8)
     assert [(d.image, d.digest) for d in sim.plan().due] == [("a", digest("py-1"))]
+
+
+def test_a_build_records_whether_it_was_signed_and_why_it_failed(sim, capsys):
+    args = ["record-build", "--root", str(sim.root), "--image", "a", "--bases", "{}"]
+    assert main([*args, "--result", "failure", "--error", "the test failed", "--signed", "false"]) == 0
+    assert capsys.readouterr().out == "a: build failed: the test failed\n"
+    assert main([*args, "--result", "success", "--digest", digest("a-1"), "--signed", "true"]) == 0
+    assert capsys.readouterr().out == f"a: built {digest('a-1')} (signed)\n"
+    state = yaml.safe_load((sim.root / "state/images/a.yaml").read_text())
+    attempts = state["runtime"]["attempts"]
+    assert [(a["result"], a.get("signed"), a.get("error")) for a in attempts] == [
+        ("failure", False, "the test failed"),
+        ("success", True, None),
+    ]
+    assert state["runtime"]["lastBuild"]["signed"] is True

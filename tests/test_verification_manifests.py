@@ -28,6 +28,7 @@ images:
     registry: ghcr.io
     repository: acme/app
     source: {provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}
+    test: {command: /app --self-test, analysisTemplates: [smoke-test]}
   - name: python
     registry: docker.io
     repository: library/python
@@ -164,7 +165,21 @@ def test_a_missing_or_broken_key_file_names_images_yaml(factory):
     config, _ = load_model(factory.root)
     with pytest.raises(FactoryError) as raised:
         public_keys(config, factory.root)
-    assert str(raised.value).startswith("images.yaml:7: verify.key of 'python': cannot read keys/python.pub")
+    assert str(raised.value).startswith("images.yaml:8: verify.key of 'python': cannot read keys/python.pub")
     factory.write("keys/python.pub", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
     with pytest.raises(FactoryError, match=r"verify\.key of 'python': keys/python\.pub: not a PEM public key"):
         public_keys(config, factory.root)
+
+
+def test_a_managed_image_s_own_analysis_verifies_its_rebuild_stages(objects):
+    python = watched("python:3.12-slim")
+    rebuild = named(objects, "Stage", kargo_names.rebuild_name("app", python))
+    assert rebuild["spec"]["verification"] == {
+        "analysisTemplates": [{"name": "smoke-test"}],
+        "args": [
+            {"name": "image", "value": "app"},
+            {"name": "base", "value": "docker.io/library/python:3.12-slim"},
+            {"name": "digest", "value": "${{ imageFrom('docker.io/library/python').Digest }}"},
+        ],
+    }
+    assert validate_object(rebuild) == []

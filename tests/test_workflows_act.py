@@ -142,3 +142,44 @@ def test_events_records_a_new_base_digest_and_pushes_it(factory_repo):
     assert subject.startswith("state: docker.io/library/python:3.12-slim has a new digest sha256:7777")
     state = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")
     assert f"digest: {digest}" in state and "freight: f-1" in state
+
+
+def test_events_records_verification_cve_fixes_and_signed_builds(factory_repo):
+    """base-image-verified, image-built (failed, with the reason) and base-image-cve. The expedited
+    digest makes a rebuild due at once: with no GitHub token here its dispatch fails, after the
+    expedite was committed and pushed."""
+    work, origin = factory_repo
+    python = "docker.io/library/python:3.12-slim"
+    digest = "sha256:" + "8" * 64
+    runs = [
+        {"action": "base-image-verified", "client_payload": {"image": python, "digest": digest, "freight": "f-2"}},
+        {
+            "action": "image-built",
+            "client_payload": {
+                "image": "metrics-agent",
+                "digest": "",
+                "result": "failure",
+                "signed": False,
+                "error": "the test failed",
+                "bases": {},
+                "run_url": "https://github.com/acme/agent/actions/runs/9",
+            },
+        },
+    ]
+    for payload in runs:
+        code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
+        assert code == 0, output[-4000:]
+    cve = {"action": "base-image-cve", "client_payload": {"image": python, "digest": digest, "reason": "CVE-2026-1"}}
+    code, output = act(work, "repository_dispatch", "events.yml", payload=cve)
+    assert code != 0 and "GITHUB_TOKEN: no GitHub token" in output
+    state = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")
+    assert "verified: true" in state and "reason: verified by Kargo (Freight f-2)" in state
+    assert "reason: CVE-2026-1" in state
+    agent = git(origin, "show", "main:state/images/metrics-agent.yaml")
+    assert "error: the test failed" in agent and "result: failure" in agent
+    subjects = git(origin, "log", "-3", "--format=%s", "main").splitlines()
+    assert subjects == [
+        f"state: expedite {python} {digest[:19]}…",
+        "state: metrics-agent build failure",
+        f"state: {python} {digest[:19]}… verified",
+    ]

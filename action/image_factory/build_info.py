@@ -19,14 +19,19 @@ class BuildInfo:
     registry: str
     pins: dict[str, str]  # what the build is pinned to, reported back with its result
     build_contexts: tuple[str, ...]
+    repository: str = ""  # registry/repository, where the candidate is pushed by digest
+    test_command: str = ""  # run inside the candidate before the tag moves
+    structure_test: str = ""  # a container-structure-test config, in the checkout
 
     def github_output(self) -> str:
-        """`key=value` lines for $GITHUB_OUTPUT (the multi-line value in its heredoc form)."""
+        """`key=value` lines for $GITHUB_OUTPUT (the multi-line values in their heredoc form)."""
         contexts = "\n".join(self.build_contexts)
         return (
             f"context={self.context}\ndockerfile={self.dockerfile}\ntags={self.tags}\nregistry={self.registry}\n"
+            f"repository={self.repository}\nstructure-test={self.structure_test}\n"
             f"bases={json.dumps(self.pins, sort_keys=True)}\n"
             f"build-contexts<<IMAGE_FACTORY_EOF\n{contexts}\nIMAGE_FACTORY_EOF\n"
+            f"test-command<<IMAGE_FACTORY_EOF\n{self.test_command}\nIMAGE_FACTORY_EOF\n"
         )
 
 
@@ -71,6 +76,7 @@ def build_info(state: State, name: str, pins: dict[str, str]) -> BuildInfo:
     source = image.enrolment["source"]
     # local sources live in this repository, github sources at the root of their own checkout
     prefix = PurePosixPath(source["repo"]) if source["provider"] == "local" else PurePosixPath(".")
+    test = image.enrolment.get("test", {})
     return BuildInfo(
         context=str(prefix / source["context"]),
         dockerfile=str(prefix / source["dockerfile"]),
@@ -78,4 +84,7 @@ def build_info(state: State, name: str, pins: dict[str, str]) -> BuildInfo:
         registry=image.ref.registry,
         pins=dict(sorted(pins.items())),
         build_contexts=build_contexts(image, state, pins),
+        repository=image.ref.name,
+        test_command=test.get("command", ""),
+        structure_test=str(prefix / test["structureTest"]) if "structureTest" in test else "",
     )

@@ -120,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     built.add_argument("--bases", metavar="JSON", help='the base digests as one JSON object {"REF": "DIGEST"}')
     built.add_argument("--run-url", metavar="URL")
+    built.add_argument("--signed", choices=["true", "false"], help="whether the pushed digest was signed")
+    built.add_argument("--error", metavar="TEXT", help="why it failed (e.g. the test step)")
     built.add_argument("--finished-at", metavar="TIME", help="default: now")
     built.add_argument("--push", action="store_true", help=PUSH_HELP)
     built.set_defaults(run=_record_build)
@@ -350,11 +352,25 @@ def _record_build(args: argparse.Namespace) -> int:
         bases.update(build_info.parse_pins(args.bases))
     finished_at = _time(args.finished_at, "--finished-at")
 
+    signed = None if args.signed is None else args.signed == "true"
+
     def apply():
-        return events.record_build(args.root, args.image, args.digest, args.result, bases, args.run_url, finished_at)
+        return events.record_build(
+            args.root,
+            args.image,
+            args.digest,
+            args.result,
+            bases,
+            args.run_url,
+            finished_at,
+            signed=signed,
+            error=args.error,
+        )
 
     image = apply()
     outcome = f"built {image.runtime.current_digest}" if args.result == "success" else "build failed"
+    outcome += (" (signed)" if signed else " (NOT signed)") if signed is not None and args.result == "success" else ""
+    outcome += f": {args.error}" if args.error else ""
     print(f"{image.name}: {outcome}")
     _pushed(args, f"state: {args.image} build {args.result}", apply)
     return 0

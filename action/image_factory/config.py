@@ -125,7 +125,12 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
         auto_rebuild=entry.get("autoRebuild", defaults.auto_rebuild),
     )
     verify = _verify(document, (*path, "verify"), entry["verify"]) if "verify" in entry else None
-    return EnrolledImage(entry["name"], ref, policy, source, warehouse, verify, index, document)
+    test = dict(entry["test"]) if "test" in entry else None
+    if test and "structureTest" in test and not _inside(test["structureTest"]):
+        where = "must be a relative path inside the source repository"
+        problem = document.problem((*path, "test", "structureTest"), f"{show_value(test['structureTest'])} {where}")
+        raise FactoryError(problem)
+    return EnrolledImage(entry["name"], ref, policy, source, warehouse, verify, test, index, document)
 
 
 def _verify(document: YamlDocument, path: tuple, entry: dict) -> VerifyPolicy:

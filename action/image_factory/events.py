@@ -107,6 +107,9 @@ def record_build(
     bases: dict[str, str],
     run_url: str | None,
     finished_at: datetime,
+    *,
+    signed: bool | None = None,
+    error: str | None = None,
 ) -> ImageState:
     """A build of a managed image finished. On success its dependents become due (the cascade)."""
     _, state = load_model(root)
@@ -129,6 +132,10 @@ def record_build(
         build["baseDigests"] = dict(sorted(base_digests.items()))
     if run_url:
         build["runUrl"] = run_url
+    if signed is not None:
+        build["signed"] = signed
+    if error:
+        build["error"] = error
     image.runtime = runtime_events.record_build(image.runtime, build)
     _write(root, image)
     return image

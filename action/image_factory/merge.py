@@ -86,11 +86,14 @@ def merge_state(config: Config, discoveries: dict[str, Discovery | None], old: S
 
 
 def _enrolment(image: EnrolledImage) -> dict:
-    return {
+    enrolment = {
         "source": image.source.to_dict(),
         "rebuildDelay": image.policy.rebuild_delay,
         "autoRebuild": image.policy.auto_rebuild,
     }
+    if image.test:
+        enrolment["test"] = image.test
+    return enrolment
 
 
 def _bases(discovery: Discovery, config: Config) -> list[DiscoveredBase]:

@@ -153,6 +153,7 @@ class EnrolledImage:
     source: Source | None = None
     warehouse: WarehouseConfig | None = None  # external images only
     verify: VerifyPolicy | None = None  # external images only
+    test: dict | None = None  # managed images only: command, structureTest, analysisTemplates
     index: int | None = None  # position in images.yaml
     document: object = field(default=None, compare=False, repr=False)  # the YamlDocument it came from
 

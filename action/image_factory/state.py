@@ -39,6 +39,9 @@ class Build(TypedDict, total=False):
     digest: str
     baseDigests: dict[str, str]
     runUrl: str
+    signed: bool
+    error: str
+    reason: str  # why it was asked for, when not the plan (a rollback)
 
 
 @dataclass
