@@ -23,6 +23,7 @@ from . import (
     pull_request,
     registry,
     report,
+    rollback,
     signatures,
     status,
     synth,
@@ -96,6 +97,24 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("--reason", help="with --verified: why it passed or failed")
     update.add_argument("--push", action="store_true", help=PUSH_HELP)
     update.set_defaults(run=_record_update)
+
+    back = commands.add_parser("rollback", parents=[root], help="put a managed image back on an earlier good build")
+    back.add_argument("--image", required=True, metavar="NAME")
+    back.add_argument(
+        "--to",
+        metavar="DIGEST",
+        help="the digest an earlier successful build produced (default: the one before the current)",
+    )
+    back.add_argument("--reason", required=True, help="why; recorded in state with the attempt")
+    back.add_argument(
+        "--rebuild", action="store_true", help="rebuild with its base digests even if the old digest can be re-tagged"
+    )
+    back.add_argument("--dry-run", action="store_true", help="say what would happen, change nothing")
+    back.add_argument("--token", help="default: $GITHUB_TOKEN (for a rebuild)")
+    back.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
+    back.add_argument("--at", metavar="TIME", help="default: now")
+    back.add_argument("--push", action="store_true", help=PUSH_HELP)
+    back.set_defaults(run=_rollback)
 
     refuse = commands.add_parser("reject", parents=[root], help="never build on one digest of a watched image again")
     refuse.add_argument("--image", required=True, metavar="REF")
@@ -322,6 +341,37 @@ def _record_update(args: argparse.Namespace) -> int:
         message = f"state: {base.ref} {args.digest[:19]}… {outcome}"
     _pushed(args, message, apply)
     return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    config = load_config(args.root)
+    client = registry.RegistryClient(
+        mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+    )
+    at = _time(args.at, "--at")
+    token = args.token or os.environ.get("GITHUB_TOKEN")
+    done = rollback.rollback(
+        args.root,
+        args.image,
+        args.to,
+        args.reason,
+        at,
+        registry=client,
+        token=token,
+        rebuild=args.rebuild,
+        dry_run=args.dry_run,
+    )
+    print(f"{done.image}: {done.how}: {done.detail} (back to the build of {done.target['finishedAt']})")
+    for warning in done.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if done.attempt is not None:
+        attempt = done.attempt
+        _pushed(
+            args,
+            f"state: roll {args.image} back ({done.how})",
+            lambda: events.apply_attempts(args.root, {args.image: attempt}),
+        )
+    return 1 if done.how == "dispatch failed" else 0
 
 
 def _reject(args: argparse.Namespace) -> int:

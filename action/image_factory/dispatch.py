@@ -51,7 +51,11 @@ def pins_for(image: ImageState, changed: dict[str, str], state: State, now: date
             entry = None
             if watched is not None:
                 delay = parse_duration(image.enrolment["rebuildDelay"])
-                entry = planner.eligible(watched.runtime.history, delay, now)
+                required = watched.verification_required
+                entry = planner.eligible(watched.runtime.history, delay, now, required)
+                rejected = {e["digest"] for e in watched.runtime.history if e.get("rejected")}
+                if last.get(key) in rejected:  # built on a digest rejected since: never again
+                    del last[key]
             fallback = entry["digest"] if entry else ref.digest
         digest = changed.get(key) or last.get(key) or fallback
         if digest:
@@ -59,7 +63,8 @@ def pins_for(image: ImageState, changed: dict[str, str], state: State, now: date
     return dict(sorted(pins.items()))
 
 
-def _target(config: Config, image: ImageState) -> tuple[str, str, str]:
+def target_of(config: Config, image: ImageState) -> tuple[str, str, str]:
+    """Where the image's build workflow is: repository, workflow file, branch."""
     source = image.enrolment["source"]
     repo = source["repo"] if source["provider"] == "github" else config.kargo.factory_repo
     if not repo:
@@ -82,7 +87,7 @@ def plan_dispatches(config: Config, state: State, now: datetime, only: str | Non
         if only and name != only:
             continue
         image = state.images[name]
-        repo, workflow, ref = _target(config, image)
+        repo, workflow, ref = target_of(config, image)
         pins = pins_for(image, changed, state, now)
         item = Dispatch(name, repo, workflow, ref, pins, changed)
         first_base = next(iter(sorted(changed)))

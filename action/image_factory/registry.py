@@ -143,8 +143,8 @@ class RegistryClient:
             raise FactoryError(Problem("registry", f"{ref}: blob {digest} does not match its digest"))
         return content
 
-    def _base_url(self, ref: ImageRef) -> str:
-        host = self.mirrors.get(ref.registry, ref.registry)
+    def _base_url(self, ref: ImageRef, mirrored: bool = True) -> str:
+        host = self.mirrors.get(ref.registry, ref.registry) if mirrored else ref.registry
         scheme = "http" if host in self.insecure else "https"
         return f"{scheme}://{API_HOSTS.get(host, host)}/v2/{ref.repository}"
 
@@ -174,18 +174,40 @@ class RegistryClient:
                     platforms.setdefault(name, manifest["digest"])
         return Resolved(ref, digest, media_type, platforms)
 
-    def _request(self, method: str, url: str, ref: ImageRef, missing_ok: bool = False):
+    def tag(self, ref: ImageRef, digest: str) -> None:
+        """Point `ref`'s tag at `digest` (a manifest already in its repository), as `crane tag`
+        does: the manifest is read by digest and put back under the tag, byte for byte."""
+        found = self.manifest(ref, digest)
+        if found is None:
+            raise FactoryError(Problem("registry", f"{ref.name}@{digest}: not found on {ref.registry}"))
+        body, media_type = found
+        # Writes never go through a read-only mirror.
+        url = f"{self._base_url(ref, mirrored=False)}/manifests/{ref.tag or 'latest'}"
+        headers = {"Content-Type": media_type or OCI_MANIFEST}
+        self._request("PUT", url, ref, push=True, body=body, headers=headers)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        ref: ImageRef,
+        missing_ok: bool = False,
+        *,
+        push: bool = False,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         """The answer (None for a 404 when `missing_ok`), after authenticating and retrying."""
-        scope = f"repository:{ref.repository}:pull"
-        host = self.mirrors.get(ref.registry, ref.registry)
+        scope = f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
+        host = ref.registry if push else self.mirrors.get(ref.registry, ref.registry)
         auth_header = self._cached_auth(host, scope)
         authenticated = False
         attempt = 0
         while True:
-            headers = {"Accept": ACCEPT, **({"Authorization": auth_header} if auth_header else {})}
+            sent = {"Accept": ACCEPT, **(headers or {}), **({"Authorization": auth_header} if auth_header else {})}
             try:
                 self.requests += 1
-                response = self.session.request(method, url, headers=headers, timeout=30)
+                response = self.session.request(method, url, headers=sent, data=body, timeout=30)
             except requests.RequestException as error:
                 raise FactoryError(Problem("registry", f"{ref}: cannot reach {host}: {type(error).__name__}")) from None
             if response.status_code == 401 and not authenticated:
