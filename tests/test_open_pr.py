@@ -7,11 +7,13 @@ the number of changed files. A branch or pull request from an earlier run is upd
 from __future__ import annotations
 
 import json
+import shutil
+from datetime import UTC, datetime
 
 import pytest
 import responses
 
-from image_factory import github_client
+from image_factory import events, github_client
 from image_factory.cli import main
 from image_factory.discover import discover
 from image_factory.errors import FactoryError
@@ -199,3 +201,21 @@ def test_dockerfile_errors_become_annotations_in_actions(repos, monkeypatch, cap
     dockerfile = team / "payments-api" / "Dockerfile"
     message = "invalid image reference 'Bad:1': repository name must be lowercase"
     assert f"::error file={dockerfile},line=2::{message}" in out
+
+
+@responses.activate
+def test_the_proposal_shows_base_digests_held_back_and_why(repos, capsys):
+    factory, team, tmp_path = repos
+    shutil.copytree(team, tmp_path / "sources" / "acme" / "payments")
+    discover(factory, tmp_path / "sources")  # the factory knows these images' bases...
+    (team / "payments-worker" / "Dockerfile").write_text("FROM python:3.12-slim\nCOPY --from=golang:1.23 /a /a\n")
+    # ...and python's digests; one was rejected (it broke a build).
+    bad = "sha256:" + "e" * 64
+    events.record_update(factory, "python:3.12-slim", bad, datetime(2026, 11, 1, tzinfo=UTC), None)
+    events.reject(factory, "python:3.12-slim", bad, "segfaults in ssl", datetime(2026, 11, 2, tzinfo=UTC))
+    assert open_pr(factory, team, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "Base digests these images are held back from (rejected, or not verified):" in out
+    row = f"| payments-api | `docker.io/library/python:3.12-slim` | `{bad[:19]}…` | rejected: segfaults in ssl |"
+    assert row in out
+    assert len(responses.calls) == 0

@@ -63,6 +63,7 @@ def fleet(factory):
             repository: library/postgres
             tag: "16"
             warehouse: {interval: 15m}
+            verify: {certificateIdentity: release@postgres.example, certificateOidcIssuer: https://issuer.example}
           - name: exporter
             registry: quay.io
             repository: prometheus/node-exporter
@@ -188,6 +189,21 @@ def test_tool_and_generator_agree_on_every_field(fleet):
                 f"/repos/acme/factory/actions/workflows/{enrolment['source']['workflow']}/dispatches"
             )
             assert f'"ref":"{enrolment["source"]["branch"]}"' in http["body"]
+    # verification: what state says is verified, and how, is what the recording Stage and its template do
+    templates = {o["metadata"]["name"]: o for o in kargo if o["kind"] == "AnalysisTemplate"}
+    for base in bases:
+        record = records[base["ref"]]
+        if "verify" not in base:
+            assert "verification" not in record["spec"]
+            continue
+        (reference,) = record["spec"]["verification"]["analysisTemplates"]
+        args = templates[reference["name"]]["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]
+        command = args["containers"][0]["args"]
+        assert command[command.index("--certificate-identity") + 1] == base["verify"]["certificateIdentity"]
+        assert command[command.index("--certificate-oidc-issuer") + 1] == base["verify"]["certificateOidcIssuer"]
+        assert command[-1] == f"{base['warehouse']['repoURL']}@{{{{args.digest}}}}"
+    assert set(templates) == {f"verify-{records[b['ref']]['metadata']['name']}" for b in bases if "verify" in b}
+    assert len(templates) == 1
     # and nothing the state does not call for
     assert set(warehouses) == set(records) == {base["ref"] for base in bases}
     assert set(rebuilds) == expected_rebuilds

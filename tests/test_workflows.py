@@ -66,3 +66,23 @@ def test_action_rules():
     for step in action["runs"]["steps"]:
         assert "uses" not in step, "keep the action's steps our own: act runs them without network"
         assert "${{" not in step.get("run", ""), f"{step.get('name')}: pass expressions through env"
+
+
+def test_build_workflow_tests_and_signs_before_the_tag_moves():
+    workflow = yaml.safe_load((REPO_ROOT / ".github/workflows/build.yml").read_text())
+    jobs = workflow["jobs"]
+    assert jobs["sign"]["needs"] == "build"
+    assert jobs["promote"]["needs"] == ["build", "sign"] and jobs["report"]["needs"] == ["build", "sign", "promote"]
+    # only the signing job may ask for an OIDC token
+    assert [name for name, job in jobs.items() if job["permissions"].get("id-token")] == ["sign"]
+    build = {step.get("id"): step for step in jobs["build"]["steps"]}
+    options = build["build"]["with"]
+    assert options["provenance"] == "mode=max" and options["sbom"] is True
+    assert "push-by-digest=true" in options["outputs"] and "tags" not in options  # no tag before the test
+    assert "docker run" in build["test"]["run"]
+    sign = jobs["sign"]["steps"]
+    assert sign[0]["uses"].startswith("sigstore/cosign-installer@") and "cosign sign --yes" in sign[-1]["run"]
+    assert "imagetools create" in jobs["promote"]["steps"][-1]["run"]  # the only place the tag moves
+    report = jobs["report"]["steps"][0]["env"]
+    assert report["RESULT"] == "${{ needs.promote.result == 'success' && 'success' || 'failure' }}"
+    assert report["SIGNED"] == "${{ needs.sign.result == 'success' }}"

@@ -4,13 +4,15 @@ and the pull request text that explains them. Computed locally; nothing here tal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from . import graph
+from . import graph, planner, timestamps
 from .config import load_config
 from .discover import changed_files, read_discoveries
 from .errors import FactoryError, Problem
 from .merge import merge_state
+from .planner import Held
 from .state import load_state
 
 
@@ -30,6 +32,7 @@ class Proposal:
     orphans: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # images whose Dockerfile the team removed
     mermaid: str = ""
+    held: list[Held] = field(default_factory=list)  # base digests its images will not be built on, and why
 
     @property
     def changed(self) -> bool:
@@ -67,6 +70,10 @@ class Proposal:
                 " `image-factory prune` in the factory:",
             ]
             lines += [f"- **{name}**" for name in self.missing]
+        if self.held:
+            lines += ["", "Base digests these images are held back from (rejected, or not verified):", ""]
+            lines += ["| image | base | digest | why |", "|---|---|---|---|"]
+            lines += [f"| {h.image} | `{h.base}` | `{h.digest[:19]}…` | {h.reason} |" for h in self.held]
         if self.orphans:
             lines += ["", "No longer referenced (run `image-factory prune` in the factory to remove them):"]
             lines += [f"- `{path}`" for path in self.orphans]
@@ -91,7 +98,13 @@ def team_images(config, team_repo: str, names: list[str] | None) -> list[str]:
     return sorted(mine)
 
 
-def propose(factory_root: Path, team_repo: str, team_checkout: Path, names: list[str] | None = None) -> Proposal:
+def propose(
+    factory_root: Path,
+    team_repo: str,
+    team_checkout: Path,
+    names: list[str] | None = None,
+    now: datetime | None = None,
+) -> Proposal:
     """The state changes the team's current Dockerfiles call for in the factory at `factory_root`."""
     config = load_config(factory_root)
     old = load_state(factory_root)
@@ -106,4 +119,6 @@ def propose(factory_root: Path, team_repo: str, team_checkout: Path, names: list
         if before != after or name not in old.images:
             changes.append(ImageChange(name, before, after))
     missing = [name for name in images if merge.state.images[name].dockerfile_missing]
-    return Proposal(team_repo, images, files, changes, merge.orphans, missing, graph.render(merge.state, "mermaid"))
+    held = [item for item in planner.plan(merge.state, now or timestamps.now()).held if item.image in images]
+    mermaid = graph.render(merge.state, "mermaid")
+    return Proposal(team_repo, images, files, changes, merge.orphans, missing, mermaid, held)
