@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from image_factory import events
+from image_factory import dispatch, events
 from image_factory.cli import main
-from image_factory.discover import discover
+from image_factory.discover import discover, load_model
 
 from .test_rebuild_simulation import PYTHON, Simulation, digest
 
@@ -20,6 +20,7 @@ def sim(factory):
     factory.write(
         "images.yaml",
         """
+        kargo: {factoryRepo: acme/factory}
         images:
           - name: a
             registry: ghcr.io
@@ -146,3 +147,25 @@ def test_a_build_records_whether_it_was_signed_and_why_it_failed(sim, capsys):
         ("success", True, None),
     ]
     assert state["runtime"]["lastBuild"]["signed"] is True
+
+
+def test_a_failed_test_keeps_the_previous_digest_and_blocks_descendants(sim):
+    sim.update(PYTHON, "py-1")
+    verified(sim, "py-1")
+    sim.advance(days=8)
+    assert sim.run_until_quiet() == [["a"], ["b"]]
+    good = load_model(sim.root)[1].images["a"].runtime.current_digest
+    sim.update(PYTHON, "py-2")
+    verified(sim, "py-2")
+    sim.advance(days=8)
+    # The build workflow reports what its test step did: failure, nothing tagged, no digest.
+    pins = {PYTHON: digest("py-2")}
+    events.record_build(sim.root, "a", None, "failure", pins, None, sim.now, error="the test failed")
+    config, state = load_model(sim.root)
+    assert state.images["a"].runtime.current_digest == good  # the tag stayed on the previous good build
+    plan = sim.plan()
+    assert [(item.image, item.blocked_by) for item in plan.blocked] == [("b", "a")]
+    assert plan.blocked[0].reason == "a's last build failed"
+    # a is still behind, but the same pins are not dispatched again by themselves
+    (again,) = dispatch.plan_dispatches(config, state, sim.now)
+    assert (again.image, again.status) == ("a", "skipped") and again.detail.endswith("(failure)")
