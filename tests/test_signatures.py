@@ -11,6 +11,7 @@ import hashlib
 import json
 
 import pytest
+import yaml
 
 from image_factory import signatures
 from image_factory.cli import main
@@ -192,3 +193,48 @@ def test_a_signature_made_by_the_real_cosign_verifies_offline():
     stranger = signatures.load_public_key(public_pem(new_key()), "stranger.pub")
     assert "does not verify" in signatures.check_signature(data, signature, stranger, digest)
     assert "does not verify" in signatures.check_signature(data.replace(b"null", b"{}"), signature, key, digest)
+
+
+def test_record_writes_the_outcome_to_state_either_way(signed, factory, capsys):
+    registry, digest, _, pem = signed
+    factory.write("keys/app.pub", pem.read_text())
+    factory.write(
+        "images.yaml",
+        f"""
+        insecureRegistries: ["{registry.host}"]
+        images:
+          - name: app
+            registry: "{registry.host}"
+            repository: team/app
+            tag: "1"
+            verify: {{key: keys/app.pub}}
+          - name: keyless
+            registry: ghcr.io
+            repository: acme/keyless
+            tag: "1"
+            verify: {{certificateIdentity: ci@acme.example, certificateOidcIssuer: https://issuer.example}}
+        """,
+    )
+    assert main(["discover", "--root", str(factory.root)]) == 0
+    unsigned, _ = registry.push_image("team/app", "2", "unsigned")
+    capsys.readouterr()
+    for pushed in (digest, unsigned):
+        assert (
+            main(["verify", "--root", str(factory.root), "--image", f"{registry.host}/team/app:1@{pushed}", "--record"])
+            == 0
+        )
+    out = capsys.readouterr().out
+    assert f"{registry.host}/team/app@{digest}: verified: signature 1 of 1 verifies with the key (recorded)" in out
+    assert f"{registry.host}/team/app@{unsigned}: NOT verified: no signature" in out
+    (state_file,) = (factory.root / "state/base-images").glob("127.0.0.1*.yaml")
+    history = {e["digest"]: e["verification"] for e in yaml.safe_load(state_file.read_text())["runtime"]["history"]}
+    assert history[digest]["verified"] is True
+    assert history[unsigned]["verified"] is False and history[unsigned]["reason"].startswith("no signature")
+
+    before = factory.snapshot()
+    keyless = f"ghcr.io/acme/keyless:1@{digest}"
+    assert main(["verify", "--root", str(factory.root), "--image", keyless, "--record"]) == 0
+    assert "images.yaml verifies it keyless: left to Kargo's verification, nothing recorded" in capsys.readouterr().out
+    assert factory.snapshot() == before
+    assert main(["verify", "--root", str(factory.root), "--image", keyless]) == 1
+    assert "images.yaml verifies it keyless; give the public key with --key FILE" in capsys.readouterr().err

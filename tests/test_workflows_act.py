@@ -138,6 +138,7 @@ def test_events_records_a_new_base_digest_and_pushes_it(factory_repo):
     code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
     assert code == 0, output[-4000:]
     assert "nothing to dispatch: no build is due" in output
+    assert "no verify policy in images.yaml, nothing recorded" in output  # the signature check step
     subject = git(origin, "log", "-1", "--format=%s", "main")
     assert subject.startswith("state: docker.io/library/python:3.12-slim has a new digest sha256:7777")
     state = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")

@@ -203,6 +203,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it"
     )
+    check.add_argument(
+        "--record", action="store_true", help="record the outcome in state (exit 0 either way) instead of failing"
+    )
+    check.add_argument("--push", action="store_true", help=PUSH_HELP)
     check.set_defaults(run=_verify)
 
     info = commands.add_parser("build-info", parents=[root], help="paths, tags and pinned build contexts of an image")
@@ -548,35 +552,50 @@ def _verify(args: argparse.Namespace) -> int:
         ref = parse_ref(args.image)
     except InvalidReference as error:
         raise FactoryError(Problem("--image", str(error))) from None
-    mirrors, insecure, key_path = {}, set(args.insecure_registry), args.key
+    mirrors, insecure, key_path, policy = {}, set(args.insecure_registry), args.key, None
     if (args.root / "images.yaml").is_file():
         config = load_config(args.root)
         mirrors, insecure = config.registry_mirrors, insecure | set(config.insecure_registries)
-        if key_path is None:
-            key_path = _key_file(config, ref, args.root)
+        policy = _verify_policy(config, ref)
+        if key_path is None and policy is not None and policy.key_file is not None:
+            key_path = args.root / policy.key_file
     if key_path is None:
-        raise FactoryError(Problem("--key", f"{ref}: no key given, and images.yaml names no verify.key file for it"))
+        how = "images.yaml names no verify.key file for it"
+        if policy is not None:
+            how = "images.yaml verifies it " + (
+                "keyless" if policy.keyless else f"with the Secret {policy.key_secret!r}"
+            )
+        if args.record:  # from the events workflow: what cosign checks in the cluster is Kargo's to report
+            why = "no verify policy in images.yaml" if policy is None else f"{how}: left to Kargo's verification"
+            print(f"{ref}: {why}, nothing recorded")
+            return 0
+        raise FactoryError(Problem("--key", f"{ref}: no key given, and {how}; give the public key with --key FILE"))
     client = registry.RegistryClient(mirrors=mirrors, insecure=insecure)
     outcome = signatures.verify_image(client, ref, signatures.read_public_key(key_path))
+    if args.record:
+        at = _time(None, "")
+
+        def apply():
+            watched = ref.without_digest().canonical
+            return events.record_update(args.root, watched, ref.digest, at, None, outcome.verified, outcome.reason)
+
+        apply()
+        verdict = "verified" if outcome.verified else "NOT verified"
+        print(f"{outcome.image}: {verdict}: {outcome.reason} (recorded)")
+        _pushed(args, f"state: {ref.name} {ref.digest[:19]}… {verdict}", apply)
+        return 0
     if not outcome.verified:
         raise FactoryError(Problem("verify", f"{outcome.image}: not verified: {outcome.reason}"))
     print(f"{outcome.image}: verified: {outcome.reason} ({key_path})")
     return 0
 
 
-def _key_file(config, ref, root: Path) -> Path | None:
-    """The PEM file images.yaml names for `ref` (by reference, else by repository)."""
+def _verify_policy(config, ref):
+    """The verify policy images.yaml gives `ref` (by reference, else by repository), if any."""
     enrolled = config.external_for(ref)
     if enrolled is None or enrolled.verify is None:
         enrolled = next((image for image in config.external if image.ref.name == ref.name and image.verify), None)
-    if enrolled is None or enrolled.verify is None:
-        return None
-    if enrolled.verify.key_file is None:
-        how = "keyless" if enrolled.verify.keyless else f"with the Secret {enrolled.verify.key_secret!r}"
-        raise FactoryError(
-            Problem("--key", f"{ref}: images.yaml verifies it {how}; here give the public key with --key FILE")
-        )
-    return root / enrolled.verify.key_file
+    return enrolled.verify if enrolled is not None else None
 
 
 def _graph(args: argparse.Namespace) -> int:
