@@ -196,22 +196,13 @@ def recording_stage(config: Config, watched: Watched) -> dict:
     (`repository_dispatch` `base-image-updated`), so the digest lands in the state history in git."""
     settings = config.kargo
     payload = {
-        "event_type": "base-image-updated",
-        "client_payload": {
-            "image": watched.base.ref.canonical,
-            "repoURL": watched.warehouse.repo_url,
-            "tag": _image_expression(watched, "Tag"),
-            "digest": _image_expression(watched, "Digest"),
-            "freight": "${{ ctx.targetFreight.name }}",
-        },
+        "image": watched.base.ref.canonical,
+        "repoURL": watched.warehouse.repo_url,
+        "tag": _image_expression(watched, "Tag"),
+        "digest": _image_expression(watched, "Digest"),
+        "freight": "${{ ctx.targetFreight.name }}",
     }
-    steps = _github_call(
-        config,
-        name="record",
-        url=f"{settings.github_api_url}/repos/{settings.factory_repo}/dispatches",
-        body=payload,
-        refused="GitHub refused the base-image-updated dispatch",
-    )
+    steps = _factory_event(config, "record", "base-image-updated", payload)
     labels = {names.ROLE: "record", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
     spec: dict = {
         "requestedFreight": [{"origin": {"kind": "Warehouse", "name": watched.name}, "sources": {"direct": True}}],
@@ -341,20 +332,11 @@ def verified_stage(config: Config, watched: Watched) -> dict:
     verified, and `plan` lets a rebuild use it."""
     settings = config.kargo
     payload = {
-        "event_type": "base-image-verified",
-        "client_payload": {
-            "image": watched.base.ref.canonical,
-            "digest": _image_expression(watched, "Digest"),
-            "freight": "${{ ctx.targetFreight.name }}",
-        },
+        "image": watched.base.ref.canonical,
+        "digest": _image_expression(watched, "Digest"),
+        "freight": "${{ ctx.targetFreight.name }}",
     }
-    steps = _github_call(
-        config,
-        name="verified",
-        url=f"{settings.github_api_url}/repos/{settings.factory_repo}/dispatches",
-        body=payload,
-        refused="GitHub refused the base-image-verified dispatch",
-    )
+    steps = _factory_event(config, "verified", "base-image-verified", payload)
     labels = {names.ROLE: "verified", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
     gate = watched.name if watched.base.verification_required else names.advisory_name(watched.name)
     return {
@@ -431,6 +413,18 @@ def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:
         ),
         "spec": spec,
     }
+
+
+def _factory_event(config: Config, name: str, event_type: str, payload: dict) -> list[dict]:
+    """Steps sending the factory repository a `repository_dispatch` event."""
+    settings = config.kargo
+    return _github_call(
+        config,
+        name=name,
+        url=f"{settings.github_api_url}/repos/{settings.factory_repo}/dispatches",
+        body={"event_type": event_type, "client_payload": payload},
+        refused=f"GitHub refused the {event_type} dispatch",
+    )
 
 
 def _github_call(config: Config, *, name: str, url: str, body: dict, refused: str) -> list[dict]:

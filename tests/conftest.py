@@ -71,3 +71,13 @@ def example_factory(tmp_path: Path) -> Factory:
     shutil.copytree(REPO_ROOT / "examples", root / "examples")
     shutil.copytree(REPO_ROOT / "state", root / "state")
     return Factory(root)
+
+
+@pytest.fixture
+def registry(tmp_path_factory):
+    """A real OCI registry (Debian's docker-registry) on 127.0.0.1, stopped after the test."""
+    from .registry_server import Registry
+
+    server = Registry(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()

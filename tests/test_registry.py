@@ -17,13 +17,6 @@ from image_factory.registry import ACCEPT, RegistryClient
 from .registry_server import Registry
 
 
-@pytest.fixture
-def registry(tmp_path):
-    server = Registry(tmp_path)
-    yield server
-    server.stop()
-
-
 def client(registry, **kwargs) -> RegistryClient:
     return RegistryClient(insecure={registry.host}, credentials={}, **kwargs)
 

@@ -16,8 +16,6 @@ from image_factory.discover import discover, load_model
 from image_factory.refs import parse_ref
 from image_factory.registry import RegistryClient
 
-from .registry_server import Registry
-
 PYTHON = "docker.io/library/python:3.12-slim"
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 DISPATCH = "https://api.github.com:443/repos/acme/factory/actions/workflows/build.yml/dispatches"
@@ -25,13 +23,6 @@ DISPATCH = "https://api.github.com:443/repos/acme/factory/actions/workflows/buil
 
 def digest(label: str) -> str:
     return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
-
-
-@pytest.fixture
-def registry(tmp_path_factory):
-    server = Registry(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -21,16 +21,8 @@ from image_factory.registry import RegistryClient
 
 from .conftest import FIXTURES
 from .cosign_signer import cosign_sign, new_key, payload, public_pem, push_signatures, sign
-from .registry_server import Registry
 
 REAL_COSIGN = FIXTURES / "cosign" / "containers-image"
-
-
-@pytest.fixture
-def registry(tmp_path_factory):
-    server = Registry(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -132,12 +124,10 @@ def test_rsa_and_ed25519_keys(registry, tmp_path, kind):
     assert verify(registry, digest, pem) == 0
 
 
-def test_the_key_comes_from_images_yaml_and_bad_keys_are_named(signed, factory, capsys):
-    registry, digest, _, pem = signed
+def enrol(factory, registry, pem, more: str = "") -> None:
+    """images.yaml enrolling team/app of the test registry, verified with `pem` (keys/app.pub)."""
     factory.write("keys/app.pub", pem.read_text())
-    factory.write(
-        "images.yaml",
-        f"""
+    entry = f"""
         insecureRegistries: ["{registry.host}"]
         images:
           - name: app
@@ -145,8 +135,13 @@ def test_the_key_comes_from_images_yaml_and_bad_keys_are_named(signed, factory, 
             repository: team/app
             tag: "1"
             verify: {{key: keys/app.pub}}
-        """,
-    )
+        """
+    factory.write("images.yaml", entry + more)
+
+
+def test_the_key_comes_from_images_yaml_and_bad_keys_are_named(signed, factory, capsys):
+    registry, digest, _, pem = signed
+    enrol(factory, registry, pem)
     assert verify(registry, digest, None, root=factory.root) == 0
     assert f"({factory.root / 'keys/app.pub'})" in capsys.readouterr().out
     factory.write("keys/app.pub", "not a key\n")
@@ -197,24 +192,13 @@ def test_a_signature_made_by_the_real_cosign_verifies_offline():
 
 def test_record_writes_the_outcome_to_state_either_way(signed, factory, capsys):
     registry, digest, _, pem = signed
-    factory.write("keys/app.pub", pem.read_text())
-    factory.write(
-        "images.yaml",
-        f"""
-        insecureRegistries: ["{registry.host}"]
-        images:
-          - name: app
-            registry: "{registry.host}"
-            repository: team/app
-            tag: "1"
-            verify: {{key: keys/app.pub}}
-          - name: keyless
+    keyless = """  - name: keyless
             registry: ghcr.io
             repository: acme/keyless
             tag: "1"
-            verify: {{certificateIdentity: ci@acme.example, certificateOidcIssuer: https://issuer.example}}
-        """,
-    )
+            verify: {certificateIdentity: ci@acme.example, certificateOidcIssuer: https://issuer.example}
+        """
+    enrol(factory, registry, pem, keyless)
     assert main(["discover", "--root", str(factory.root)]) == 0
     unsigned, _ = registry.push_image("team/app", "2", "unsigned")
     capsys.readouterr()

@@ -116,18 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("--push", action="store_true", help=PUSH_HELP)
     back.set_defaults(run=_rollback)
 
-    refuse = commands.add_parser("reject", parents=[root], help="never build on one digest of a watched image again")
-    refuse.add_argument("--image", required=True, metavar="REF")
-    refuse.add_argument("--digest", required=True)
+    refuse = _digest_command(commands, root, "reject", "never build on one digest of a watched image again")
     refuse.add_argument("--reason", required=True, help="why (e.g. the build it broke); recorded in state")
     refuse.add_argument("--at", metavar="TIME", help="default: now")
-    refuse.add_argument("--push", action="store_true", help=PUSH_HELP)
     refuse.set_defaults(run=_reject)
 
-    accept = commands.add_parser("unreject", parents=[root], help="undo reject: the digest may be built on again")
-    accept.add_argument("--image", required=True, metavar="REF")
-    accept.add_argument("--digest", required=True)
-    accept.add_argument("--push", action="store_true", help=PUSH_HELP)
+    accept = _digest_command(commands, root, "unreject", "undo reject: the digest may be built on again")
     accept.set_defaults(run=_unreject)
 
     built = commands.add_parser("record-build", parents=[root], help="record the result of a build of a managed image")
@@ -145,12 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     built.add_argument("--push", action="store_true", help=PUSH_HELP)
     built.set_defaults(run=_record_build)
 
-    fast = commands.add_parser("expedite", parents=[root], help="let one digest skip the rebuild delay")
-    fast.add_argument("--image", required=True, metavar="REF")
-    fast.add_argument("--digest", required=True)
+    fast = _digest_command(commands, root, "expedite", "let one digest skip the rebuild delay")
     fast.add_argument("--reason", required=True, help="why (e.g. the CVE it fixes); recorded in state")
     fast.add_argument("--at", metavar="TIME", help="default: now")
-    fast.add_argument("--push", action="store_true", help=PUSH_HELP)
     fast.set_defaults(run=_expedite)
 
     planning = commands.add_parser("plan", parents=[root], help="what should be rebuilt now, next, and what is blocked")
@@ -316,6 +307,15 @@ def _time(text: str | None, what: str):
     return timestamps.parse_time(text, what) if text else timestamps.now()
 
 
+def _digest_command(commands, root: argparse.ArgumentParser, name: str, text: str) -> argparse.ArgumentParser:
+    """A command about one digest of a watched image: --image REF --digest DIGEST [--push]."""
+    command = commands.add_parser(name, parents=[root], help=text)
+    command.add_argument("--image", required=True, metavar="REF", help="the watched reference (e.g. python:3.12-slim)")
+    command.add_argument("--digest", required=True)
+    command.add_argument("--push", action="store_true", help=PUSH_HELP)
+    return command
+
+
 def _pushed(args: argparse.Namespace, message: str, reapply) -> None:
     if args.push:
         commit = gitops.commit_and_push(args.root, message, reapply)
@@ -380,23 +380,26 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _reject(args: argparse.Namespace) -> int:
     at = _time(args.at, "--at")
-
-    def apply():
-        return events.reject(args.root, args.image, args.digest, args.reason, at)
-
-    base = apply()
-    print(f"{base.ref}: {args.digest} rejected ({args.reason.strip()}): no rebuild will use it")
-    _pushed(args, f"state: reject {base.ref} {args.digest[:19]}…", apply)
-    return 0
+    return _base_event(
+        args,
+        lambda: events.reject(args.root, args.image, args.digest, args.reason, at),
+        f"rejected ({args.reason.strip()}): no rebuild will use it",
+        "reject",
+    )
 
 
 def _unreject(args: argparse.Namespace) -> int:
-    def apply():
-        return events.unreject(args.root, args.image, args.digest)
+    return _base_event(
+        args, lambda: events.unreject(args.root, args.image, args.digest), "is no longer rejected", "unreject"
+    )
 
+
+def _base_event(args: argparse.Namespace, apply, outcome: str, verb: str) -> int:
+    """Apply an event to one digest of a watched image, say so, and push it with --push (the
+    event is applied again on top of a rejected push)."""
     base = apply()
-    print(f"{base.ref}: {args.digest} is no longer rejected")
-    _pushed(args, f"state: unreject {base.ref} {args.digest[:19]}…", apply)
+    print(f"{base.ref}: {args.digest} {outcome}")
+    _pushed(args, f"state: {verb} {base.ref} {args.digest[:19]}…", apply)
     return 0
 
 
@@ -432,14 +435,12 @@ def _record_build(args: argparse.Namespace) -> int:
 
 def _expedite(args: argparse.Namespace) -> int:
     at = _time(args.at, "--at")
-
-    def apply():
-        return events.expedite(args.root, args.image, args.digest, args.reason, at)
-
-    base = apply()
-    print(f"{base.ref}: {args.digest} may be built on now ({args.reason.strip()})")
-    _pushed(args, f"state: expedite {base.ref} {args.digest[:19]}…", apply)
-    return 0
+    return _base_event(
+        args,
+        lambda: events.expedite(args.root, args.image, args.digest, args.reason, at),
+        f"may be built on now ({args.reason.strip()})",
+        "expedite",
+    )
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -69,13 +69,11 @@ def record_update(
 
 def reject(root: Path, image: str, digest: str, reason: str, at: datetime) -> BaseImageState:
     """A digest of a watched image breaks our builds: `plan` never uses it again."""
-    digest = _digest(digest)
-    if not reason.strip():
-        raise FactoryError(Problem("--reason", "say why the digest is rejected (it is recorded in state)"))
-    base = _watched(root, image)
-    base.runtime = runtime_events.record_rejection(base.runtime, digest, reason.strip(), at)
-    _write(root, base)
-    return base
+
+    def event(runtime, digest, why):
+        return runtime_events.record_rejection(runtime, digest, why, at)
+
+    return _with_reason(root, image, digest, reason, "say why the digest is rejected (it is recorded in state)", event)
 
 
 def unreject(root: Path, image: str, digest: str) -> BaseImageState:
@@ -88,15 +86,24 @@ def unreject(root: Path, image: str, digest: str) -> BaseImageState:
     return base
 
 
-def expedite(root: Path, image: str, digest: str, reason: str, at: datetime) -> BaseImageState:
-    """Let one digest of a watched image skip the rebuild delay (a critical fix upstream)."""
+def _with_reason(root: Path, image: str, digest: str, reason: str, missing: str, event) -> BaseImageState:
+    """Apply `event(runtime, digest, reason)` to a watched image; a blank reason is refused."""
     digest = _digest(digest)
     if not reason.strip():
-        raise FactoryError(Problem("--reason", "say why the delay is skipped"))
+        raise FactoryError(Problem("--reason", missing))
     base = _watched(root, image)
-    base.runtime = runtime_events.record_expedite(base.runtime, digest, reason.strip(), at)
+    base.runtime = event(base.runtime, digest, reason.strip())
     _write(root, base)
     return base
+
+
+def expedite(root: Path, image: str, digest: str, reason: str, at: datetime) -> BaseImageState:
+    """Let one digest of a watched image skip the rebuild delay (a critical fix upstream)."""
+
+    def event(runtime, digest, why):
+        return runtime_events.record_expedite(runtime, digest, why, at)
+
+    return _with_reason(root, image, digest, reason, "say why the delay is skipped", event)
 
 
 def record_build(
