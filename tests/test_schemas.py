@@ -52,5 +52,5 @@ def test_validators_agree_on_state(path):
 
 def test_schemas_are_valid_schemas():
     for name in (schemas.IMAGES, schemas.IMAGE_STATE, schemas.BASE_IMAGE_STATE):
-        document = schemas._registry()[1][name]
+        document = schemas.all_schemas()[name]
         jsonschema.validators.validator_for(document).check_schema(document)

@@ -21,10 +21,8 @@ from . import (
     planner,
     proposal,
     pull_request,
-    registry,
     report,
     rollback,
-    signatures,
     status,
     synth,
     timestamps,
@@ -258,6 +256,8 @@ def _bases(args: argparse.Namespace) -> int:
 
 
 def _discover(args: argparse.Namespace) -> int:
+    from . import registry  # requests: only for the commands that talk to registries
+
     dry_run = args.dry_run or args.check
     client = None
     if args.resolve_digests:
@@ -348,6 +348,8 @@ def _record_update(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from . import registry  # requests: only for the commands that talk to registries
+
     config = load_config(args.root)
     client = registry.RegistryClient(
         mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
@@ -535,6 +537,8 @@ def _github_outputs(outputs: dict[str, str], summary: str) -> None:
 
 
 def _digest(args: argparse.Namespace) -> int:
+    from . import registry  # requests: only for the commands that talk to registries
+
     try:
         ref = parse_ref(args.ref)
     except InvalidReference as error:
@@ -549,6 +553,8 @@ def _digest(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from . import registry, signatures  # requests and cryptography: only here
+
     try:
         ref = parse_ref(args.image)
     except InvalidReference as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import parallel, runtime_events, timestamps
 from .config import load_config
@@ -13,8 +14,10 @@ from .errors import FactoryError, Problem
 from .files import apply_changes
 from .merge import Merge, merge_state
 from .model import Config, EnrolledImage
-from .registry import RegistryClient
 from .state import State, assemble, load_files, load_state, render, state_files
+
+if TYPE_CHECKING:
+    from .registry import RegistryClient
 
 
 @dataclass

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Result = TypeVar("Result")
 
@@ -27,6 +28,8 @@ class Pending(Generic[Result]):
 
 def can_fork() -> bool:
     """Two usable CPUs and fork (Linux): a child starts at once and shares what is loaded."""
+    import multiprocessing
+
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -42,5 +45,9 @@ def background(function: Callable[..., Result], *args, worthwhile: bool = True) 
     if not (worthwhile and can_fork()):
         yield Pending(None, lambda: function(*args))
         return
+    # Imported only when forking: they cost a small command 15 ms.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
         yield Pending(pool.submit(function, *args), lambda: function(*args))

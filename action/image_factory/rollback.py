@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import github_client, runtime_events
 from .discover import load_model
@@ -20,9 +21,11 @@ from .dispatch import target_of
 from .errors import FactoryError, Problem
 from .files import apply_changes
 from .refs import InvalidReference, parse_digest
-from .registry import RegistryClient
 from .state import Build, ImageState, State, render
 from .timestamps import format_time
+
+if TYPE_CHECKING:
+    from .registry import RegistryClient
 
 
 @dataclass

@@ -6,13 +6,15 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fastjsonschema
-import jsonschema
-from referencing import Registry, Resource
 
 from .errors import Problem, show_value
 from .yaml_source import YamlDocument
+
+if TYPE_CHECKING:
+    import jsonschema
 
 IMAGES = "images.schema.json"
 IMAGE_STATE = "image-state.schema.json"
@@ -28,17 +30,21 @@ def schema_dir() -> Path:
 
 
 @cache
-def _registry() -> tuple[Registry, dict[str, dict]]:
-    schemas = {
+def all_schemas() -> dict[str, dict]:
+    """Every schema in `schemas/`, by file name."""
+    return {
         path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(schema_dir().glob("*.schema.json"))
     }
-    registry = Registry().with_resources((schema["$id"], Resource.from_contents(schema)) for schema in schemas.values())
-    return registry, schemas
 
 
 @cache
 def _validator(schema_name: str) -> jsonschema.protocols.Validator:
-    registry, schemas = _registry()
+    # jsonschema only words the problems of invalid documents: imported when one turns up.
+    import jsonschema
+    from referencing import Registry, Resource
+
+    schemas = all_schemas()
+    registry = Registry().with_resources((schema["$id"], Resource.from_contents(schema)) for schema in schemas.values())
     schema = schemas[schema_name]
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -48,7 +54,7 @@ def _validator(schema_name: str) -> jsonschema.protocols.Validator:
 @cache
 def _fast_check(schema_name: str):
     """A compiled validator (fastjsonschema): ~20 times faster, but it stops at the first error."""
-    _, schemas = _registry()
+    schemas = all_schemas()
     by_id = {schema["$id"]: schema for schema in schemas.values()}
     return fastjsonschema.compile(schemas[schema_name], handlers={"https": by_id.__getitem__})
 
@@ -74,7 +80,9 @@ def _problems(document: YamlDocument, error: jsonschema.ValidationError) -> list
     path = tuple(error.absolute_path)
     if error.validator in ("oneOf", "anyOf") and error.context:
         # Report the branch that got furthest rather than "is not valid under any of".
-        best = jsonschema.exceptions.best_match(error.context)
+        from jsonschema.exceptions import best_match
+
+        best = best_match(error.context)
         return _problems(document, best)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(error.schema.get("properties", {}))

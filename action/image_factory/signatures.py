@@ -16,6 +16,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from .errors import FactoryError, Problem
 from .model import Config
 from .refs import ImageRef
-from .registry import RegistryClient
+
+if TYPE_CHECKING:
+    from .registry import RegistryClient
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
