@@ -219,13 +219,13 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
             reason = f"{key}: {candidate['digest'][:19]}… {why}"
             due.append({"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason})
         after = history.index(candidate) + 1 if candidate else 0
-        for entry in history:
+        for position, entry in enumerate(history):
             if not _newer(entry, baseline, history):
                 continue
             why = hold_reason(entry, required)
             if why is not None:
                 held.append(Held(image.name, key, entry["digest"], why))
-            elif history.index(entry) >= after:
+            elif position >= after:
                 ready_at = format_time(parse_time(entry["firstSeen"]) + delay)
                 pending.append(Pending(image.name, key, entry["digest"], ready_at))
     return due, pending, held

@@ -39,24 +39,13 @@ def record_sighting(
 
 def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime) -> Runtime:
     """Let one digest skip the rebuild delay; it joins the history if it was not seen yet."""
-    runtime = record_sighting(runtime, digest, at, "expedite") if not _has(runtime, digest) else runtime
-    history = [dict(entry) for entry in runtime.history]
-    for entry in history:
-        if entry["digest"] == digest:
-            entry["expedited"] = {"reason": reason, "at": format_time(at)}
-    return replace(runtime, history=history)
+    return _mark(runtime, digest, at, "expedite", "expedited", {"reason": reason, "at": format_time(at)})
 
 
-def _mark(runtime: Runtime, digest: str, at: datetime, seen_by: str, key: str, value: dict | None) -> Runtime:
-    """Set (or, with None, drop) `key` on the history entry of `digest`, adding the digest if unseen."""
+def _mark(runtime: Runtime, digest: str, at: datetime, seen_by: str, key: str, value: dict) -> Runtime:
+    """Set `key` on the history entry of `digest`, adding the digest (seen at `at`) if unseen."""
     runtime = record_sighting(runtime, digest, at, seen_by) if not _has(runtime, digest) else runtime
-    history = [dict(entry) for entry in runtime.history]
-    for entry in history:
-        if entry["digest"] == digest:
-            if value is None:
-                entry.pop(key, None)
-            else:
-                entry[key] = value
+    history = [{**entry, key: value} if entry["digest"] == digest else dict(entry) for entry in runtime.history]
     return replace(runtime, history=history)
 
 
@@ -72,9 +61,12 @@ def record_rejection(runtime: Runtime, digest: str, reason: str, at: datetime) -
 
 
 def clear_rejection(runtime: Runtime, digest: str) -> Runtime:
-    if not _has(runtime, digest):
-        return runtime
-    return _mark(runtime, digest, datetime.min, "reject", "rejected", None)
+    """Undo `record_rejection`: the digest may be used again."""
+    history = [
+        {key: value for key, value in entry.items() if key != "rejected"} if entry["digest"] == digest else dict(entry)
+        for entry in runtime.history
+    ]
+    return replace(runtime, history=history)
 
 
 def record_build(runtime: Runtime, build: Build) -> Runtime:
