@@ -125,4 +125,6 @@ def test_discover_on_the_example_prints_a_readable_summary(example_factory):
     assert lines[0] == "images.yaml: 5 managed, 3 external images"
     assert "  orders-api      ghcr.io/acme-platform/orders-api:latest" in lines
     assert "                  ← ghcr.io/acme-platform/python-service:1 (managed image python-service, stage 1)" in lines
+    distroless = next(line for line in lines if line.startswith("  gcr.io/distroless/static-debian12:nonroot "))
+    assert "new digests of nonroot, signatures verified keyless; enrolled as distroless-static;" in distroless
     assert lines[-1] == "State: 0 written, 12 unchanged, 0 removed."

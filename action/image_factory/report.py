@@ -65,6 +65,9 @@ def _watched_lines(state: State) -> list[str]:
         users = [d.image + (f"@{d.pinned_digest[:19]}…" if d.pinned_digest else "") for d in base.dependents]
         who = ", ".join(users) if users else "no dependents"
         enrolled = f"enrolled as {base.enrolled_as}; " if base.enrolled_as else ""
+        if base.verify is not None:
+            how = "keyless" if base.verify.keyless else "by key"
+            watch += f", signatures verified {how}" + ("" if base.verify.required else " (advisory)")
         lines.append(f"  {ref.ljust(width)}{watch}; {enrolled}{who}")
     return lines
 
