@@ -42,8 +42,8 @@ def factory_manifests(config: Config, state: State, keys: dict[str, str] | None 
     its verification) and one rebuild Stage per managed image built on it, in a stable order.
     `keys`: the public keys images.yaml names (`public_keys`), by path."""
     objects = project_manifests(config)
-    for watched in watched_images(state):
-        objects += pipeline_manifests(config, state, watched, keys or {})
+    for part in parts(watched_images(state)):
+        objects += part_manifests(config, state, part, keys or {})
     check_unique(objects)
     return objects
 
@@ -55,14 +55,6 @@ def project_manifests(config: Config) -> list[dict]:
             Problem(config.file, "kargo.factoryRepo is not set: the generated stages dispatch to it", field="kargo")
         )
     return [project(config.kargo.project), project_config(config)]
-
-
-def pipeline_manifests(config: Config, state: State, watched: Watched, keys: dict[str, str]) -> list[dict]:
-    """One watched image's own objects and the rebuild Stages on it."""
-    objects = watched_manifests(config, watched, keys)
-    for dependent in watched.base.dependents:
-        objects.append(rebuild_stage(config, watched, state.images[dependent.image]))
-    return objects
 
 
 def watched_manifests(config: Config, watched: Watched, keys: dict[str, str]) -> list[dict]:
@@ -104,6 +96,11 @@ class Part:
         return 4 + (policy.key_file is not None) + (not policy.required)
 
 
+def parts(watched: list[Watched]) -> list[Part]:
+    """Each watched image's own part, then one per managed image built on it."""
+    return [part for item in watched for part in (Part(item), *(Part(item, d.image) for d in item.base.dependents))]
+
+
 def part_manifests(config: Config, state: State, part: Part, keys: dict[str, str]) -> list[dict]:
     if part.image is None:
         return watched_manifests(config, part.watched, keys)
@@ -118,13 +115,13 @@ def shards(watched: list[Watched], per_file: int) -> list[list[Part]]:
     every file in two rather than reshuffling the lot. A popular base's rebuild Stages (often
     thousands) spread like the rest.
     """
-    parts = [part for item in watched for part in (Part(item), *(Part(item, d.image) for d in item.base.dependents))]
-    total = sum(part.size for part in parts)
+    every = parts(watched)
+    total = sum(part.size for part in every)
     count = 1
     while total > count * per_file:
         count *= 2
     files: list[list[Part]] = [[] for _ in range(count)]
-    for part in parts:
+    for part in every:
         files[names.shard_of(part.name, count) if count > 1 else 0].append(part)
     return files
 

@@ -580,7 +580,7 @@ def _verify(args: argparse.Namespace) -> int:
     client = registry.RegistryClient(mirrors=mirrors, insecure=insecure)
     outcome = signatures.verify_image(client, ref, signatures.read_public_key(key_path))
     if args.record:
-        at = _time(None, "")
+        at = timestamps.now()
 
         def apply():
             watched = ref.without_digest().canonical

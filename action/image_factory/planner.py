@@ -109,15 +109,13 @@ def eligible(
     return ready[-1] if ready else None  # the history is in the order the digests were seen
 
 
-def _newer(entry: HistoryEntry, than: str | None, history: list[HistoryEntry]) -> bool:
-    """Whether `entry` came after `than` (a digest the image was built with) in the history,
-    which is in the order the digests were seen."""
-    if than is None:
-        return True
-    if entry["digest"] == than:
-        return False
-    position = {e["digest"]: index for index, e in enumerate(history)}
-    return than not in position or position[entry["digest"]] > position[than]
+def _first_newer(history: list[HistoryEntry], than: str | None) -> int:
+    """Where the digests seen after `than` (a digest the image was built with) start in the
+    history, which is in the order the digests were seen; 0 when `than` is not in it."""
+    for index, entry in enumerate(history):
+        if entry["digest"] == than:
+            return index + 1
+    return 0
 
 
 def _last_attempt_failed(image: ImageState) -> bool:
@@ -210,7 +208,8 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
         baseline = built.get(key) or ref.digest  # a Dockerfile pin counts as what it was built with
         required = watched.verification_required
         candidate = eligible(history, delay, now, required)
-        if candidate is not None and _newer(candidate, baseline, history):
+        start = _first_newer(history, baseline)
+        if candidate is not None and history.index(candidate) >= start:
             why = (
                 f"expedited: {candidate['expedited']['reason']}"
                 if candidate.get("expedited")
@@ -219,9 +218,7 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
             reason = f"{key}: {candidate['digest'][:19]}… {why}"
             due.append({"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason})
         after = history.index(candidate) + 1 if candidate else 0
-        for position, entry in enumerate(history):
-            if not _newer(entry, baseline, history):
-                continue
+        for position, entry in enumerate(history[start:], start):
             why = hold_reason(entry, required)
             if why is not None:
                 held.append(Held(image.name, key, entry["digest"], why))

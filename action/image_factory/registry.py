@@ -174,13 +174,10 @@ class RegistryClient:
                     platforms.setdefault(name, manifest["digest"])
         return Resolved(ref, digest, media_type, platforms)
 
-    def tag(self, ref: ImageRef, digest: str) -> None:
-        """Point `ref`'s tag at `digest` (a manifest already in its repository), as `crane tag`
-        does: the manifest is read by digest and put back under the tag, byte for byte."""
-        found = self.manifest(ref, digest)
-        if found is None:
-            raise FactoryError(Problem("registry", f"{ref.name}@{digest}: not found on {ref.registry}"))
-        body, media_type = found
+    def tag(self, ref: ImageRef, manifest: tuple[bytes, str | None]) -> None:
+        """Point `ref`'s tag at a manifest already in its repository (as `manifest` read it), as
+        `crane tag` does: the manifest is put back under the tag, byte for byte."""
+        body, media_type = manifest
         # Writes never go through a read-only mirror.
         url = f"{self._base_url(ref, mirrored=False)}/manifests/{ref.tag or 'latest'}"
         headers = {"Content-Type": media_type or OCI_MANIFEST}

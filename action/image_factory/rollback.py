@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 class Rollback:
     image: str
     target: Build  # the earlier successful build rolled back to
-    how: str = "planned"  # re-tagged | rebuild dispatched | dispatch failed | dry-run
+    how: str = ""  # re-tagged | rebuild dispatched | dispatch failed | dry-run
     detail: str = ""
     attempt: Build | None = None
     warnings: list[str] = field(default_factory=list)
@@ -99,16 +99,16 @@ def rollback(
     result = Rollback(name, target, warnings=unrejected_digests(state, image, target))
     why = f"rollback to {target['digest'][:19]}…: {reason.strip()}"
     pins = dict(target.get("baseDigests", {}))
-    exists = False
+    earlier = None  # the earlier manifest, when it is still in the registry
     if not rebuild and registry is not None:
-        exists = registry.manifest(image.ref, target["digest"]) is not None
+        earlier = registry.manifest(image.ref, target["digest"])
     if dry_run:
         result.how = "dry-run"
-        result.detail = f"would re-tag {image.ref} to {target['digest']}" if exists else "would rebuild it pinned"
+        result.detail = f"would re-tag {image.ref} to {target['digest']}" if earlier else "would rebuild it pinned"
         return result
     stamp = format_time(now)
-    if exists:
-        registry.tag(image.ref, target["digest"])
+    if earlier is not None:
+        registry.tag(image.ref, earlier)
         attempt: Build = {
             "result": "success",
             "startedAt": stamp,

@@ -15,8 +15,6 @@ from .errors import FactoryError, Problem
 from .files import apply_changes
 
 APP_ENTRY = "main.py"
-
-
 OUTPUT_SUFFIX = ".k8s.yaml"
 
 
