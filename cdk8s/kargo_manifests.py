@@ -6,20 +6,35 @@ expensive part of a synth).
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 
 import kargo_names as names
 from image_factory.durations import format_hours, parse_duration
 from image_factory.errors import FactoryError, Problem
 from image_factory.model import Config, WarehouseConfig
 from image_factory.state import BaseImageState, ImageState, State
+from kargo_expressions import TARGET_FREIGHT, Expr, image_from, json_body, refuse_in, secret, string
 
 KARGO_API = "kargo.akuity.io/v1alpha1"
 GITHUB_HEADERS = (("Accept", "application/vnd.github+json"), ("X-GitHub-Api-Version", "2022-11-28"))
-# 429 and 5xx are neither success nor failure: Kargo retries them until the step's retry timeout.
-TERMINAL = "response.status == 204 || (response.status >= 400 && response.status < 500 && response.status != 429)"
-RETRY = {"timeout": "1h"}
+# GitHub answers a dispatch with 204. A 4xx is a refusal (bad token, unknown workflow, bad inputs)
+# and fails the promotion with GitHub's message, except for its rate limits: 429, and 403 with
+# no requests left or a Retry-After (primary and secondary limits). Those and 5xx are neither
+# success nor failure: the http step polls, re-sending the request, until the retry timeout.
+SUCCESS = "response.status == 204"
+RATE_LIMITED = "(response.header('X-RateLimit-Remaining') == '0' || response.header('Retry-After') != '')"
+REFUSED = (
+    "response.status >= 400 && response.status < 500 && response.status != 429"
+    f" && !(response.status == 403 && {RATE_LIMITED})"
+)
+MESSAGE = "response.body.message"
+# Kargo's default errorThreshold is 1: one timeout or connection error would fail the promotion,
+# and Kargo never auto-promotes that Freight again. Transport errors get five tries.
+RETRY = {"errorThreshold": 5, "timeout": "1h"}
+POLL_INTERVAL = "1m"
+NAMESPACE_LABEL = "kargo.akuity.io/project"
+COMPARE_OPTIONS = {"argocd.argoproj.io/compare-options": "ServerSideDiff=true,IncludeMutationWebhook=true"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,10 @@ def project_manifests(config: Config) -> list[dict]:
         raise FactoryError(
             Problem(config.file, "kargo.factoryRepo is not set: the generated stages dispatch to it", field="kargo")
         )
-    return [project(config.kargo.project), project_config(config)]
+    with _refusing(config, "the Project"):
+        refuse_in([asdict(config.kargo), asdict(config.argocd)])
+        name = config.kargo.project
+        return [namespace(name), project(name), project_config(config)]
 
 
 def watched_manifests(config: Config, watched: Watched, keys: dict[str, str]) -> list[dict]:
@@ -102,9 +120,25 @@ def parts(watched: list[Watched]) -> list[Part]:
 
 
 def part_manifests(config: Config, state: State, part: Part, keys: dict[str, str]) -> list[dict]:
-    if part.image is None:
-        return watched_manifests(config, part.watched, keys)
-    return [rebuild_stage(config, part.watched, state.images[part.image])]
+    base = part.watched.base
+    what = f"Stage {part.name} (image {part.image})" if part.image else f"the Warehouse and Stages of {part.name}"
+    with _refusing(config, what):
+        refuse_in([base.ref.canonical, base.warehouse.to_dict(), base.verify.to_dict() if base.verify else {}])
+        refuse_in([dependent.image for dependent in base.dependents])
+        if part.image is None:
+            return watched_manifests(config, part.watched, keys)
+        image = state.images[part.image]
+        refuse_in([image.name, image.ref.canonical, image.enrolment])
+        return [rebuild_stage(config, part.watched, image)]
+
+
+@contextmanager
+def _refusing(config: Config, what: str):
+    """Turns a refusal of user text (kargo_expressions) into an error naming what it was for."""
+    try:
+        yield
+    except ValueError as error:
+        raise FactoryError(Problem(config.file, f"refusing to generate {what}: {error}")) from None
 
 
 def shards(watched: list[Watched], per_file: int) -> list[list[Part]]:
@@ -136,8 +170,18 @@ def _meta(name: str, namespace: str | None, labels: dict | None = None, annotati
     return metadata
 
 
+def namespace(name: str) -> dict:
+    """The Project's namespace, applied first. Kargo creates it asynchronously once the Project
+    exists, so a Stage applied in the same sync could find no namespace; Kargo adopts a
+    namespace that carries its project label. Kept when the Project goes: the namespace holds
+    the hand-made token Secret, and its life is ArgoCD's to decide (docs/kargo.md §10)."""
+    annotations = {"argocd.argoproj.io/sync-wave": "-2", "kargo.akuity.io/keep-namespace": "true"}
+    labels = {NAMESPACE_LABEL: "true"}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None, labels, annotations)}
+
+
 def project(name: str) -> dict:
-    # Kargo creates the project's namespace: ArgoCD must apply the Project before anything in it.
+    # After its namespace, before anything in it.
     annotations = {"argocd.argoproj.io/sync-wave": "-1"}
     return {"apiVersion": KARGO_API, "kind": "Project", "metadata": _meta(name, None, annotations=annotations)}
 
@@ -184,8 +228,13 @@ def warehouse(config: Config, watched: Watched) -> dict:
     }
 
 
-def _image_expression(watched: Watched, field: str) -> str:
-    return "${{ imageFrom('" + watched.warehouse.repo_url + "')." + field + " }}"
+def _image(watched: Watched, field: str) -> Expr:
+    return image_from(watched.warehouse.repo_url, field)
+
+
+def _templates(values: dict) -> dict:
+    """Values for config fields of their own (each a whole value, not inside a body)."""
+    return {key: value.template() if isinstance(value, Expr) else value for key, value in values.items()}
 
 
 def recording_stage(config: Config, watched: Watched) -> dict:
@@ -195,9 +244,9 @@ def recording_stage(config: Config, watched: Watched) -> dict:
     payload = {
         "image": watched.base.ref.canonical,
         "repoURL": watched.warehouse.repo_url,
-        "tag": _image_expression(watched, "Tag"),
-        "digest": _image_expression(watched, "Digest"),
-        "freight": "${{ ctx.targetFreight.name }}",
+        "tag": _image(watched, "Tag"),
+        "digest": _image(watched, "Digest"),
+        "freight": TARGET_FREIGHT,
     }
     steps = _factory_event(config, "record", "base-image-updated", payload)
     labels = {names.ROLE: "record", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
@@ -299,7 +348,7 @@ def analysis_template(config: Config, watched: Watched) -> dict:
 def _verification(watched: Watched) -> dict:
     return {
         "analysisTemplates": [{"name": names.verify_name(watched.name)}],
-        "args": [{"name": "digest", "value": _image_expression(watched, "Digest")}],
+        "args": [{"name": "digest", "value": _image(watched, "Digest").template()}],
     }
 
 
@@ -308,7 +357,7 @@ def advisory_stage(config: Config, watched: Watched) -> dict:
     rebuilds back (they take Freight from the recording Stage); the outcome shows in Kargo's UI,
     and verified Freight goes on to the verified Stage. Its promotion only notes the digest."""
     labels = {names.ROLE: "verify", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
-    note = {"uses": "compose-output", "as": "candidate", "config": {"digest": _image_expression(watched, "Digest")}}
+    note = {"uses": "compose-output", "as": "candidate", "config": {"digest": _image(watched, "Digest").template()}}
     return {
         "apiVersion": KARGO_API,
         "kind": "Stage",
@@ -330,8 +379,8 @@ def verified_stage(config: Config, watched: Watched) -> dict:
     settings = config.kargo
     payload = {
         "image": watched.base.ref.canonical,
-        "digest": _image_expression(watched, "Digest"),
-        "freight": "${{ ctx.targetFreight.name }}",
+        "digest": _image(watched, "Digest"),
+        "freight": TARGET_FREIGHT,
     }
     steps = _factory_event(config, "verified", "base-image-verified", payload)
     labels = {names.ROLE: "verified", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
@@ -362,7 +411,7 @@ def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:
     inputs = {
         "image": image.name,
         "base": watched.base.ref.canonical,
-        "digest": _image_expression(watched, "Digest"),
+        "digest": _image(watched, "Digest"),
     }
     if settings.dispatch_step == "gha-dispatch-workflow":
         steps = [
@@ -373,7 +422,7 @@ def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:
                     "repoURL": f"https://github.com/{repo}",
                     "workflowFile": source["workflow"],
                     "ref": source["branch"],
-                    "inputs": inputs,
+                    "inputs": _templates(inputs),
                 },
             }
         ]
@@ -400,7 +449,7 @@ def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:
     if templates:  # the image's own checks (a smoke test, say), with what the Stage rebuilt
         spec["verification"] = {
             "analysisTemplates": [{"name": name} for name in templates],
-            "args": [{"name": key, "value": value} for key, value in inputs.items()],
+            "args": [{"name": key, "value": value} for key, value in _templates(inputs).items()],
         }
     return {
         "apiVersion": KARGO_API,
@@ -425,13 +474,15 @@ def _factory_event(config: Config, name: str, event_type: str, payload: dict) ->
 
 
 def _github_call(config: Config, *, name: str, url: str, body: dict, refused: str) -> list[dict]:
-    """An `http` step calling GitHub, then a `fail` step that fails the promotion with GitHub's
-    own message when the answer is a terminal refusal (401/403/404/422...)."""
+    """An `http` step calling GitHub: 204 succeeds; a refusal fails the promotion with GitHub's
+    own message (Kargo shows `HTTP (422) response met failure criteria: "<message>"`); rate
+    limits and 5xx are polled until the retry timeout. `refused` opens the failure message."""
     settings = config.kargo
-    token = "${{ secret('" + settings.token_secret_name + "')." + settings.token_secret_key + " }}"
+    token = secret(settings.token_secret_name, settings.token_secret_key).template()
     headers = [{"name": "Authorization", "value": f"Bearer {token}"}]
     headers += [{"name": key, "value": value} for key, value in GITHUB_HEADERS]
     headers.append({"name": "Content-Type", "value": "application/json"})
+    headers.append({"name": "User-Agent", "value": "image-factory"})
     return [
         {
             "uses": "http",
@@ -440,23 +491,15 @@ def _github_call(config: Config, *, name: str, url: str, body: dict, refused: st
                 "method": "POST",
                 "url": url,
                 "headers": headers,
-                "body": json.dumps(body, separators=(",", ":")),
+                "body": json_body(body),
                 "timeout": "30s",
-                "successExpression": TERMINAL,
-                "outputs": [
-                    {"name": "status", "fromExpression": "response.status"},
-                    {"name": "message", "fromExpression": "response.status == 204 ? '' : response.body.message"},
-                ],
+                "pollInterval": POLL_INTERVAL,
+                "successExpression": SUCCESS,
+                "failureExpression": REFUSED,
+                "errorExpression": f"{string(refused + ': ')} + ({MESSAGE} ?? 'no message')",
             },
             "retry": RETRY,
-        },
-        {
-            "uses": "fail",
-            "if": "${{ outputs." + name + ".status != 204 }}",
-            "config": {
-                "message": f"{refused} (HTTP ${{{{ outputs.{name}.status }}}}): ${{{{ outputs.{name}.message }}}}"
-            },
-        },
+        }
     ]
 
 
@@ -470,7 +513,9 @@ def argocd_application(config: Config, manifests_file: str) -> dict:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": _meta(argo.name or settings.project, argo.namespace),
+        # Kargo's admission webhooks default subscription fields and rewrite durations (1h → 1h0m0s):
+        # a diff through the API server's dry run sees the objects as Kargo stores them.
+        "metadata": _meta(argo.name or settings.project, argo.namespace, annotations=COMPARE_OPTIONS),
         "spec": {
             "project": argo.project,
             "source": {
@@ -480,7 +525,11 @@ def argocd_application(config: Config, manifests_file: str) -> dict:
                 "directory": {"include": manifests_file},
             },
             "destination": {"server": argo.destination_server, "namespace": settings.project},
-            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
+            # Retried: on a first sync Kargo may still be setting the Project up when the Stages arrive.
+            "syncPolicy": {
+                "automated": {"prune": True, "selfHeal": True},
+                "retry": {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}},
+            },
             # Kargo annotates Warehouses and Stages when it refreshes them: not drift.
             "ignoreDifferences": [
                 {"group": "kargo.akuity.io", "kind": kind, "jsonPointers": refresh} for kind in ("Warehouse", "Stage")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from image_factory import collector
+from image_factory.cluster_notes import verification_note
 from image_factory.discover import load_model
 from image_factory.errors import FactoryError
 from image_factory.report import problems_text
@@ -34,6 +35,9 @@ def main() -> int:
             print(problems_text(error.problems), file=sys.stderr)
             return 1
         app.synth()
+    note = verification_note(state)
+    if note:
+        print(note, file=sys.stderr)  # `image-factory synth` passes `note: ` lines on
     return 0
 
 

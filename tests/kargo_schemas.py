@@ -46,6 +46,28 @@ CONFIG_MAP = {
     },
 }
 
+# Kubernetes' own Namespace, as strict: only the metadata the generator writes.
+NAMESPACE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata"],
+    "properties": {
+        "apiVersion": {"const": "v1"},
+        "kind": {"const": "Namespace"},
+        "metadata": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "labels"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+    },
+}
+CORE = {"ConfigMap": CONFIG_MAP, "Namespace": NAMESPACE}
+
 
 @cache
 def schema(relative: str) -> dict:
@@ -66,9 +88,9 @@ def errors(instance: object, relative: str) -> list[str]:
 
 def validate_object(body: dict) -> list[str]:
     """Every problem Kargo's schemas find in one generated object, its subscriptions and step configs
-    (Argo Rollouts' schema for an AnalysisTemplate, Kubernetes' shape for a ConfigMap)."""
-    if body["kind"] == "ConfigMap":
-        validator = jsonschema.Draft202012Validator(CONFIG_MAP)
+    (Argo Rollouts' schema for an AnalysisTemplate, Kubernetes' shape for a ConfigMap or Namespace)."""
+    if body["kind"] in CORE:
+        validator = jsonschema.Draft202012Validator(CORE[body["kind"]])
         return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
     problems = errors(body, CRDS[body["kind"]])
     spec = body.get("spec", {})

@@ -11,6 +11,7 @@ from pathlib import Path
 from . import (
     __version__,
     build_info,
+    cluster_notes,
     collector,
     discover,
     dispatch,
@@ -277,6 +278,8 @@ def _discover(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     config, state = discover.load_model(args.root)
+    for warning in cluster_notes.receiver_warnings(config, state):
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"ok: {config.file} ({len(config.images)} images) and state/ "
         f"({len(state.images)} managed, {len(state.base_images)} watched) are valid"
@@ -287,6 +290,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     out = args.out or args.root / "dist"
     outcome = synth.synth(args.root, out, check=args.check)
+    for note in outcome.notes:
+        print(note, file=sys.stderr)
     if args.check:
         if outcome.changed or outcome.stale:
             differ = [*outcome.changed, *(f"{name} (stale)" for name in outcome.stale)]

@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 
 from . import schemas
 from .errors import FactoryError, Problem, show_value
+from .expression_guard import with_expression_problems
 from .model import (
     DEFAULT_BRANCH,
     DEFAULT_REBUILD_DELAY,
@@ -38,7 +39,7 @@ def parse_config(text: str, file: str = CONFIG_FILE) -> Config:
 def config_from_document(document: YamlDocument) -> Config:
     if document.data is None:
         raise FactoryError(Problem(document.file, "empty file: expected a mapping with 'images'"))
-    problems = schemas.validate(document, schemas.IMAGES)
+    problems = with_expression_problems(document, schemas.validate(document, schemas.IMAGES))
     if problems:
         raise FactoryError(problems)
     data = document.data
@@ -111,6 +112,8 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
     warehouse_entry = entry.get("warehouse", {})
     _check_regexes(document, path, warehouse_entry)
     tag = entry.get("tag")
+    if tag is None and source is None and _watches_digest(warehouse_entry):
+        tag = warehouse_entry.get("constraint")  # the tag a Digest warehouse watches is its constraint
     if tag is None and (source is not None or not _selects_by_pattern(warehouse_entry)):
         tag = "latest"
     try:
@@ -210,6 +213,10 @@ def _selects_by_pattern(warehouse: dict) -> bool:
     )
 
 
+def _watches_digest(warehouse: dict) -> bool:
+    return warehouse.get("imageSelectionStrategy", "Digest") == "Digest" and not _selects_by_pattern(warehouse)
+
+
 def _warehouse(document: YamlDocument, path: tuple, entry: dict, ref) -> WarehouseConfig:
     allow = list(entry.get("allowTagsRegexes", []))
     if entry.get("allowTags"):
@@ -222,6 +229,15 @@ def _warehouse(document: YamlDocument, path: tuple, entry: dict, ref) -> Warehou
         if not constraint:
             raise FactoryError(
                 document.problem((*path, "warehouse"), "strategy Digest needs a tag to watch: set tag or constraint")
+            )
+        if constraint != ref.tag:
+            # The digests would be recorded, named and dispatched under the other tag.
+            raise FactoryError(
+                document.problem(
+                    (*path, "warehouse", "constraint"),
+                    f"strategy Digest watches tag {constraint!r} but the image's tag is {ref.tag!r}: "
+                    "give one of them, or the same tag in both",
+                )
             )
     return WarehouseConfig(
         repo_url=entry.get("repoURL", ref.name),

@@ -14,6 +14,7 @@ import yaml
 
 from . import parallel, schemas
 from .errors import FactoryError, Problem
+from .expression_guard import with_expression_problems
 from .model import VerifyPolicy, WarehouseConfig
 from .refs import ImageRef, InvalidReference, parse_ref
 from .yaml_source import YamlDocument, load_yaml
@@ -246,7 +247,7 @@ def _document(root: Path, path: Path, schema: str) -> YamlDocument:
     document = load_yaml(path, str(path.relative_to(root)))
     if not isinstance(document.data, dict):
         raise FactoryError(Problem(document.file, "expected a mapping"))
-    problems = schemas.validate(document, schema)
+    problems = with_expression_problems(document, schemas.validate(document, schema))
     if problems:
         raise FactoryError(problems)
     return document

@@ -23,6 +23,7 @@ class SynthOutcome:
     files: dict[str, str]  # file name → text, as synthesised
     changed: list[str]  # files that differ from (or are missing in) the output folder
     stale: list[str]  # manifest files in the output folder that the synth no longer makes
+    notes: list[str]  # what the cluster needs for these manifests (`note: …` lines of the app)
 
 
 def app_dir() -> Path:
@@ -33,8 +34,9 @@ def app_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "cdk8s"
 
 
-def synthesize(root: Path) -> dict[str, str]:
-    """Run the cdk8s app on the factory at `root`; the manifests it writes, by file name."""
+def synthesize(root: Path) -> tuple[dict[str, str], list[str]]:
+    """Run the cdk8s app on the factory at `root`: the manifests it writes, by file name, and
+    its notes."""
     if shutil.which("node") is None:
         raise FactoryError(Problem("synth", "cdk8s needs Node.js, and `node` is not on PATH"))
     with tempfile.TemporaryDirectory(prefix="image-factory-synth-") as outdir:
@@ -52,7 +54,8 @@ def synthesize(root: Path) -> dict[str, str]:
             if errors:
                 raise FactoryError([Problem("", line) for line in errors])
             raise FactoryError(Problem(str(app / APP_ENTRY), f"the cdk8s app failed:\n{result.stderr.strip()}"))
-        return {path.name: path.read_text(encoding="utf-8") for path in sorted(Path(outdir).glob("*.yaml"))}
+        files = {path.name: path.read_text(encoding="utf-8") for path in sorted(Path(outdir).glob("*.yaml"))}
+        return files, [line for line in result.stderr.splitlines() if line.startswith("note: ")]
 
 
 def synth(root: Path, out: Path, *, check: bool = False) -> SynthOutcome:
@@ -62,7 +65,7 @@ def synth(root: Path, out: Path, *, check: bool = False) -> SynthOutcome:
     `out` that this synth did not make are removed: a pipeline file left behind would keep
     objects alive in the cluster.
     """
-    files = synthesize(root)
+    files, notes = synthesize(root)
     changed = [
         name
         for name, text in files.items()
@@ -71,4 +74,4 @@ def synth(root: Path, out: Path, *, check: bool = False) -> SynthOutcome:
     stale = sorted(path.name for path in out.glob(f"*{OUTPUT_SUFFIX}") if path.name not in files)
     if not check:
         apply_changes({**{out / name: files[name] for name in changed}, **{out / name: None for name in stale}})
-    return SynthOutcome(files, changed, stale)
+    return SynthOutcome(files, changed, stale, notes)
