@@ -7,6 +7,7 @@ the generator emits is exactly what the tool wrote, in both directions.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import shutil
 import subprocess
@@ -21,9 +22,12 @@ from image_factory.discover import discover
 from image_factory.durations import format_hours, parse_duration
 
 from .conftest import REPO_ROOT
+from .kargo_runtime import Freight, HttpResponse, Image, run_promotion
 from .kargo_schemas import validate_object
 
 CDK8S_CLI = REPO_ROOT / "node_modules" / ".bin" / "cdk8s"
+DIGEST = "sha256:" + "e" * 64
+SECRETS = {"image-factory-github": {"token": "t"}}
 
 
 def synth(root: Path, *extra: str) -> int:
@@ -121,15 +125,15 @@ def test_a_large_fleet_spreads_over_files_and_stale_files_go(fleet, capsys):
     assert synth(fleet.root) == 0
     files = sorted(p.name for p in (fleet.root / "dist").iterdir())
     pipelines = [name for name in files if name.startswith("kargo-pipelines-")]
-    count = len(whole) - 2  # all but the Project and ProjectConfig
+    count = len(whole) - 3  # all but the Namespace, Project and ProjectConfig
     expected = 1
     while count > expected * 10:
         expected *= 2
     assert pipelines == [f"kargo-pipelines-{n}-of-{expected}.k8s.yaml" for n in range(1, expected + 1)]
-    assert [o["kind"] for o in objects(fleet.root / "dist/kargo.k8s.yaml")] == ["Project", "ProjectConfig"]
+    assert [o["kind"] for o in objects(fleet.root / "dist/kargo.k8s.yaml")] == ["Namespace", "Project", "ProjectConfig"]
     spread = [o for name in pipelines for o in objects(fleet.root / "dist" / name)]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
-    assert sorted(spread, key=key) == sorted(whole[2:], key=key)  # the same objects, each once
+    assert sorted(spread, key=key) == sorted(whole[3:], key=key)  # the same objects, each once
     for body in spread:
         assert validate_object(body) == [], body["metadata"]["name"]
     include = objects(fleet.root / "dist/argocd-application.k8s.yaml")[0]["spec"]["source"]["directory"]["include"]
@@ -188,7 +192,15 @@ def test_tool_and_generator_agree_on_every_field(fleet):
             assert http["url"].endswith(
                 f"/repos/acme/factory/actions/workflows/{enrolment['source']['workflow']}/dispatches"
             )
-            assert f'"ref":"{enrolment["source"]["branch"]}"' in http["body"]
+            freight = Freight("f" * 40, (Image(base["warehouse"]["repoURL"], base["tag"], DIGEST),))
+            warehouse = {generated["metadata"]["name"]: [base["warehouse"]["repoURL"]]}
+            sent = run_promotion(
+                stage, freight=freight, warehouses=warehouse, secrets=SECRETS, http=lambda _: HttpResponse(204)
+            ).requests
+            assert json.loads(sent[0].body) == {
+                "ref": enrolment["source"]["branch"],
+                "inputs": {"image": dependent["image"], "base": base["ref"], "digest": DIGEST},
+            }
     # verification: what state says is verified, and how, is what the recording Stage and its template do
     templates = {o["metadata"]["name"]: o for o in kargo if o["kind"] == "AnalysisTemplate"}
     for base in bases:

@@ -15,12 +15,14 @@ from image_factory.signatures import public_keys
 
 from .conftest import REPO_ROOT
 from .cosign_signer import new_key, public_pem
+from .kargo_runtime import Freight, HttpResponse, Image, run_promotion
 from .kargo_schemas import validate_object
 
 sys.path.insert(0, str(REPO_ROOT / "cdk8s"))
 import kargo_manifests
 import kargo_names
 
+DIGEST = "sha256:" + "d" * 64
 IMAGES_YAML = """
 kargo: {factoryRepo: acme/factory, verifyRegistrySecret: pull-secret}
 images:
@@ -88,14 +90,16 @@ def test_required_verification_gates_the_recording_stage(objects):
     assert rebuild["spec"]["requestedFreight"][0]["sources"]["stages"] == [python]  # only verified Freight
     verified = named(objects, "Stage", f"{python}-verified")
     assert verified["spec"]["requestedFreight"][0]["sources"] == {"stages": [python]}
-    body = json.loads(verified["spec"]["promotionTemplate"]["spec"]["steps"][0]["config"]["body"])
-    assert body == {
+    # what the verified Stage reports, as Kargo evaluates and sends it
+    freight = Freight("f" * 40, (Image("docker.io/library/python", "3.12-slim", DIGEST),))
+    warehouses = {python: ["docker.io/library/python"]}
+    secrets = {"image-factory-github": {"token": "t"}}
+    result = run_promotion(
+        verified, freight=freight, warehouses=warehouses, secrets=secrets, http=lambda _: HttpResponse(204)
+    )
+    assert json.loads(result.requests[0].body) == {
         "event_type": "base-image-verified",
-        "client_payload": {
-            "image": "docker.io/library/python:3.12-slim",
-            "digest": "${{ imageFrom('docker.io/library/python').Digest }}",
-            "freight": "${{ ctx.targetFreight.name }}",
-        },
+        "client_payload": {"image": "docker.io/library/python:3.12-slim", "digest": DIGEST, "freight": "f" * 40},
     }
 
 
