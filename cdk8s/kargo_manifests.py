@@ -30,8 +30,11 @@ REFUSED = (
 )
 MESSAGE = "response.body.message"
 # Kargo's default errorThreshold is 1: one timeout or connection error would fail the promotion,
-# and Kargo never auto-promotes that Freight again. Transport errors get five tries.
-RETRY = {"errorThreshold": 5, "timeout": "1h"}
+# and Kargo never auto-promotes that Freight again. An errored step is retried after the
+# controller's exponential backoff (5 ms doubling, at most 1000 s), so the threshold buys
+# attempts, not time: 20 rides out about half an hour of GitHub being unreachable, and the
+# step's timeout ends it after an hour whatever happens (docs/kargo.md §4).
+RETRY = {"errorThreshold": 20, "timeout": "1h"}
 POLL_INTERVAL = "1m"
 NAMESPACE_LABEL = "kargo.akuity.io/project"
 COMPARE_OPTIONS = {"argocd.argoproj.io/compare-options": "ServerSideDiff=true,IncludeMutationWebhook=true"}

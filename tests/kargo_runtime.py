@@ -620,6 +620,15 @@ def _go_add(a: Any, b: Any) -> Any:
     raise _Panic(f"invalid operation: {go_type_of(a)} + {go_type_of(b)}")
 
 
+def _go_subtract(a: Any, b: Any) -> Any:
+    # expr-lang vm/runtime/helpers[generated].go:2429-2768 (v1.17.8): numbers only.
+    if _is_number(a) and _is_number(b):
+        if _is_integer(a) and _is_integer(b):
+            return _go_add(int(a), -int(b))
+        return float(a) - float(b)
+    raise _Panic(f"invalid operation: {go_type_of(a)} - {go_type_of(b)}")
+
+
 def _go_to_int(value: Any) -> int:
     # expr-lang vm/runtime/runtime.go:323-352 (v1.17.8)
     if _is_number(value):
@@ -674,7 +683,8 @@ def go_fetch(container: Any, key: Any) -> Any:
         if not 0 <= index < length:
             raise _Panic(f"index out of range: {index} (array length is {length})")
         return container[index]
-    if isinstance(container, str):
+    if isinstance(container, str):  # runtime.go:44-45: an index into the bytes of the string
+        _go_to_int(key)
         raise ModelLimit("indexing a string (which gives a byte) is not modelled")
     if isinstance(container, dict):  # runtime.go:58-70: a missing key gives the element type's zero value
         if key is None:
@@ -1479,12 +1489,12 @@ class _Checker:
             same = (left.number and right.number) or (left.kind == right.kind == "string")
             if same or left.maybe(right, "int", "float", "string"):
                 return N_BOOL
-        elif op == "+":
+        elif op in ("+", "-"):
             if left.number and right.number:
                 return N_FLOAT if "float" in (left.kind, right.kind) else N_INT
-            if left.kind == right.kind == "string":
+            if op == "+" and left.kind == right.kind == "string":
                 return N_STRING
-            if left.maybe(right, "int", "float", "string"):
+            if left.maybe(right, "int", "float", *(("string",) if op == "+" else ())):
                 return N_UNKNOWN
         elif op == "in":
             if (left.kind == "string" or left.unknown) and right.kind == "struct":
@@ -1724,6 +1734,8 @@ class _Runner:
             return _go_compare(op, left, right)
         if op == "+":
             return _go_add(left, right)
+        if op == "-":
+            return _go_subtract(left, right)
         if op == "in":
             return go_in(left, right)
         raise ModelLimit(f"operator {op} is not modelled")
@@ -2232,7 +2244,8 @@ def _response_env(response: HttpResponse, content_type: str) -> dict[str, Any]:
 # Promotion: steps, metadata, the orchestrator loop and the reconciler around it
 # ---------------------------------------------------------------------------------------------------------------
 
-# Step kinds registered in open-source Kargo v1.11.2 (pkg/promotion/runner/builtin/*.go, init()).
+# Step kinds registered in open-source Kargo v1.11.2: each runner's init() in pkg/promotion/runner/builtin/*.go,
+# e.g. http_requester.go:48-55, failer.go:16-23, output_composer.go:16-28 (v1.11.2).
 REGISTERED_STEP_KINDS = frozenset(
     {"argocd-update", "argocd-wait", "compose-output", "copy", "delete", "fail", "file-write", "git-clear"}
     | {"git-clone", "git-commit", "github-push", "git-merge-pr", "git-open-pr", "git-push", "git-tag"}
@@ -2398,21 +2411,27 @@ def _schema_errors(kind: str, config: Any) -> list[str]:
     return sorted(messages)
 
 
-def _deep_copy_json_check(value: Any) -> None:
-    # k8s.io/apimachinery runtime.DeepCopyJSONValue, called by pkg/promotion/state.go:26-34 (v1.11.2) from
-    # BuildStepContext: only map[string]any, []any, string, int64, bool, float64, json.Number and nil copy;
-    # anything else (a Go int from an expression or from yaml.v3, an http.Header, ...) panics.
-    if value is None or isinstance(value, (bool, float, GoInt64)) or type(value) is str or value is NIL_MAP:
-        return
-    if type(value) in (dict, GoState):
-        for item in value.values():
-            _deep_copy_json_check(item)
-        return
-    if type(value) is list:
-        for item in value:
-            _deep_copy_json_check(item)
-        return
-    raise _ControllerPanic(f"cannot deep copy {go_type_of(value)}")
+def _deep_copy_json_check(state: Mapping[str, Any]) -> None:
+    """k8s.io/apimachinery's ``runtime.DeepCopyJSON`` of the shared state, which BuildStepContext calls
+    (pkg/promotion/evaluator.go:348, state.go:26-34 (v1.11.2)): only map[string]any, []any, string, int64, bool,
+    float64, json.Number and nil can be copied; anything else (a Go ``int`` from an expression or from yaml.v3, an
+    http.Header, a nested State) panics with "cannot deep copy <type>"."""
+
+    def check(value: Any) -> None:
+        if value is None or isinstance(value, (bool, float, GoInt64)) or type(value) is str or value is NIL_MAP:
+            return
+        if type(value) is dict:
+            for item in value.values():
+                check(item)
+            return
+        if type(value) is list:
+            for item in value:
+                check(item)
+            return
+        raise _ControllerPanic(f"cannot deep copy {go_type_of(value)}")
+
+    for item in state.values():
+        check(item)
 
 
 def _persisted(value: Any) -> Any:
@@ -2686,7 +2705,7 @@ class _Promotion:
                 meta.status = "Errored"
                 meta.message = f"failed to build step context: failed to get step config: {error}"
                 continue
-            _deep_copy_json_check(GoState(self.state))  # evaluator.go:348: SharedState: State.DeepCopy()
+            _deep_copy_json_check(self.state)
             self.configs[step.alias] = config
             self.attempts[step.alias] = self.attempts.get(step.alias, 0) + 1
             result, error = self.run_step(step, config)
@@ -2970,7 +2989,8 @@ def _steps(stage: Mapping[str, Any]) -> list[_Step]:
 
 
 def _controller_backoff(failures: int) -> float:
-    """client-go's default controller rate limiter: 5ms * 2^failures, at most 1000s (progressive backoff)."""
+    """The progressive backoff after a retryable error (promotions.go:529-539 (v1.11.2) returns the error to
+    controller-runtime): client-go's default controller rate limiter, 5ms * 2^failures, at most 1000s."""
     return min(0.005 * 2**failures, 1000.0)
 
 

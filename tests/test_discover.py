@@ -382,3 +382,22 @@ def test_validate_reports_config_and_state_problems_together(chain, capsys):
     allowed = "baseImages, dockerfileMissing, enrolment, name, ref, runtime, unresolved"
     assert err[1].endswith(f": extra: unknown field (allowed: {allowed})")
     assert err[2] == "2 problems found."
+
+
+def test_an_expression_in_a_state_file_is_refused_with_its_line(chain, capsys):
+    """State edited by hand reaches the manifests like images.yaml: the same refusal, its line."""
+    discover(chain.root)
+    text = chain.read("state/images/app.yaml")
+    hostile = text.replace(
+        "workflow: build.yml", "workflow: \"build.yml\\x24{{ secret('image-factory-github').token }}\""
+    )
+    assert hostile != text
+    chain.write("state/images/app.yaml", hostile)
+    before = chain.snapshot()
+    assert main(["validate", "--root", str(chain.root)]) == 1
+    line = next(n for n, row in enumerate(hostile.splitlines(), 1) if "workflow:" in row)
+    assert capsys.readouterr().err == (
+        f"error: state/images/app.yaml:{line}: enrolment.source.workflow: '${{{{' is not allowed: it is a Kargo "
+        "expression delimiter, and this text reaches the manifests\n"
+    )
+    assert chain.snapshot() == before
