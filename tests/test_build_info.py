@@ -8,7 +8,7 @@ import pytest
 
 from image_factory.build_info import build_info, parse_pins
 from image_factory.cli import main
-from image_factory.discover import load_model
+from image_factory.discover import discover, load_model
 from image_factory.errors import FactoryError
 from image_factory.refs import parse_ref
 
@@ -51,24 +51,93 @@ def test_every_base_is_pinned_by_the_name_the_dockerfile_uses(example_factory):
     assert context.endswith(f"=docker-image://gcr.io/distroless/static-debian12@{C}")
 
 
+def github_outputs(text: str) -> dict[str, str]:
+    """$GITHUB_OUTPUT read as the runner reads it: `key=value`, or `key<<DELIMITER` … `DELIMITER`."""
+    outputs, lines = {}, iter(text.splitlines())
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            key, delimiter = line.split("<<", 1)
+            body = []
+            for row in lines:
+                if row == delimiter:
+                    break
+                body.append(row)
+            outputs[key] = "\n".join(body)
+        else:
+            key, value = line.split("=", 1)
+            outputs[key] = value
+    return outputs
+
+
 def test_cli_prints_github_outputs(example_factory, capsys):
     bases = json.dumps({"python:3.12-slim": A})
     assert main(["build-info", "--root", str(example_factory.root), "--image", "base-python", "--bases", bases]) == 0
-    assert capsys.readouterr().out == (
-        "context=examples/base-python\n"
-        "dockerfile=examples/base-python/Dockerfile\n"
-        "tags=ghcr.io/acme-platform/base-python:3.12\n"
-        "registry=ghcr.io\n"
-        "repository=ghcr.io/acme-platform/base-python\n"
-        "structure-test=\n"
-        f'bases={{"docker.io/library/python:3.12-slim": "{A}"}}\n'
-        "build-contexts<<IMAGE_FACTORY_EOF\n"
-        f"python:3.12-slim=docker-image://docker.io/library/python@{A}\n"
-        "IMAGE_FACTORY_EOF\n"
-        "test-command<<IMAGE_FACTORY_EOF\n"
-        "python3 -c 'import ssl, sqlite3; print(ssl.OPENSSL_VERSION)'\n"
-        "IMAGE_FACTORY_EOF\n"
+    assert github_outputs(capsys.readouterr().out) == {
+        "context": "examples/base-python",
+        "dockerfile": "examples/base-python/Dockerfile",
+        "tags": "ghcr.io/acme-platform/base-python:3.12",
+        "registry": "ghcr.io",
+        "repository": "ghcr.io/acme-platform/base-python",
+        "structure-test": "",
+        "bases": f'{{"docker.io/library/python:3.12-slim": "{A}"}}',
+        "already-built": "",
+        "build-contexts": f"python:3.12-slim=docker-image://docker.io/library/python@{A}",
+        "build-args": "",
+        "test-command": "python3 -c 'import ssl, sqlite3; print(ssl.OPENSSL_VERSION)'",
+    }
+
+
+def test_a_test_command_cannot_set_outputs_of_its_own(example_factory, capsys):
+    """The heredoc delimiter is drawn at random per run, as GitHub's toolkit does."""
+    forged = "true\nIMAGE_FACTORY_EOF\nghadelimiter_x\nrepository=evil.example/steal"
+    text = example_factory.read("images.yaml").replace(
+        "python3 -c 'import ssl, sqlite3; print(ssl.OPENSSL_VERSION)'", json.dumps(forged)
     )
+    assert forged.splitlines()[0] != text  # the command was replaced
+    example_factory.write("images.yaml", text)
+    runs = []
+    for _ in range(2):
+        args = [
+            "--root",
+            str(example_factory.root),
+            "--image",
+            "base-python",
+            "--bases",
+            json.dumps({"python:3.12-slim": A}),
+        ]
+        assert main(["build-info", *args]) == 0
+        runs.append(capsys.readouterr().out)
+    outputs = github_outputs(runs[0])
+    assert outputs["test-command"] == forged and outputs["repository"] == "ghcr.io/acme-platform/base-python"
+    delimiters = [next(line.split("<<")[1] for line in run.splitlines() if "<<" in line) for run in runs]
+    assert delimiters[0] != delimiters[1] and all(d.startswith("ghadelimiter_") for d in delimiters)
+
+
+def test_build_args_reach_the_build(factory, capsys):
+    factory.write(
+        "images.yaml",
+        """
+        images:
+          - name: app
+            registry: ghcr.io
+            repository: acme/app
+            source:
+              provider: local
+              repo: app
+              dockerfile: Dockerfile
+              workflow: build.yml
+              buildArgs: {PYTHON_VERSION: "3.13", VARIANT: slim}
+        """,
+    )
+    factory.write(
+        "app/Dockerfile", "ARG PYTHON_VERSION=3.12\nARG VARIANT=alpine\nFROM python:${PYTHON_VERSION}-${VARIANT}\n"
+    )
+    discover(factory.root)
+    pins = json.dumps({"python:3.13-slim": A})
+    assert main(["build-info", "--root", str(factory.root), "--image", "app", "--bases", pins]) == 0
+    outputs = github_outputs(capsys.readouterr().out)
+    assert outputs["build-args"] == "PYTHON_VERSION=3.13\nVARIANT=slim"
+    assert outputs["build-contexts"] == f"python:3.13-slim=docker-image://docker.io/library/python@{A}"
 
 
 def test_a_structure_test_path_is_in_the_checkout(factory):
@@ -107,20 +176,59 @@ def test_bad_pins_are_refused(text, message):
 
 
 def test_one_base_pinned_by_kargo_the_others_by_default(example_factory, capsys):
-    """A Kargo rebuild stage sends one base and the digest that soaked; the rest come from state."""
-    soaked = "sha256:" + "e" * 64
-    args = [
-        "build-info",
-        "--root",
-        str(example_factory.root),
-        "--image",
-        "orders-api",
-        "--base",
-        f"python:3.12-slim={soaked}",
-    ]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert f"python:3.12-slim=docker-image://docker.io/library/python@{soaked}" in out
-    assert f'bases={{"docker.io/library/python:3.12-slim": "{soaked}"}}' in out  # python-service never built yet
-    assert main([*args[:-2], "--base", "nope"]) == 1
+    """A Kargo rebuild stage sends one base and the digest that soaked; the rest come from state,
+    and a base with nothing to pin it to stops the build rather than float on its tag."""
+    soaked, parent = "sha256:" + "e" * 64, "sha256:" + "f" * 64
+    args = ["build-info", "--root", str(example_factory.root), "--image", "orders-api"]
+    assert main([*args, "--base", f"python:3.12-slim={soaked}"]) == 1
+    assert capsys.readouterr().err == (
+        "error: orders-api: no digest to pin ghcr.io/acme-platform/python-service:1 to: none recorded in state yet "
+        "(Kargo reports new digests; `discover --resolve-digests` reads them now) and none given with --bases or --base\n"
+    )
+    both = [*args, "--base", f"python:3.12-slim={soaked}", "--base", f"ghcr.io/acme-platform/python-service:1={parent}"]
+    assert main(both) == 0
+    outputs = github_outputs(capsys.readouterr().out)
+    assert f"python:3.12-slim=docker-image://docker.io/library/python@{soaked}" in outputs["build-contexts"]
+    assert json.loads(outputs["bases"]) == {
+        "docker.io/library/python:3.12-slim": soaked,
+        "ghcr.io/acme-platform/python-service:1": parent,
+    }
+    assert main([*args, "--base", f"node:22={soaked}"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "error: --base: docker.io/library/node:22: not a base of orders-api (its bases: "
+    )
+    assert main([*args, "--base", "nope"]) == 1
     assert main(["build-info", "--root", str(example_factory.root), "--image", "ghost"]) == 1
+
+
+def test_bases_merge_with_what_the_next_build_would_use(example_factory, capsys):
+    root = str(example_factory.root)
+    record = ["record-update", "--root", root, "--image", "python:3.12-slim", "--digest", B]
+    assert main([*record, "--seen-at", "2026-01-01T00:00:00Z"]) == 0
+    args = ["build-info", "--root", root, "--image", "orders-api", "--now", "2026-02-01T00:00:00Z"]
+    capsys.readouterr()
+    assert main([*args, "--bases", json.dumps({"ghcr.io/acme-platform/python-service:1": C})]) == 0
+    assert json.loads(github_outputs(capsys.readouterr().out)["bases"]) == {
+        "docker.io/library/python:3.12-slim": B,  # past its delay in state
+        "ghcr.io/acme-platform/python-service:1": C,  # given
+    }
+
+
+def test_a_re_sent_kargo_dispatch_of_a_build_that_happened_says_so(example_factory, capsys):
+    """Kargo re-sends a dispatch GitHub answered with a 5xx, which GitHub may have acted on."""
+    root = str(example_factory.root)
+    pins = {"docker.io/library/python:3.12-slim": A}
+    built = ["record-build", "--root", root, "--image", "base-python", "--result", "success", "--digest", B]
+    assert main([*built, "--bases", json.dumps(pins), "--run-url", "https://github.com/acme/f/actions/runs/1"]) == 0
+    capsys.readouterr()
+    args = ["build-info", "--root", root, "--image", "base-python"]
+    assert main([*args, "--base", f"python:3.12-slim={A}"]) == 0
+    already = github_outputs(capsys.readouterr().out)["already-built"]
+    assert (
+        already
+        == f"base-python was built on exactly these digests already ({B}, https://github.com/acme/f/actions/runs/1)"
+    )
+    assert main([*args, "--base", f"python:3.12-slim={C}"]) == 0  # a new digest is a new build
+    assert github_outputs(capsys.readouterr().out)["already-built"] == ""
+    assert main([*args, "--bases", json.dumps(pins)]) == 0  # asked for explicitly (a retry, a rollback)
+    assert github_outputs(capsys.readouterr().out)["already-built"] == ""

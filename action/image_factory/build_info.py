@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -22,17 +23,34 @@ class BuildInfo:
     repository: str = ""  # registry/repository, where the candidate is pushed by digest
     test_command: str = ""  # run inside the candidate before the tag moves
     structure_test: str = ""  # a container-structure-test config, in the checkout
+    build_args: tuple[str, ...] = ()  # NAME=value, as discovery resolved the FROM lines with them
+    already_built: str = ""  # why this build would repeat one that succeeded (a re-sent dispatch)
 
-    def github_output(self) -> str:
-        """`key=value` lines for $GITHUB_OUTPUT (the multi-line values in their heredoc form)."""
-        contexts = "\n".join(self.build_contexts)
-        return (
-            f"context={self.context}\ndockerfile={self.dockerfile}\ntags={self.tags}\nregistry={self.registry}\n"
-            f"repository={self.repository}\nstructure-test={self.structure_test}\n"
-            f"bases={json.dumps(self.pins, sort_keys=True)}\n"
-            f"build-contexts<<IMAGE_FACTORY_EOF\n{contexts}\nIMAGE_FACTORY_EOF\n"
-            f"test-command<<IMAGE_FACTORY_EOF\n{self.test_command}\nIMAGE_FACTORY_EOF\n"
-        )
+    def github_output(self, delimiter: str | None = None) -> str:
+        """`key=value` lines for $GITHUB_OUTPUT, the multi-line values in heredoc form behind a
+        delimiter drawn at random (as GitHub's own toolkit does), so that no value, a test
+        command say, can end its heredoc early and set outputs of its own."""
+        lines = {
+            "context": self.context,
+            "dockerfile": self.dockerfile,
+            "tags": self.tags,
+            "registry": self.registry,
+            "repository": self.repository,
+            "structure-test": self.structure_test,
+            "bases": json.dumps(self.pins, sort_keys=True),
+            "already-built": self.already_built,
+        }
+        blocks = {
+            "build-contexts": "\n".join(self.build_contexts),
+            "build-args": "\n".join(self.build_args),
+            "test-command": self.test_command,
+        }
+        delimiter = delimiter or f"ghadelimiter_{uuid.uuid4()}"
+        text = "".join(f"{key}={value}\n" for key, value in lines.items())
+        for key, value in {**lines, **blocks}.items():
+            if delimiter in value or (key in lines and "\n" in value):
+                raise FactoryError(Problem("build-info", f"{key} cannot be written as a workflow output: {value!r}"))
+        return text + "".join(f"{key}<<{delimiter}\n{value}\n{delimiter}\n" for key, value in blocks.items())
 
 
 def parse_pins(text: str) -> dict[str, str]:
@@ -71,7 +89,7 @@ def build_contexts(image: ImageState, state: State, pins: dict[str, str]) -> tup
     return tuple(dict.fromkeys(contexts))
 
 
-def build_info(state: State, name: str, pins: dict[str, str]) -> BuildInfo:
+def build_info(state: State, name: str, pins: dict[str, str], already_built: str = "") -> BuildInfo:
     image = state.managed(name)
     source = image.enrolment["source"]
     # local sources live in this repository, github sources at the root of their own checkout
@@ -87,4 +105,6 @@ def build_info(state: State, name: str, pins: dict[str, str]) -> BuildInfo:
         repository=image.ref.name,
         test_command=test.get("command", ""),
         structure_test=str(prefix / test["structureTest"]) if "structureTest" in test else "",
+        build_args=tuple(f"{key}={value}" for key, value in sorted(source.get("buildArgs", {}).items())),
+        already_built=already_built,
     )

@@ -498,11 +498,18 @@ def _build_info(args: argparse.Namespace) -> int:
     _, state = discover.load_model(args.root)
     image = state.managed(args.image)
     if args.bases:
-        pins = build_info.parse_pins(args.bases)
+        given, flag = build_info.parse_pins(args.bases), "--bases"
     else:
-        chosen = build_info.parse_pins(json.dumps(dict(_pairs(args.base, "--base", "REF=DIGEST"))))
-        pins = dispatch.pins_for(image, chosen, state, _time(args.now, "--now"))
-    print(build_info.build_info(state, args.image, pins).github_output(), end="")
+        given, flag = build_info.parse_pins(json.dumps(dict(_pairs(args.base, "--base", "REF=DIGEST")))), "--base"
+    pins = dispatch.build_pins(image, state, _time(args.now, "--now"), given, flag)
+    already = ""
+    last = image.runtime.last_build
+    if args.base and not args.bases and last and last.get("baseDigests") == pins:
+        # Kargo re-sends a dispatch GitHub answered with a 5xx: that rebuild happened already.
+        already = (
+            f"{image.name} was built on exactly these digests already ({last['digest']}, {last.get('runUrl', '')})"
+        )
+    print(build_info.build_info(state, args.image, pins, already).github_output(), end="")
     return 0
 
 

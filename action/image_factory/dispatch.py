@@ -37,17 +37,17 @@ class Dispatch:
 
 def pins_for(image: ImageState, changed: dict[str, str], state: State, now: datetime) -> dict[str, str]:
     """The digest of every base: the changed ones, else what the last build used, else the newest
-    digest past the delay (a watched base) or the current build (a managed parent)."""
+    digest past the delay (a watched base) or the current build (a managed parent). A base with
+    none of these is left out: `build_pins` refuses that."""
     last = dict((image.runtime.last_build or {}).get("baseDigests", {}))
     pins = {}
     for base in image.base_images:
+        key = base_key(base, state)
         if base.image:
-            parent = state.images[base.image]
-            key, fallback = parent.ref.canonical, (parent.runtime.last_build or {}).get("digest")
+            fallback = (state.images[base.image].runtime.last_build or {}).get("digest")
         else:
             ref = parse_ref(base.ref, default_tag=None)
-            watched = state.base_images.get(ref.without_digest().canonical)
-            key = ref.without_digest().canonical
+            watched = state.base_images.get(key)
             entry = None
             if watched is not None:
                 delay = parse_duration(image.enrolment["rebuildDelay"])
@@ -61,6 +61,39 @@ def pins_for(image: ImageState, changed: dict[str, str], state: State, now: date
         if digest:
             pins[key] = digest
     return dict(sorted(pins.items()))
+
+
+def base_key(base, state: State) -> str:
+    """How pins name a base: its canonical reference without digest (a managed parent's own)."""
+    if base.image:
+        return state.images[base.image].ref.canonical
+    return parse_ref(base.ref, default_tag=None).without_digest().canonical
+
+
+def build_pins(image: ImageState, state: State, now: datetime, given: dict[str, str], flag: str) -> dict[str, str]:
+    """The pins of one build: `given` (from `flag`) over what the image's next build would use.
+    A build is never left floating on a tag: a given base the image is not built on, or a base
+    with no digest to pin, is an error naming it."""
+    keys = sorted({base_key(base, state) for base in image.base_images})
+    unknown = sorted(set(given) - set(keys))
+    if unknown:
+        raise FactoryError(
+            Problem(flag, f"{', '.join(unknown)}: not a base of {image.name} (its bases: {', '.join(keys) or 'none'})")
+        )
+    pins = pins_for(image, given, state, now)
+    missing = [key for key in keys if key not in pins]
+    if missing:
+        raise FactoryError(
+            [
+                Problem(
+                    image.name,
+                    f"no digest to pin {key} to: none recorded in state yet (Kargo reports new digests; "
+                    "`discover --resolve-digests` reads them now) and none given with --bases or --base",
+                )
+                for key in missing
+            ]
+        )
+    return pins
 
 
 def target_of(config: Config, image: ImageState) -> tuple[str, str, str]:
