@@ -86,3 +86,37 @@ def test_build_workflow_tests_and_signs_before_the_tag_moves():
     report = jobs["report"]["steps"][0]["env"]
     assert report["RESULT"] == "${{ needs.promote.result == 'success' && 'success' || 'failure' }}"
     assert report["SIGNED"] == "${{ needs.sign.result == 'success' }}"
+
+
+def readme_team_build_workflow() -> str:
+    """The team build workflow the README tells teams to copy, as written there."""
+    text = (REPO_ROOT / "README.md").read_text()
+    start = text.index("**A team's build workflow**")
+    block = text[text.index("```yaml\n", start) + len("```yaml\n") :]
+    return block[: block.index("```")]
+
+
+def test_the_readme_team_build_workflow_forwards_every_input(tmp_path):
+    """A caller that drops `base` and `digest` rebuilds on the old digest while Kargo reports success."""
+    path = tmp_path / "build.yml"
+    path.write_text(readme_team_build_workflow())
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    caller = yaml.safe_load(path.read_text())
+    build = yaml.safe_load((REPO_ROOT / ".github/workflows/build.yml").read_text())
+    on = build.get("on", build.get(True))
+    dispatched = set(on["workflow_dispatch"]["inputs"])  # what the factory and Kargo send
+    caller_on = caller.get("on", caller.get(True))
+    assert set(caller_on["workflow_dispatch"]["inputs"]) == dispatched
+    (job,) = caller["jobs"].values()
+    assert job["uses"].startswith("acme/image-factory/.github/workflows/build.yml@")
+    assert {name: job["with"][name] for name in dispatched} == {
+        name: f"${{{{ inputs.{name} }}}}" for name in dispatched
+    }
+    assert set(job["with"]) <= set(on["workflow_call"]["inputs"])
+    assert set(job["secrets"]) <= set(on["workflow_call"]["secrets"])
