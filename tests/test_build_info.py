@@ -183,7 +183,8 @@ def test_one_base_pinned_by_kargo_the_others_by_default(example_factory, capsys)
     assert main([*args, "--base", f"python:3.12-slim={soaked}"]) == 1
     assert capsys.readouterr().err == (
         "error: orders-api: no digest to pin ghcr.io/acme-platform/python-service:1 to: none recorded in state yet "
-        "(Kargo reports new digests; `discover --resolve-digests` reads them now) and none given with --bases or --base\n"
+        "(Kargo reports new digests; `discover --resolve-digests` reads them now) "
+        "and none given with --bases or --base\n"
     )
     both = [*args, "--base", f"python:3.12-slim={soaked}", "--base", f"ghcr.io/acme-platform/python-service:1={parent}"]
     assert main(both) == 0

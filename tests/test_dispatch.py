@@ -188,3 +188,52 @@ def test_auto_rebuild_off_waits_for_a_human(factory_due, capsys):
     assert "skipped    app: autoRebuild is off" in capsys.readouterr().out
     assert run_dispatch(factory_due, "--image", "app") == 0  # the human's go (the Kargo stage, or by hand)
     assert [call.request.url for call in responses.calls] == [LOCAL_DISPATCH, APP_DISPATCH]
+
+
+@responses.activate
+def test_a_dispatch_whose_report_never_came_is_sent_again_after_the_timeout(factory_due, capsys):
+    """A lost run (runner gone, run cancelled) must not leave the image pending for ever."""
+    responses.add(responses.POST, LOCAL_DISPATCH, status=204)
+    responses.add(responses.POST, APP_DISPATCH, status=204)
+    assert run_dispatch(factory_due, "--image", "app") == 0
+    later = (NOW + timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert main(["dispatch", "--root", str(factory_due.root), "--now", later, "--image", "app"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped    app: already dispatched at 2026-11-09T12:00:00Z (pending); dispatched again after 6h" in out
+    assert "`dispatch --image app --retry`" in out
+    assert len(responses.calls) == 1
+    after = (NOW + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert main(["dispatch", "--root", str(factory_due.root), "--now", after, "--image", "app"]) == 0
+    assert "dispatched app" in capsys.readouterr().out
+    assert len(responses.calls) == 2
+    first, second = attempts(factory_due, "app")
+    assert first["result"] == "lost"
+    assert first["error"] == "no image-built came; dispatched again at 2026-11-09T18:00:00Z"
+    assert second["result"] == "pending" and second["startedAt"] == "2026-11-09T18:00:00Z"
+    # a late report of either run settles the pending one
+    pins = second["baseDigests"]
+    events.record_build(factory_due.root, "app", digest("app-1"), "success", pins, None, NOW + timedelta(hours=7))
+    assert [a["result"] for a in attempts(factory_due, "app")] == ["lost", "success"]
+
+
+@responses.activate
+def test_retry_dispatches_one_image_again_at_once(factory_due, capsys):
+    responses.add(responses.POST, APP_DISPATCH, status=204)
+    assert run_dispatch(factory_due, "--image", "app") == 0
+    later = (NOW + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert main(["dispatch", "--root", str(factory_due.root), "--now", later, "--image", "app", "--retry"]) == 0
+    assert len(responses.calls) == 2
+    assert [a["result"] for a in attempts(factory_due, "app")] == ["lost", "pending"]
+    assert run_dispatch(factory_due, "--retry") == 1
+    assert capsys.readouterr().err.endswith("error: --retry: needs --image: which image's build to dispatch again\n")
+
+
+@responses.activate
+def test_an_image_with_a_base_that_has_no_digest_yet_is_not_dispatched(factory_due, capsys):
+    """build-info would refuse it: a build never floats on a tag."""
+    factory_due.write("base/Dockerfile", "FROM python:3.12-slim\nCOPY --from=node:22 /x /x\n")
+    discover(factory_due.root, factory_due.root / "checkouts")
+    responses.add(responses.POST, APP_DISPATCH, status=204)
+    assert run_dispatch(factory_due, "--image", "base") == 0
+    assert "skipped    base: no digest to pin docker.io/library/node:22 to yet" in capsys.readouterr().out
+    assert len(responses.calls) == 0

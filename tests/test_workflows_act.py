@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO_ROOT, commit, git
+from .cosign_signer import new_key, public_pem
 
 ACT = Path(sys.executable).parent / "act"
 FACTORY_PATHS = [
@@ -184,3 +185,25 @@ def test_events_records_verification_cve_fixes_and_signed_builds(factory_repo):
         "state: metrics-agent build failure",
         f"state: {python} {digest[:19]}… verified",
     ]
+
+
+def test_an_unreachable_registry_in_the_signature_check_never_skips_the_dispatch(factory_repo):
+    """verify --record on a key-verified base fails (no network here); the rebuilds that are due
+    are still dispatched (here: nothing is due, and the dispatch step says so)."""
+    work, _ = factory_repo
+    (work / "keys").mkdir()
+    (work / "keys/python.pub").write_bytes(public_pem(new_key()))
+    text = (work / "images.yaml").read_text()
+    python = "\n  - name: python\n    registry: docker.io\n    repository: library/python\n    tag: 3.12-slim\n"
+    (work / "images.yaml").write_text(text + python + "    verify: {key: keys/python.pub}\n")
+    subprocess.run([sys.executable, "-m", "image_factory", "discover", "--root", str(work)], check=True)
+    commit(work, "verify python with a key")
+    git(work, "push", "--quiet", "origin", "main")
+    payload = {
+        "action": "base-image-updated",
+        "client_payload": {"image": "docker.io/library/python:3.12-slim", "digest": "sha256:" + "8" * 64},
+    }
+    code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
+    assert code == 0, output[-4000:]
+    assert "Check the new digest's signature" in output and "Failure - Main Check the new digest's signature" in output
+    assert "nothing to dispatch: no build is due" in output

@@ -162,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--dry-run", action="store_true", help="say what would be dispatched, call nothing")
     send.add_argument("--image", metavar="NAME", help="only this image (also when its autoRebuild is off)")
     send.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
+    send.add_argument(
+        "--retry",
+        action="store_true",
+        help="with --image: dispatch its build again even if these bases were dispatched already",
+    )
     send.add_argument("--token", help="GitHub token (default: $GITHUB_TOKEN)")
     send.add_argument("--push", action="store_true", help=PUSH_HELP)
     send.set_defaults(run=_dispatch)
@@ -480,7 +485,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("GITHUB_TOKEN")
-    results = dispatch.dispatch(args.root, _time(args.now, "--now"), token, dry_run=args.dry_run, only=args.image)
+    if args.retry and not args.image:
+        raise FactoryError(Problem("--retry", "needs --image: which image's build to dispatch again"))
+    now = _time(args.now, "--now")
+    results = dispatch.dispatch(args.root, now, token, dry_run=args.dry_run, only=args.image, retry=args.retry)
     for item in results:
         pins = ", ".join(f"{ref}@{digest[:19]}…" for ref, digest in item.pins.items())
         print(f"{item.status:10} {item.image}: {item.detail} [{pins}]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import github_client, planner, runtime_events
@@ -16,7 +16,12 @@ from .files import apply_changes
 from .model import Config
 from .refs import parse_ref
 from .state import Build, ImageState, State, render
-from .timestamps import format_time
+from .timestamps import format_time, parse_time
+
+# A build reports within its jobs' timeouts (about 1.5 h) plus GitHub's queue; a dispatch still
+# pending this long lost its run (runner gone, run cancelled) and may be sent again.
+PENDING_HOURS = 6
+PENDING_TIMEOUT = timedelta(hours=PENDING_HOURS)
 
 
 @dataclass
@@ -109,8 +114,12 @@ def target_of(config: Config, image: ImageState) -> tuple[str, str, str]:
     return repo, source["workflow"], source["branch"]
 
 
-def plan_dispatches(config: Config, state: State, now: datetime, only: str | None = None) -> list[Dispatch]:
-    """What dispatch would do at `now`, without doing it."""
+def plan_dispatches(
+    config: Config, state: State, now: datetime, only: str | None = None, retry: bool = False
+) -> list[Dispatch]:
+    """What dispatch would do at `now`, without doing it. The same bases are never dispatched
+    twice, unless the first dispatch's report never came (PENDING_TIMEOUT) or `retry` (with
+    `only`) says so."""
     if only:
         state.managed(only)  # refuses an unknown name
     plan = planner.plan(state, now, parse_duration(config.cascade_delay))
@@ -126,14 +135,31 @@ def plan_dispatches(config: Config, state: State, now: datetime, only: str | Non
         first_base = next(iter(sorted(changed)))
         item.inputs = {"image": name, "base": first_base, "digest": changed[first_base], "bases": json.dumps(pins)}
         previous = next(
-            (a for a in image.runtime.attempts if a.get("baseDigests") == pins and a["result"] != "dispatch-failed"),
+            (
+                a
+                for a in reversed(image.runtime.attempts)
+                if a.get("baseDigests") == pins and a["result"] not in ("dispatch-failed", "lost")
+            ),
             None,
         )
-        if previous is not None:
-            item.status, item.detail = (
-                "skipped",
-                f"already dispatched at {previous['startedAt']} ({previous['result']})",
-            )
+        missing = sorted({base_key(base, state) for base in image.base_images} - set(pins))
+        if missing:
+            item.status, item.detail = "skipped", f"no digest to pin {', '.join(missing)} to yet"
+        elif previous is not None and not (retry and only == name):
+            since = now - parse_time(previous["startedAt"])
+            if previous["result"] == "pending" and since >= PENDING_TIMEOUT:
+                item.detail = f"again: dispatched at {previous['startedAt']}, no image-built within {PENDING_HOURS}h"
+            else:
+                item.status, item.detail = (
+                    "skipped",
+                    f"already dispatched at {previous['startedAt']} ({previous['result']})"
+                    + (
+                        f"; dispatched again after {PENDING_HOURS}h without image-built, or now with "
+                        f"`dispatch --image {name} --retry`"
+                        if previous["result"] == "pending"
+                        else ""
+                    ),
+                )
         elif not auto[name] and only != name:
             item.status, item.detail = "skipped", "autoRebuild is off: promote its Kargo stage or run dispatch --image"
         dispatches.append(item)
@@ -147,12 +173,13 @@ def dispatch(
     *,
     dry_run: bool = False,
     only: str | None = None,
+    retry: bool = False,
     connect: Callable = github_client.connect,
 ) -> list[Dispatch]:
     """Trigger every due build. Each attempt is recorded (pending) before GitHub is called, and
     marked dispatch-failed with GitHub's reason when the call fails: an attempt is never lost."""
     config, state = load_model(root)
-    dispatches = plan_dispatches(config, state, now, only)
+    dispatches = plan_dispatches(config, state, now, only, retry)
     todo = [d for d in dispatches if d.status == "planned"]
     if dry_run:
         for item in todo:

@@ -71,8 +71,14 @@ def clear_rejection(runtime: Runtime, digest: str) -> Runtime:
 
 def record_build(runtime: Runtime, build: Build) -> Runtime:
     """A build of a managed image finished (or was dispatched). A success becomes the last build,
-    its digest the current one; every attempt is kept (the most recent ones)."""
+    its digest the current one; every attempt is kept (the most recent ones). Dispatching the
+    same bases again marks an earlier attempt still pending as lost: its report never came."""
     attempts = [dict(attempt) for attempt in runtime.attempts]
+    if build["result"] == "pending" and build not in attempts:
+        for attempt in attempts:
+            if attempt["result"] == "pending" and attempt.get("baseDigests") == build.get("baseDigests"):
+                attempt["result"] = "lost"
+                attempt["error"] = f"no image-built came; dispatched again at {build['startedAt']}"
     same = next(
         (
             attempt
