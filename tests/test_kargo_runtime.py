@@ -1,4 +1,4 @@
-"""Every generated Stage, promoted the way Kargo v1.11.2 runs it (tests/kargo_runtime.py models
+"""Every generated Stage, promoted the way Kargo v1.11.2 runs it (tests/kargo_model/ models
 Kargo's expression evaluation, step runners and step loop, citing its source).
 
 Schema-valid is not runtime-valid: these tests evaluate each step's config as Kargo does, run
@@ -22,7 +22,7 @@ from image_factory.signatures import public_keys
 
 from .conftest import REPO_ROOT
 from .cosign_signer import new_key, public_pem
-from .kargo_runtime import Freight, HttpResponse, Image, evaluate_verification_args, run_promotion
+from .kargo_model import Freight, HttpResponse, Image, evaluate_verification_args, run_promotion
 
 sys.path.insert(0, str(REPO_ROOT / "cdk8s"))
 import kargo_manifests

@@ -1,4 +1,4 @@
-"""Tests of the Kargo v1.11.2 run-time model itself (tests/kargo_runtime.py).
+"""Tests of the Kargo v1.11.2 run-time model itself (tests/kargo_model/).
 
 Each test states, in its own words, a behaviour that Kargo's or expr-lang's sources (and Kargo's own tests:
 pkg/expressions/json_templates_test.go, http_requester_test.go, local_orchestrator_test.go) pin down.
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .kargo_runtime import (
+from .kargo_model import (
     NIL_MAP,
     NOT_EVALUATED,
     ExprError,

@@ -22,7 +22,7 @@ from image_factory.discover import discover
 from image_factory.durations import format_hours, parse_duration
 
 from .conftest import REPO_ROOT
-from .kargo_runtime import Freight, HttpResponse, Image, run_promotion
+from .kargo_model import Freight, HttpResponse, Image, run_promotion
 from .kargo_schemas import validate_object
 
 CDK8S_CLI = REPO_ROOT / "node_modules" / ".bin" / "cdk8s"

@@ -15,7 +15,7 @@ from image_factory.signatures import public_keys
 
 from .conftest import REPO_ROOT
 from .cosign_signer import new_key, public_pem
-from .kargo_runtime import Freight, HttpResponse, Image, run_promotion
+from .kargo_model import Freight, HttpResponse, Image, run_promotion
 from .kargo_schemas import validate_object
 
 sys.path.insert(0, str(REPO_ROOT / "cdk8s"))
