@@ -82,7 +82,9 @@ def test_build_workflow_tests_and_signs_before_the_tag_moves():
     assert "docker run" in build["test"]["run"]
     sign = jobs["sign"]["steps"]
     assert sign[0]["uses"].startswith("sigstore/cosign-installer@") and "cosign sign --yes" in sign[-1]["run"]
-    assert "imagetools create" in jobs["promote"]["steps"][-1]["run"]  # the only place the tag moves
+    # the only place the tag moves: a registry operation by the tool, no buildx
+    assert '"$TOOL" promote --image "$IMAGE" --digest "$DIGEST"' in jobs["promote"]["steps"][-1]["run"]
+    assert not any("buildx" in step.get("run", "") for job in jobs.values() for step in job["steps"])
     report = jobs["report"]["steps"][0]["env"]
     assert report["RESULT"] == "${{ needs.promote.result == 'success' && 'success' || 'failure' }}"
     assert report["SIGNED"] == "${{ needs.sign.result == 'success' }}"

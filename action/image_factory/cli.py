@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("--push", action="store_true", help=PUSH_HELP)
     update.set_defaults(run=_record_update)
 
+    move = commands.add_parser("promote", parents=[root], help="move a managed image's tag to a pushed digest")
+    move.add_argument("--image", required=True, metavar="NAME")
+    move.add_argument("--digest", required=True, help="the tested, signed digest, already in the image's repository")
+    move.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
+    move.set_defaults(run=_promote)
+
     back = commands.add_parser("rollback", parents=[root], help="put a managed image back on an earlier good build")
     back.add_argument("--image", required=True, metavar="NAME")
     back.add_argument(
@@ -354,6 +360,22 @@ def _record_update(args: argparse.Namespace) -> int:
         print(f"{base.ref}: {args.digest} {outcome}" + (f" ({args.reason})" if args.reason else ""))
         message = f"state: {base.ref} {args.digest[:19]}… {outcome}"
     _pushed(args, message, apply)
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from . import promote, registry  # requests: only for the commands that talk to registries
+
+    config = load_config(args.root)
+    image = config.by_name(args.image)
+    if image is None or not image.managed:
+        raise FactoryError(Problem("--image", f"{args.image!r} is not a managed image in images.yaml"))
+    client = registry.RegistryClient(
+        mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+    )
+    done = promote.promote(client, image.ref, args.digest)
+    before = f" (was {done.previous})" if done.previous else " (a new tag)"
+    print(f"{done.tag.canonical} → {done.digest}{before}")
     return 0
 
 
