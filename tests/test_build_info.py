@@ -79,6 +79,7 @@ def test_cli_prints_github_outputs(example_factory, capsys):
         "registry": "ghcr.io",
         "repository": "ghcr.io/acme-platform/base-python",
         "structure-test": "",
+        "structure-test-image": "",
         "bases": f'{{"docker.io/library/python:3.12-slim": "{A}"}}',
         "already-built": "",
         "build-contexts": f"python:3.12-slim=docker-image://docker.io/library/python@{A}",
@@ -149,13 +150,15 @@ def test_a_structure_test_path_is_in_the_checkout(factory):
             registry: ghcr.io
             repository: acme/app
             source: {provider: github, repo: acme/app, dockerfile: docker/Dockerfile, workflow: build.yml}
-            test: {structureTest: tests/structure.yaml}
-        """,
+            test: {structureTest: tests/structure.yaml, structureTestImage: "cst@sha256:%s"}
+        """
+        % ("c" * 64),
     )
     assert main(["discover", "--root", str(factory.root)]) == 0
     _, state = load_model(factory.root)
     info = build_info(state, "app", {})
     assert (info.structure_test, info.test_command, info.repository) == ("tests/structure.yaml", "", "ghcr.io/acme/app")
+    assert info.structure_test_image == "cst@sha256:" + "c" * 64  # also under workflow_dispatch, with no input
 
 
 @pytest.mark.parametrize(

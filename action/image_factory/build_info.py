@@ -23,6 +23,7 @@ class BuildInfo:
     repository: str = ""  # registry/repository, where the candidate is pushed by digest
     test_command: str = ""  # run inside the candidate before the tag moves
     structure_test: str = ""  # a container-structure-test config, in the checkout
+    structure_test_image: str = ""  # what runs it, pinned by digest
     build_args: tuple[str, ...] = ()  # NAME=value, as discovery resolved the FROM lines with them
     already_built: str = ""  # why this build would repeat one that succeeded (a re-sent dispatch)
 
@@ -37,6 +38,7 @@ class BuildInfo:
             "registry": self.registry,
             "repository": self.repository,
             "structure-test": self.structure_test,
+            "structure-test-image": self.structure_test_image,
             "bases": json.dumps(self.pins, sort_keys=True),
             "already-built": self.already_built,
         }
@@ -105,6 +107,7 @@ def build_info(state: State, name: str, pins: dict[str, str], already_built: str
         repository=image.ref.name,
         test_command=test.get("command", ""),
         structure_test=str(prefix / test["structureTest"]) if "structureTest" in test else "",
+        structure_test_image=test.get("structureTestImage", ""),
         build_args=tuple(f"{key}={value}" for key, value in sorted(source.get("buildArgs", {}).items())),
         already_built=already_built,
     )
