@@ -81,3 +81,13 @@ def registry(tmp_path_factory):
     server = Registry(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A real Docker engine (Debian's dockerd, as root, in a temporary folder), one per session."""
+    from .docker_engine import DockerEngine
+
+    engine = DockerEngine()
+    yield engine
+    engine.stop()

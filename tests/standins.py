@@ -1,0 +1,98 @@
+"""Local stand-ins for the third-party actions the workflows pin (tests/fixtures/actions/<owner>/<name>),
+and running a workflow with them under `act` on this machine.
+
+act replaces each pinned `owner/name@sha` by its stand-in folder (`--local-repository`) and, with
+`--no-skip-checkout`, runs the actions/checkout stand-in too (act would otherwise copy its working
+folder into the workspace itself). Every stand-in appends one JSON line to the record file:
+`{"action": "owner/name", "ref": sha, "job": id, "inputs": {...}, ...}` (secret inputs as their
+sha256); the `cosign` and `docker buildx` they install record `{"action": "cosign", "argv", "env",
+"signed"}` and `{"action": "docker buildx", "argv"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, REPO_ROOT
+
+ACT = Path(sys.executable).parent / "act"
+ACTIONS = FIXTURES / "actions"
+TOOL = ACTIONS / "standin_tool.py"
+BUILD_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "build.yml"
+PINNED = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})\b", re.MULTILINE)
+
+
+def pinned_actions(*workflows: Path) -> dict[str, set[str]]:
+    """Every `owner/name@<40-hex sha>` the workflows use: name → shas."""
+    pins: dict[str, set[str]] = {}
+    for workflow in workflows:
+        for name, sha in PINNED.findall(workflow.read_text()):
+            pins.setdefault(name, set()).add(sha)
+    return pins
+
+
+class StandIns:
+    """The stand-ins for the actions `workflows` pin, their record file, and act's flags and
+    environment to use them. `repos` maps `owner/name` to the folder actions/checkout copies."""
+
+    def __init__(self, folder: Path, repos: dict[str, Path], workflows: tuple[Path, ...] = (BUILD_WORKFLOW,)):
+        self.folder = folder
+        self.log = folder / "standins.jsonl"
+        self.repos = repos
+        self.pins = pinned_actions(*workflows)
+        missing = sorted(name for name in self.pins if not (ACTIONS / name / "action.yml").is_file())
+        if missing:
+            pytest.fail(f"no stand-in in {ACTIONS} for {', '.join(missing)}")
+
+    def uses(self, name: str) -> str:
+        """The exact `owner/name@sha` the workflows pin (the only one, if several, fails)."""
+        (sha,) = self.pins[name]
+        return f"{name}@{sha}"
+
+    def act_args(self) -> list[str]:
+        args = ["--no-skip-checkout", "--action-offline-mode", "--action-cache-path", str(self.folder / "act-cache")]
+        for name, shas in sorted(self.pins.items()):
+            args += [f"--local-repository={name}@{sha}={ACTIONS / name}" for sha in sorted(shas)]
+        return args
+
+    def env(self) -> dict[str, str]:
+        return {
+            "IMAGE_FACTORY_STANDIN_LOG": str(self.log),
+            "IMAGE_FACTORY_STANDIN_TOOL": str(TOOL),
+            "IMAGE_FACTORY_STANDIN_PYTHON": sys.executable,
+            "IMAGE_FACTORY_STANDIN_REPOS": json.dumps({name: str(path) for name, path in self.repos.items()}),
+        }
+
+    def records(self, action: str | None = None) -> list[dict]:
+        """The records so far, in order; only `action`'s when given."""
+        if not self.log.exists():
+            return []
+        entries = [json.loads(line) for line in self.log.read_text().splitlines()]
+        return [entry for entry in entries if action is None or entry["action"] == action]
+
+
+def run_act(
+    cwd: Path,
+    event: str,
+    workflow: str,
+    standins: StandIns,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    payload: dict | None = None,
+    timeout: int = 600,
+) -> subprocess.CompletedProcess[str]:
+    """`act EVENT -W WORKFLOW` in `cwd` on this machine (`-P ubuntu-latest=-self-hosted`) with the stand-ins."""
+    args = [str(ACT), event, "-W", workflow, "-P", "ubuntu-latest=-self-hosted", *standins.act_args(), *extra]
+    if payload is not None:
+        event_file = standins.folder / f"{event}.json"
+        event_file.write_text(json.dumps(payload))
+        args += ["-e", str(event_file)]
+    environment = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", **standins.env(), **(env or {})}
+    return subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False)
