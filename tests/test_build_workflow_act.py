@@ -1,0 +1,161 @@
+""".github/workflows/build.yml run end to end by act, the way the factory and Kargo dispatch it.
+
+Every pinned action is replaced by its stand-in (tests/standins.py); the stand-ins do the real
+work where it runs here: a real Docker engine builds the image honouring every pin and build arg
+and runs the image's test, a real registry receives the candidate by digest, and the promote job
+moves the tag with the tool itself. GitHub is a stub that records the `image-built` report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import requests
+
+from image_factory.cli import main
+
+from .conftest import REPO_ROOT, commit, git
+from .registry_server import OCI_INDEX, Registry
+from .standins import StandIns, run_act
+
+TOKEN = "ghs_" + "f" * 36  # long: act masks secret values in its output
+TOOL_PATHS = ["action", "schemas", "cdk8s", "pyproject.toml", "README.md", ".github"]
+
+
+def images_yaml(host: str, test_command: str) -> str:
+    return f"""
+kargo: {{factoryRepo: acme/factory}}
+insecureRegistries: ["{host}"]
+images:
+  - name: app
+    registry: "{host}"
+    repository: team/app
+    tag: "1"
+    source:
+      provider: local
+      repo: app
+      dockerfile: Dockerfile
+      workflow: build.yml
+      buildArgs: {{BASE_TAG: "1"}}
+    test: {{command: {json.dumps(test_command)}}}
+"""
+
+
+@pytest.fixture
+def factory_run(tmp_path, docker_engine, httpserver):
+    """A factory repository building `app` (a local source) on a busybox base in a real registry."""
+    (tmp_path / "registry").mkdir()
+    registry = Registry(tmp_path / "registry")
+    base = docker_engine.busybox_image(registry)
+    work = tmp_path / "factory"
+    work.mkdir()
+    for name in TOOL_PATHS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, work / name)
+    (work / "app").mkdir()
+    # Discovery resolves the FROM with source.buildArgs (BASE_TAG=1); a build without them would
+    # look for tag 0, which does not exist.
+    (work / "app/Dockerfile").write_text(
+        f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\n"
+    )
+    reports: list[dict] = []
+
+    def receive(request):
+        from werkzeug import Response
+
+        reports.append({"headers": dict(request.headers), "body": json.loads(request.data)})
+        return Response(status=204)
+
+    httpserver.expect_request("/repos/acme/factory/dispatches", method="POST").respond_with_handler(receive)
+
+    def run(test_command: str, inputs: dict[str, str]):
+        (work / "images.yaml").write_text(images_yaml(registry.host, test_command))
+        shutil.rmtree(work / "state", ignore_errors=True)
+        assert main(["discover", "--root", str(work)]) == 0
+        old = "2026-01-01T00:00:00Z"
+        ref = f"{registry.host}/base/busybox:1"
+        assert main(["record-update", "--root", str(work), "--image", ref, "--digest", base, "--seen-at", old]) == 0
+        if not (work / ".git").exists():
+            git(work, "init", "--quiet", "--initial-branch=main")
+        commit(work, "factory")
+        standins = StandIns(tmp_path, {"acme/factory": work})
+        result = run_act(
+            work,
+            "workflow_dispatch",
+            ".github/workflows/build.yml",
+            standins,
+            "--env",
+            "GITHUB_REPOSITORY=acme/factory",
+            "--env",
+            f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
+            "-s",
+            "IMAGE_FACTORY_TOKEN",
+            env={**docker_engine.env(), "IMAGE_FACTORY_TOKEN": TOKEN},
+            payload={"inputs": inputs},
+            timeout=900,
+        )
+        return result, standins
+
+    return run, registry, base, reports
+
+
+def tagged(registry: Registry) -> str | None:
+    answer = requests.get(
+        f"http://{registry.host}/v2/team/app/manifests/1",
+        headers={"Accept": f"{OCI_INDEX}, application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    )
+    return answer.headers["Docker-Content-Digest"] if answer.status_code == 200 else None
+
+
+def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_reported(factory_run):
+    run, registry, base, reports = factory_run
+    ref = f"{registry.host}/base/busybox:1"
+    result, standins = run(
+        "grep -q built /hello && echo candidate-tested", {"image": "app", "base": ref, "digest": base}
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+
+    (build,) = standins.records("docker/build-push-action")
+    assert build["inputs"]["build-contexts"].strip() == f"{ref}=docker-image://{registry.host}/base/busybox@{base}"
+    assert build["inputs"]["build-args"].strip() == "BASE_TAG=1"
+    assert build["dockerfile"].splitlines()[1] == f"FROM {registry.host}/base/busybox@{base}"
+    digest = build["digest"]
+    assert "candidate-tested" in output  # the image's test ran in the candidate, on the real engine
+    (signed,) = standins.records("cosign")
+    assert signed["argv"] == ["sign", "--yes", f"{registry.host}/team/app@{digest}"]  # keyless by default
+    assert tagged(registry) == digest  # the promote job moved the tag
+    (report,) = reports
+    assert report["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert report["body"]["event_type"] == "image-built"
+    payload = report["body"]["client_payload"]
+    assert {key: payload[key] for key in ("image", "digest", "result", "signed", "error", "bases")} == {
+        "image": "app",
+        "digest": digest,
+        "result": "success",
+        "signed": True,
+        "error": "",
+        "bases": {ref: base},
+    }
+
+
+def test_a_failing_test_leaves_the_tag_and_reports_the_failure(factory_run):
+    run, registry, base, reports = factory_run
+    ref = f"{registry.host}/base/busybox:1"
+    result, standins = run("grep -q something-else /hello", {"image": "app", "base": ref, "digest": base})
+    output = result.stdout + result.stderr
+    assert standins.records("docker/build-push-action")[0]["digest"]
+    assert standins.records("cosign") == []  # nothing signed
+    assert tagged(registry) is None  # no tag moved
+    (report,) = reports
+    payload = report["body"]["client_payload"]
+    assert (payload["result"], payload["digest"], payload["error"]) == ("failure", "", "the test failed"), output[
+        -4000:
+    ]
+    assert payload["bases"] == {ref: base}
