@@ -19,8 +19,10 @@ from image_factory.cli import main
 from .conftest import REPO_ROOT, commit, git
 from .registry_server import OCI_INDEX, Registry
 from .standins import StandIns, run_act
+from .test_workflows import readme_team_build_workflow
 
 TOKEN = "ghs_" + "f" * 36  # long: act masks secret values in its output
+STALE = "sha256:" + "5" * 64
 TOOL_PATHS = ["action", "schemas", "cdk8s", "pyproject.toml", "README.md", ".github"]
 
 
@@ -79,7 +81,8 @@ def factory_run(tmp_path, docker_engine, httpserver):
         assert main(["discover", "--root", str(work)]) == 0
         old = "2026-01-01T00:00:00Z"
         ref = f"{registry.host}/base/busybox:1"
-        assert main(["record-update", "--root", str(work), "--image", ref, "--digest", base, "--seen-at", old]) == 0
+        # State knows an older digest (not in the registry): only Kargo's digest builds.
+        assert main(["record-update", "--root", str(work), "--image", ref, "--digest", STALE, "--seen-at", old]) == 0
         if not (work / ".git").exists():
             git(work, "init", "--quiet", "--initial-branch=main")
         commit(work, "factory")
@@ -159,3 +162,77 @@ def test_a_failing_test_leaves_the_tag_and_reports_the_failure(factory_run):
         -4000:
     ]
     assert payload["bases"] == {ref: base}
+
+
+FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build(tmp_path, docker_engine, httpserver):
+    """workflow_call: the README's team workflow, dispatched the way Kargo does (base + digest),
+    calls the factory's build.yml at a pinned commit (act maps that commit to this checkout)."""
+    (tmp_path / "registry").mkdir()
+    registry = Registry(tmp_path / "registry")
+    base = docker_engine.busybox_image(registry)
+    ref = f"{registry.host}/base/busybox:1"
+    factory, team = tmp_path / "factory", tmp_path / "team"
+    factory.mkdir()
+    for name in TOOL_PATHS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, factory / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, factory / name)
+    text = images_yaml(registry.host, "grep -q built /hello && echo candidate-tested")
+    text = text.replace("provider: local\n      repo: app", "provider: github\n      repo: acme/app")
+    (factory / "images.yaml").write_text(text.replace("factoryRepo: acme/factory", "factoryRepo: acme/image-factory"))
+    (team / ".github/workflows").mkdir(parents=True)
+    (team / "Dockerfile").write_text(
+        f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\n"
+    )
+    caller = readme_team_build_workflow().replace("<commit sha>", FAKE_SHA)
+    (team / ".github/workflows/build.yml").write_text(caller)
+    checkouts = tmp_path / "checkouts"
+    shutil.copytree(team, checkouts / "acme/app")
+    assert main(["discover", "--root", str(factory), "--source-root", str(checkouts)]) == 0
+    seen = "2026-01-01T00:00:00Z"
+    # State knows an older digest (not in the registry): a caller that dropped Kargo's would fail.
+    assert main(["record-update", "--root", str(factory), "--image", ref, "--digest", STALE, "--seen-at", seen]) == 0
+    for repo in (factory, team):
+        git(repo, "init", "--quiet", "--initial-branch=main")
+        commit(repo, "init")
+    reports: list[dict] = []
+
+    def receive(request):
+        from werkzeug import Response
+
+        reports.append(json.loads(request.data))
+        return Response(status=204)
+
+    httpserver.expect_request("/repos/acme/image-factory/dispatches", method="POST").respond_with_handler(receive)
+    standins = StandIns(tmp_path, {"acme/image-factory": factory, "acme/app": team})
+    result = run_act(
+        team,
+        "workflow_dispatch",
+        ".github/workflows/build.yml",
+        standins,
+        f"--local-repository=acme/image-factory@{FAKE_SHA}={factory}",
+        "--env",
+        "GITHUB_REPOSITORY=acme/app",
+        "--env",
+        f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
+        "-s",
+        "IMAGE_FACTORY_TOKEN",
+        env={**docker_engine.env(), "IMAGE_FACTORY_TOKEN": TOKEN},
+        payload={"inputs": {"image": "app", "bases": "", "base": ref, "digest": base}},
+        timeout=900,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    (build,) = standins.records("docker/build-push-action")
+    assert build["dockerfile"].splitlines()[1] == f"FROM {registry.host}/base/busybox@{base}"  # Kargo's digest
+    assert build["inputs"]["build-args"].strip() == "BASE_TAG=1"
+    assert "candidate-tested" in output
+    assert tagged(registry) == build["digest"]
+    (report,) = reports
+    assert report["client_payload"]["result"] == "success"
+    assert report["client_payload"]["bases"] == {ref: base}
