@@ -97,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("--push", action="store_true", help=PUSH_HELP)
     update.set_defaults(run=_record_update)
 
+    targets = commands.add_parser(
+        "platforms", parents=[root], help="the platforms a build targets (images.yaml, else all its bases serve)"
+    )
+    targets.add_argument("--image", required=True, metavar="NAME")
+    targets.add_argument("--bases", required=True, metavar="JSON", help="the pinned bases (build-info's bases output)")
+    targets.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
+    targets.set_defaults(run=_platforms)
+
     move = commands.add_parser("promote", parents=[root], help="move a managed image's tag to a pushed digest")
     move.add_argument("--image", required=True, metavar="NAME")
     move.add_argument("--digest", required=True, help="the tested, signed digest, already in the image's repository")
@@ -360,6 +368,21 @@ def _record_update(args: argparse.Namespace) -> int:
         print(f"{base.ref}: {args.digest} {outcome}" + (f" ({args.reason})" if args.reason else ""))
         message = f"state: {base.ref} {args.digest[:19]}… {outcome}"
     _pushed(args, message, apply)
+    return 0
+
+
+def _platforms(args: argparse.Namespace) -> int:
+    from . import platforms, registry  # requests: only for the commands that talk to registries
+
+    config, state = discover.load_model(args.root)
+    image = state.managed(args.image)
+    client = registry.RegistryClient(
+        mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+    )
+    configured = tuple(image.enrolment["source"].get("platforms", ()))
+    pins = {} if configured else build_info.parse_pins(args.bases)
+    bases = {ref: platforms.published(client, ref, digest) for ref, digest in pins.items()}
+    print(f"platforms={','.join(platforms.build_platforms(configured, bases, image.name))}")
     return 0
 
 

@@ -185,6 +185,7 @@ def _source(entry: dict) -> Source:
         branch=entry.get("branch", DEFAULT_BRANCH),
         context=entry.get("context"),
         build_args=dict(entry.get("buildArgs", {})),
+        platforms=tuple(entry.get("platforms", ())),
     )
 
 

@@ -28,6 +28,7 @@ class Source:
     branch: str = DEFAULT_BRANCH
     context: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
+    platforms: tuple[str, ...] = ()  # empty: those every pinned base is published for
 
     @property
     def build_context(self) -> str:
@@ -45,6 +46,8 @@ class Source:
         }
         if self.build_args:
             data["buildArgs"] = dict(sorted(self.build_args.items()))
+        if self.platforms:
+            data["platforms"] = list(self.platforms)
         return data
 
 
