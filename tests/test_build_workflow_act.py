@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 import requests
+import yaml
 
 from image_factory.cli import main
 
@@ -20,15 +21,16 @@ from .conftest import REPO_ROOT, commit, git
 from .registry_server import OCI_INDEX, Registry
 from .standins import StandIns, run_act
 from .test_workflows import readme_team_build_workflow
+from .test_workflows_act import act
 
 TOKEN = "ghs_" + "f" * 36  # long: act masks secret values in its output
 STALE = "sha256:" + "5" * 64
 TOOL_PATHS = ["action", "schemas", "cdk8s", "pyproject.toml", "README.md", ".github"]
 
 
-def images_yaml(host: str, test_command: str) -> str:
+def images_yaml(host: str, test_command: str, api_url: str = "https://api.github.com") -> str:
     return f"""
-kargo: {{factoryRepo: acme/factory}}
+kargo: {{factoryRepo: acme/factory, githubApiUrl: "{api_url}"}}
 insecureRegistries: ["{host}"]
 images:
   - name: app
@@ -42,6 +44,11 @@ images:
       workflow: build.yml
       buildArgs: {{BASE_TAG: "1"}}
     test: {{command: {json.dumps(test_command)}}}
+  - name: child
+    registry: "{host}"
+    repository: team/child
+    tag: "1"
+    source: {{provider: local, repo: child, dockerfile: Dockerfile, workflow: build.yml}}
 """
 
 
@@ -65,18 +72,22 @@ def factory_run(tmp_path, docker_engine, httpserver):
     (work / "app/Dockerfile").write_text(
         f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\n"
     )
+    (work / "child").mkdir()
+    (work / "child/Dockerfile").write_text(f"FROM {registry.host}/team/app:1\n")  # a managed parent
     reports: list[dict] = []
 
     def receive(request):
         from werkzeug import Response
 
-        reports.append({"headers": dict(request.headers), "body": json.loads(request.data)})
+        reports.append({"path": request.path, "headers": dict(request.headers), "body": json.loads(request.data)})
         return Response(status=204)
 
-    httpserver.expect_request("/repos/acme/factory/dispatches", method="POST").respond_with_handler(receive)
+    for path in ("/repos/acme/factory/dispatches", "/repos/acme/factory/actions/workflows/build.yml/dispatches"):
+        httpserver.expect_request(path, method="POST").respond_with_handler(receive)
 
     def run(test_command: str, inputs: dict[str, str]):
-        (work / "images.yaml").write_text(images_yaml(registry.host, test_command))
+        api = httpserver.url_for("").rstrip("/")
+        (work / "images.yaml").write_text(images_yaml(registry.host, test_command, api))
         shutil.rmtree(work / "state", ignore_errors=True)
         assert main(["discover", "--root", str(work)]) == 0
         old = "2026-01-01T00:00:00Z"
@@ -104,6 +115,7 @@ def factory_run(tmp_path, docker_engine, httpserver):
         )
         return result, standins
 
+    run.work = work
     return run, registry, base, reports
 
 
@@ -236,3 +248,36 @@ def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build
     (report,) = reports
     assert report["client_payload"]["result"] == "success"
     assert report["client_payload"]["bases"] == {ref: base}
+
+
+def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_run, tmp_path, monkeypatch):
+    """build.yml reports image-built; events.yml (act, repository_dispatch) records it in state,
+    pushes it, and dispatches the image built on it, pinned to the new digest."""
+    run, registry, base, reports = factory_run
+    ref = f"{registry.host}/base/busybox:1"
+    result, standins = run("grep -q built /hello", {"image": "app", "base": ref, "digest": base})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    (report,) = reports
+    built = standins.records("docker/build-push-action")[0]["digest"]
+    work = run.work
+    # Kargo's recording Stage reported the digest before its rebuild Stage dispatched the build.
+    record = ["record-update", "--root", str(work), "--image", ref, "--digest", base]
+    assert main([*record, "--seen-at", "2026-01-02T00:00:00Z"]) == 0
+    commit(work, "state: Kargo saw the digest")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(work), str(origin))
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "fetch", "--quiet", "origin")
+    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
+    payload = {"action": "image-built", "client_payload": report["body"]["client_payload"]}
+    monkeypatch.setenv("IMAGE_FACTORY_TOKEN", TOKEN)  # the factory's secret: dispatches the cascade
+    code, output = act(work, "repository_dispatch", "events.yml", "-s", "IMAGE_FACTORY_TOKEN", payload=payload)
+    assert code == 0, output[-6000:]
+    state = yaml.safe_load(git(origin, "show", "main:state/images/app.yaml"))
+    assert state["runtime"]["lastBuild"]["digest"] == built
+    assert state["runtime"]["lastBuild"]["baseDigests"] == {ref: base}
+    cascade = [r for r in reports if r["path"].endswith("/actions/workflows/build.yml/dispatches")]
+    (dispatched,) = cascade
+    inputs = dispatched["body"]["inputs"]
+    assert inputs["image"] == "child"
+    assert json.loads(inputs["bases"]) == {f"{registry.host}/team/app:1": built}
