@@ -97,7 +97,12 @@ def factory_run(tmp_path, docker_engine, httpserver):
         if not (work / ".git").exists():
             git(work, "init", "--quiet", "--initial-branch=main")
         commit(work, "factory")
-        standins = StandIns(tmp_path, {"acme/factory": work})
+        return dispatch(inputs)
+
+    def dispatch(inputs: dict[str, str]):
+        """build.yml dispatched in the factory as it stands (workflow_dispatch with `inputs`)."""
+        standins = StandIns(tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}", {"acme/factory": work})
+        standins.folder.mkdir()
         result = run_act(
             work,
             "workflow_dispatch",
@@ -115,13 +120,13 @@ def factory_run(tmp_path, docker_engine, httpserver):
         )
         return result, standins
 
-    run.work = work
+    run.work, run.dispatch = work, dispatch
     return run, registry, base, reports
 
 
-def tagged(registry: Registry) -> str | None:
+def tagged(registry: Registry, repository: str = "team/app") -> str | None:
     answer = requests.get(
-        f"http://{registry.host}/v2/team/app/manifests/1",
+        f"http://{registry.host}/v2/{repository}/manifests/1",
         headers={"Accept": f"{OCI_INDEX}, application/vnd.oci.image.manifest.v1+json"},
         timeout=10,
     )
@@ -281,3 +286,28 @@ def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_
     inputs = dispatched["body"]["inputs"]
     assert inputs["image"] == "child"
     assert json.loads(inputs["bases"]) == {f"{registry.host}/team/app:1": built}
+
+    # The factory's own dispatch of the child (inputs as sent, `bases` included) builds it on the
+    # parent's new digest: a managed parent pinned like any base.
+    git(work, "pull", "--quiet", "--ff-only", "origin", "main")
+    result, standins = run.dispatch(inputs)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    (child,) = standins.records("docker/build-push-action")
+    assert child["dockerfile"].splitlines()[0] == f"FROM {registry.host}/team/app@{built}"
+    assert tagged(registry, "team/child") == child["digest"]
+    final = reports[-1]["body"]["client_payload"]
+    assert (final["image"], final["result"], final["digest"]) == ("child", "success", child["digest"])
+
+
+def test_a_build_that_cannot_resolve_its_bases_is_reported_as_a_failure(factory_run):
+    """`child` before its parent was ever built: build-info refuses to float on the tag, and the
+    factory still hears of the failure (under the bases it was dispatched with)."""
+    run, registry, _, reports = factory_run
+    result, standins = run("true", {"image": "child"})
+    output = result.stdout + result.stderr
+    assert "no digest to pin" in output and f"{registry.host}/team/app:1" in output
+    assert standins.records("docker/build-push-action") == []  # nothing was built
+    (report,) = reports
+    payload = report["body"]["client_payload"]
+    expected = ("child", "failure", "", "resolving the build (checkout, install, build-info) failed", {})
+    assert (payload["image"], payload["result"], payload["digest"], payload["error"], payload["bases"]) == expected
