@@ -203,7 +203,7 @@ def test_the_reusable_discover_workflow_opens_the_pull_request(team_and_factory,
     is a local reusable workflow of a repository that carries the action (and the package the
     action installs) at its root, where `./` means the same."""
     team, factory = team_and_factory
-    for name in ("action", "schemas", "cdk8s", "pyproject.toml", "README.md"):
+    for name in ("action", "schemas", "cdk8s", "requirements", "pyproject.toml", "README.md"):
         source = REPO_ROOT / name
         if source.is_dir():
             shutil.copytree(source, team / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -25,10 +25,10 @@ from .test_workflows_act import act
 
 TOKEN = "ghs_" + "f" * 36  # long: act masks secret values in its output
 STALE = "sha256:" + "5" * 64
-TOOL_PATHS = ["action", "schemas", "cdk8s", "pyproject.toml", "README.md", ".github"]
+TOOL_PATHS = ["action", "schemas", "cdk8s", "requirements", "pyproject.toml", "README.md", ".github"]
 
 
-def images_yaml(host: str, test_command: str, api_url: str = "https://api.github.com") -> str:
+def images_yaml(host: str, test_command: str, api_url: str = "https://api.github.com", child: bool = True) -> str:
     return f"""
 kargo: {{factoryRepo: acme/factory, githubApiUrl: "{api_url}"}}
 insecureRegistries: ["{host}"]
@@ -44,7 +44,10 @@ images:
       workflow: build.yml
       buildArgs: {{BASE_TAG: "1"}}
     test: {{command: {json.dumps(test_command)}}}
-  - name: child
+""" + (CHILD.format(host=host) if child else "")
+
+
+CHILD = """  - name: child
     registry: "{host}"
     repository: team/child
     tag: "1"
@@ -145,6 +148,7 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
     (build,) = standins.records("docker/build-push-action")
     assert build["inputs"]["build-contexts"].strip() == f"{ref}=docker-image://{registry.host}/base/busybox@{base}"
     assert build["inputs"]["build-args"].strip() == "BASE_TAG=1"
+    assert build["inputs"]["platforms"] == "linux/amd64"  # what the pinned base is published for
     assert build["dockerfile"].splitlines()[1] == f"FROM {registry.host}/base/busybox@{base}"
     digest = build["digest"]
     assert "candidate-tested" in output  # the image's test ran in the candidate, on the real engine
@@ -199,7 +203,7 @@ def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build
             shutil.copytree(source, factory / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(source, factory / name)
-    text = images_yaml(registry.host, "grep -q built /hello && echo candidate-tested")
+    text = images_yaml(registry.host, "grep -q built /hello && echo candidate-tested", child=False)
     text = text.replace("provider: local\n      repo: app", "provider: github\n      repo: acme/app")
     (factory / "images.yaml").write_text(text.replace("factoryRepo: acme/factory", "factoryRepo: acme/image-factory"))
     (team / ".github/workflows").mkdir(parents=True)

@@ -24,6 +24,7 @@ FACTORY_PATHS = [
     "schemas",
     "cdk8s",
     "action",
+    "requirements",
     "pyproject.toml",
     "README.md",
     ".github",
