@@ -51,7 +51,12 @@ CHILD = """  - name: child
     registry: "{host}"
     repository: team/child
     tag: "1"
-    source: {{provider: local, repo: child, dockerfile: Dockerfile, workflow: build.yml}}
+    source:
+      provider: local
+      repo: child
+      dockerfile: Dockerfile
+      workflow: build.yml
+      buildArgs: {{PARENT_TAG: "1"}}
 """
 
 
@@ -76,7 +81,11 @@ def factory_run(tmp_path, docker_engine, httpserver):
         f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\n"
     )
     (work / "child").mkdir()
-    (work / "child/Dockerfile").write_text(f"FROM {registry.host}/team/app:1\n")  # a managed parent
+    # a managed parent, named through a build arg, and a watched base
+    (work / "child/Dockerfile").write_text(
+        f"ARG PARENT_TAG=0\nFROM {registry.host}/team/app:${{PARENT_TAG}}\n"
+        f"COPY --from={registry.host}/base/busybox:1 /bin/busybox /bin/busybox-copy\n"
+    )
     reports: list[dict] = []
 
     def receive(request):
@@ -289,7 +298,7 @@ def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_
     (dispatched,) = cascade
     inputs = dispatched["body"]["inputs"]
     assert inputs["image"] == "child"
-    assert json.loads(inputs["bases"]) == {f"{registry.host}/team/app:1": built}
+    assert json.loads(inputs["bases"]) == {f"{registry.host}/team/app:1": built, ref: base}
 
     # The factory's own dispatch of the child (inputs as sent, `bases` included) builds it on the
     # parent's new digest: a managed parent pinned like any base.
@@ -297,10 +306,22 @@ def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_
     result, standins = run.dispatch(inputs)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     (child,) = standins.records("docker/build-push-action")
-    assert child["dockerfile"].splitlines()[0] == f"FROM {registry.host}/team/app@{built}"
+    assert child["dockerfile"].splitlines()[1:] == [
+        f"FROM {registry.host}/team/app@{built}",
+        f"COPY --from={registry.host}/base/busybox@{base} /bin/busybox /bin/busybox-copy",
+    ]
+    assert child["inputs"]["build-args"].strip() == "PARENT_TAG=1"
     assert tagged(registry, "team/child") == child["digest"]
     final = reports[-1]["body"]["client_payload"]
     assert (final["image"], final["result"], final["digest"]) == ("child", "success", child["digest"])
+
+    # Kargo's rebuild Stage for the child's watched base (base + digest): the managed parent is
+    # pinned from state to its last build.
+    result, standins = run.dispatch({"image": "child", "base": ref, "digest": base})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    (again,) = standins.records("docker/build-push-action")
+    assert again["dockerfile"].splitlines()[1] == f"FROM {registry.host}/team/app@{built}"
+    assert reports[-1]["body"]["client_payload"]["bases"] == {f"{registry.host}/team/app:1": built, ref: base}
 
 
 def test_a_build_that_cannot_resolve_its_bases_is_reported_as_a_failure(factory_run):
