@@ -18,6 +18,16 @@ def git(cwd, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def copy_project(dest: Path, names) -> None:
+    """Copy these files and folders of this repository into `dest` (a fixture repository)."""
+    for name in names:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, dest / name)
+
+
 def commit(cwd, message: str = "init") -> None:
     """Commit everything in the repository at `cwd`."""
     git(cwd, "add", "-A")

@@ -18,7 +18,7 @@ import pytest
 
 from image_factory.discover import discover
 
-from .conftest import REPO_ROOT, commit, git
+from .conftest import REPO_ROOT, commit, copy_project, git
 
 ACT = Path(sys.executable).parent / "act"
 BASE, TREE = "a" * 40, "b" * 40
@@ -203,12 +203,7 @@ def test_the_reusable_discover_workflow_opens_the_pull_request(team_and_factory,
     is a local reusable workflow of a repository that carries the action (and the package the
     action installs) at its root, where `./` means the same."""
     team, factory = team_and_factory
-    for name in ("action", "schemas", "cdk8s", "requirements", "pyproject.toml", "README.md"):
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, team / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(source, team / name)
+    copy_project(team, ("action", "schemas", "cdk8s", "requirements", "pyproject.toml", "README.md"))
     workflow = (REPO_ROOT / ".github" / "workflows" / "discover.yml").read_text()
     assert "uses: $/./ " in workflow
     (team / ".github" / "workflows" / "discover.yml").write_text(workflow.replace("uses: $/./ ", "uses: ./ "))

@@ -17,7 +17,7 @@ import yaml
 
 from image_factory.cli import main
 
-from .conftest import REPO_ROOT, commit, git
+from .conftest import commit, copy_project, git
 from .registry_server import OCI_INDEX, Registry
 from .standins import StandIns, run_act
 from .test_workflows import readme_team_build_workflow
@@ -68,12 +68,7 @@ def factory_run(tmp_path, docker_engine, httpserver):
     base = docker_engine.busybox_image(registry)
     work = tmp_path / "factory"
     work.mkdir()
-    for name in TOOL_PATHS:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(source, work / name)
+    copy_project(work, TOOL_PATHS)
     (work / "app").mkdir()
     # Discovery resolves the FROM with source.buildArgs (BASE_TAG=1); a build without them would
     # look for tag 0, which does not exist.
@@ -206,12 +201,7 @@ def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build
     ref = f"{registry.host}/base/busybox:1"
     factory, team = tmp_path / "factory", tmp_path / "team"
     factory.mkdir()
-    for name in TOOL_PATHS:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, factory / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(source, factory / name)
+    copy_project(factory, TOOL_PATHS)
     text = images_yaml(registry.host, "grep -q built /hello && echo candidate-tested", child=False)
     text = text.replace("provider: local\n      repo: app", "provider: github\n      repo: acme/app")
     (factory / "images.yaml").write_text(text.replace("factoryRepo: acme/factory", "factoryRepo: acme/image-factory"))

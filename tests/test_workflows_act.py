@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT, commit, git
+from .conftest import commit, copy_project, git
 from .cosign_signer import new_key, public_pem
 
 ACT = Path(sys.executable).parent / "act"
@@ -36,12 +35,7 @@ def factory_repo(tmp_path):
     """The factory as a git repository whose origin is a local bare repository."""
     work = tmp_path / "factory"
     work.mkdir()
-    for name in FACTORY_PATHS:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(source, work / name)
+    copy_project(work, FACTORY_PATHS)
     git(work, "init", "--quiet", "--initial-branch=main")
     commit(work, "factory")
     origin = tmp_path / "origin.git"
