@@ -13,8 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 
-# Text that would open or close an expression.
-FORBIDDEN = ("${{", "${%", "}}", "%}")
+from image_factory.expression_guard import delimiter_in
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,8 @@ class Expr:
     code: str
 
     def template(self) -> str:
-        """As a whole config value. A string result stays the string Kargo computed."""
+        """As a whole config value (Kargo then coerces the result: right for digests, names and
+        tokens, never for a tag such as `7`, which would become a number)."""
         return "${{ " + self.code + " }}"
 
 
@@ -74,7 +74,7 @@ def _literal(value: object) -> str:
 
 
 def refuse_delimiters(value: str) -> None:
-    found = next((token for token in FORBIDDEN if token in value), None)
+    found = delimiter_in(value)
     if found is not None:
         raise ValueError(f"{value!r} holds {found!r}, which Kargo would read as an expression delimiter")
 

@@ -15,7 +15,8 @@ from .yaml_source import Path_, YamlDocument
 DELIMITERS = ("${{", "${%", "}}", "%}")
 
 
-def _found(text: str) -> str | None:
+def delimiter_in(text: str) -> str | None:
+    """The first expression delimiter `text` holds, if any."""
     return next((token for token in DELIMITERS if token in text), None)
 
 
@@ -54,7 +55,7 @@ def _walk(document: YamlDocument, value: object, path: Path_, problems: list[Pro
 
 
 def _check(document: YamlDocument, value: object, path: Path_, problems: list[Problem]) -> None:
-    if isinstance(value, str) and (token := _found(value)) is not None:
+    if isinstance(value, str) and (token := delimiter_in(value)) is not None:
         problems.append(
             document.problem(
                 path,
