@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def apply_changes(changes: dict[Path, str | None]) -> None:
     contents durable first (one per file costs ~0.3 ms each, seconds for a large fleet).
     """
     staged: list[tuple[Path, Path | None]] = []
+    fresh = 0o666 & ~_umask()  # what open() would give a new file
     try:
         for path, text in changes.items():
             if text is None:
@@ -22,6 +24,8 @@ def apply_changes(changes: dict[Path, str | None]) -> None:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            # mkstemp makes the file 0600: a rewritten file keeps its mode, a new one gets the usual.
+            os.fchmod(fd, stat.S_IMODE(path.stat().st_mode) if path.exists() else fresh)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
             staged.append((path, Path(temp)))
@@ -60,3 +64,9 @@ def _restore(path: Path, original: bytes | None) -> None:
         temp = path.with_name(f".{path.name}.restore")
         temp.write_bytes(original)
         os.replace(temp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
