@@ -68,3 +68,22 @@ def test_collector_is_paused_for_a_command_and_restored():
     with pytest.raises(RuntimeError), collector.paused():
         raise RuntimeError
     assert gc.isenabled()
+
+
+def test_an_alias_bomb_is_refused_at_once_naming_the_line(tmp_path):
+    """Nine levels of nine aliases: 9**9 strings if expanded. Refused, nothing built."""
+    lines = ["images:", '  - &l0 "lol"']
+    for level in range(1, 10):
+        lines.append(f"  - &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]")
+    text = "\n".join(lines) + "\n"
+    with pytest.raises(FactoryError) as raised:
+        parse_yaml(text, "images.yaml")
+    (problem,) = raised.value.problems
+    assert problem.file == "images.yaml" and problem.line is not None and problem.line <= 11
+    assert problem.message == "aliases expand to more than 100,000 nodes beyond the document's own: refused"
+
+
+def test_anchors_within_the_budget_still_load():
+    text = "defaults: &d {a: 1, b: [x, y]}\nimages:\n" + "".join(f"  - {{<<: *d, n: {i}}}\n" for i in range(2000))
+    document = parse_yaml(text, "images.yaml")
+    assert document.data["images"][1999] == {"a": 1, "b": ["x", "y"], "n": 1999}

@@ -133,6 +133,39 @@ def _plain_data(node: yaml.Node) -> object:
     return [_plain_data(item) for item in node.value]
 
 
+# Aliases may repeat what an anchor holds (merge keys, shared defaults), but not without bound: a
+# few lines of nested aliases ("billion laughs") would expand to billions of nodes.
+ALIAS_BUDGET = 100_000
+
+
+class _AliasBomb(Exception):
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuses a node graph whose aliases expand to more than ALIAS_BUDGET nodes beyond the
+    distinct ones. Linear: each distinct node's expanded size is worked out once."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        if sizes[id(node)] > len(sizes) + ALIAS_BUDGET:
+            raise _AliasBomb(node.start_mark.line + 1)
+
+
 def _quick_load(text: str) -> object:
     loader = _QuickLoader(text)
     try:
@@ -141,6 +174,8 @@ def _quick_load(text: str) -> object:
         loader.dispose()
     if node is None:
         return None
+    if "*" in text:  # aliases are rare: only then is the graph measured
+        _check_expansion(node)
     try:
         return _plain_data(node)
     except _Unusual:
@@ -151,6 +186,9 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     """Parse one YAML document; broken YAML and duplicate keys are errors naming the line."""
     try:
         return YamlDocument(file, _quick_load(text), text)
+    except _AliasBomb as bomb:
+        message = f"aliases expand to more than {ALIAS_BUDGET:,} nodes beyond the document's own: refused"
+        raise FactoryError(Problem(file, message, bomb.line)) from None
     except (yaml.YAMLError, _DuplicateKey, RecursionError):
         return _parse_with_lines(text, file)  # raises the error with its line
 
