@@ -401,3 +401,22 @@ def test_an_expression_in_a_state_file_is_refused_with_its_line(chain, capsys):
         "expression delimiter, and this text reaches the manifests\n"
     )
     assert chain.snapshot() == before
+
+
+def test_a_digest_in_another_case_is_refused_in_events_and_state(chain, capsys):
+    """`SHA256:…` or upper-case hex would record the same digest twice under two names."""
+    discover(chain.root)
+    upper = "sha256:" + "AB" * 32
+    before = chain.snapshot()
+    assert main(["record-update", "--root", str(chain.root), "--image", "python:3.12-slim", "--digest", upper]) == 1
+    assert "invalid sha256 digest: 64 lowercase hex digits" in capsys.readouterr().err
+    assert chain.snapshot() == before
+    good = "sha256:" + "ab" * 32
+    assert main(["record-update", "--root", str(chain.root), "--image", "python:3.12-slim", "--digest", good]) == 0
+    path = next((chain.root / "state/base-images").glob("docker.io-library-python-3.12-slim-*.yaml"))
+    text = path.read_text()
+    path.write_text(text.replace(good, good.upper().replace("SHA256", "sha256")))
+    capsys.readouterr()
+    assert main(["validate", "--root", str(chain.root)]) == 1
+    err = capsys.readouterr().err
+    assert "is not a canonical digest (sha256: and 64 lowercase hex digits)" in err and path.name in err

@@ -70,6 +70,11 @@ INVALID = [
     ("python@sha256:abc", "invalid digest 'sha256:abc'"),
     (f"python@sha256:{'A' * 64}", "invalid sha256 digest: 64 lowercase hex digits"),
     ("python@md5", "invalid digest 'md5'"),
+    # issue 13: only the canonical form, or the same image gets two names (or a wrong one)
+    (f"python@SHA256:{'a' * 64}", "only sha256 digests (what registries serve)"),
+    (f"python@md5:{'a' * 32}", "only sha256 digests (what registries serve)"),
+    (f"python@sha512:{'a' * 128}", "only sha256 digests (what registries serve)"),
+    (f"python@sha256:{'a' * 63}B", "invalid sha256 digest: 64 lowercase hex digits"),
     ("ghcr.io/", "missing repository name"),
     (":tag", "missing repository name"),
     ("a//b", "invalid repository path component ''"),

@@ -22,7 +22,6 @@ _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = re.compile(rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
-_DIGEST_HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 _IMAGE_ID = re.compile(r"^[a-f0-9]{64}$")
 _WHITESPACE = re.compile(r"\s")
 
@@ -164,12 +163,15 @@ def _normalise_name(text: str, registry: str, path: str) -> tuple[str, str]:
 
 
 def _check_digest(text: str, digest: str) -> None:
+    """Only the canonical form: `sha256:` and 64 lowercase hex digits. Registries serve sha256;
+    `SHA256:…`, `md5:…` or another case would name the same image twice, or none."""
     if not _DIGEST.match(digest):
         raise InvalidReference(text, f"invalid digest {digest!r}")
     algorithm, hex_part = digest.split(":", 1)
-    expected = _DIGEST_HEX_LENGTHS.get(algorithm)
-    if expected is not None and (len(hex_part) != expected or hex_part != hex_part.lower()):
-        raise InvalidReference(text, f"invalid {algorithm} digest: {expected} lowercase hex digits")
+    if algorithm != "sha256":
+        raise InvalidReference(text, f"invalid digest {digest!r}: only sha256 digests (what registries serve)")
+    if len(hex_part) != 64 or hex_part != hex_part.lower():
+        raise InvalidReference(text, "invalid sha256 digest: 64 lowercase hex digits")
 
 
 def parse_digest(text: str) -> str:
