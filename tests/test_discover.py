@@ -420,3 +420,37 @@ def test_a_digest_in_another_case_is_refused_in_events_and_state(chain, capsys):
     assert main(["validate", "--root", str(chain.root)]) == 1
     err = capsys.readouterr().err
     assert "is not a canonical digest (sha256: and 64 lowercase hex digits)" in err and path.name in err
+
+
+def test_times_in_the_future_are_refused_in_events_and_state(chain, capsys):
+    """A firstSeen a year ahead would keep a digest "not yet eligible" for a year."""
+    discover(chain.root)
+    digest = "sha256:" + "cd" * 32
+    record = ["record-update", "--root", str(chain.root), "--image", "python:3.12-slim", "--digest", digest]
+    before = chain.snapshot()
+    assert main([*record, "--seen-at", "2999-01-01T00:00:00Z"]) == 1
+    assert capsys.readouterr().err == "error: --seen-at: 2999-01-01T00:00:00Z is in the future\n"
+    assert chain.snapshot() == before
+    assert main(record) == 0
+    path = next((chain.root / "state/base-images").glob("docker.io-library-python-3.12-slim-*.yaml"))
+    text = path.read_text()
+    seen = next(line.split("firstSeen: ")[1].strip().strip("'\"") for line in text.splitlines() if "firstSeen" in line)
+    path.write_text(text.replace(seen, "2999-01-01T00:00:00Z"))
+    capsys.readouterr()
+    assert main(["validate", "--root", str(chain.root)]) == 1
+    line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if "firstSeen" in row)
+    err = capsys.readouterr().err
+    assert (
+        f"{path.relative_to(chain.root)}:{line}: runtime.history[0].firstSeen: 2999-01-01T00:00:00Z is in the future"
+        in err
+    )
+
+
+def test_a_delay_beyond_a_year_in_state_is_refused_before_it_overflows(chain, capsys):
+    discover(chain.root)
+    path = chain.root / "state/images/app.yaml"
+    text = path.read_text()
+    delay = next(line for line in text.splitlines() if "rebuildDelay:" in line)
+    path.write_text(text.replace(delay, delay.split(":")[0] + ": 99999999999999d"))
+    assert main(["plan", "--root", str(chain.root)]) == 1
+    assert "enrolment.rebuildDelay: '99999999999999d' is longer than a year (366d)" in capsys.readouterr().err

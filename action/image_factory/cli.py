@@ -24,6 +24,7 @@ from . import (
     pull_request,
     report,
     rollback,
+    sanity,
     status,
     synth,
     timestamps,
@@ -348,6 +349,8 @@ def _pushed(args: argparse.Namespace, message: str, reapply) -> None:
 
 def _record_update(args: argparse.Namespace) -> int:
     seen_at = _time(args.seen_at, "--seen-at")
+    if seen_at > timestamps.now() + sanity.CLOCK_SKEW:  # it would pin the digest as "not yet eligible"
+        raise FactoryError(Problem("--seen-at", f"{args.seen_at} is in the future"))
 
     verified = None if args.verified is None else args.verified == "true"
     if args.reason and verified is None:

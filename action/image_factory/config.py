@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from . import schemas
+from . import sanity, schemas
 from .errors import FactoryError, Problem, show_value
 from .expression_guard import with_expression_problems
 from .model import (
@@ -40,6 +40,7 @@ def config_from_document(document: YamlDocument) -> Config:
     if document.data is None:
         raise FactoryError(Problem(document.file, "empty file: expected a mapping with 'images'"))
     problems = with_expression_problems(document, schemas.validate(document, schemas.IMAGES))
+    problems += sanity.duration_problems(document, _duration_paths(document.data))
     if problems:
         raise FactoryError(problems)
     data = document.data
@@ -67,6 +68,13 @@ def config_from_document(document: YamlDocument) -> Config:
         registry_mirrors=dict(data.get("registryMirrors", {})),
         insecure_registries=frozenset(data.get("insecureRegistries", [])),
     )
+
+
+def _duration_paths(data: dict) -> list[tuple]:
+    paths: list[tuple] = [("defaults", "rebuildDelay"), ("defaults", "cascadeDelay"), ("kargo", "warehouseInterval")]
+    for index in range(len(data.get("images") or [])):
+        paths += [("images", index, "rebuildDelay"), ("images", index, "warehouse", "interval")]
+    return paths
 
 
 def _kargo(entry: dict) -> KargoSettings:
