@@ -126,9 +126,9 @@ def part_manifests(config: Config, state: State, part: Part, keys: dict[str, str
     base = part.watched.base
     what = f"Stage {part.name} (image {part.image})" if part.image else f"the Warehouse and Stages of {part.name}"
     with _refusing(config, what):
-        refuse_in([base.ref.canonical, base.warehouse.to_dict(), base.verify.to_dict() if base.verify else {}])
-        refuse_in([dependent.image for dependent in base.dependents])
+        # Each text is checked with the part it belongs to: a base's once, an image's once.
         if part.image is None:
+            refuse_in([base.ref.canonical, base.warehouse.to_dict(), base.verify.to_dict() if base.verify else {}])
             return watched_manifests(config, part.watched, keys)
         image = state.images[part.image]
         refuse_in([image.name, image.ref.canonical, image.enrolment])
