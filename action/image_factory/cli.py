@@ -34,6 +34,7 @@ from .dockerfile import find_bases
 from .durations import parse_duration
 from .errors import FactoryError, Problem
 from .refs import InvalidReference, parse_ref
+from .user_text import one_line
 
 PUSH_HELP = "commit the state change and push it, retrying on a rejected push (for CI)"
 
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["true", "false"],
         help="record the outcome of the digest's signature check instead of a sighting",
     )
-    update.add_argument("--reason", help="with --verified: why it passed or failed")
+    update.add_argument("--reason", type=one_line, help="with --verified: why it passed or failed")
     update.add_argument("--push", action="store_true", help=PUSH_HELP)
     update.set_defaults(run=_record_update)
 
@@ -119,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIGEST",
         help="the digest an earlier successful build produced (default: the one before the current)",
     )
-    back.add_argument("--reason", required=True, help="why; recorded in state with the attempt")
+    back.add_argument("--reason", required=True, type=one_line, help="why; recorded in state with the attempt")
     back.add_argument(
         "--rebuild", action="store_true", help="rebuild with its base digests even if the old digest can be re-tagged"
     )
@@ -131,7 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     back.set_defaults(run=_rollback)
 
     refuse = _digest_command(commands, root, "reject", "never build on one digest of a watched image again")
-    refuse.add_argument("--reason", required=True, help="why (e.g. the build it broke); recorded in state")
+    refuse.add_argument(
+        "--reason", required=True, type=one_line, help="why (e.g. the build it broke); recorded in state"
+    )
     refuse.add_argument("--at", metavar="TIME", help="default: now")
     refuse.set_defaults(run=_reject)
 
@@ -148,13 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     built.add_argument("--bases", metavar="JSON", help='the base digests as one JSON object {"REF": "DIGEST"}')
     built.add_argument("--run-url", metavar="URL")
     built.add_argument("--signed", choices=["true", "false"], help="whether the pushed digest was signed")
-    built.add_argument("--error", metavar="TEXT", help="why it failed (e.g. the test step)")
+    built.add_argument("--error", metavar="TEXT", type=one_line, help="why it failed (e.g. the test step)")
     built.add_argument("--finished-at", metavar="TIME", help="default: now")
     built.add_argument("--push", action="store_true", help=PUSH_HELP)
     built.set_defaults(run=_record_build)
 
     fast = _digest_command(commands, root, "expedite", "let one digest skip the rebuild delay")
-    fast.add_argument("--reason", required=True, help="why (e.g. the CVE it fixes); recorded in state")
+    fast.add_argument("--reason", required=True, type=one_line, help="why (e.g. the CVE it fixes); recorded in state")
     fast.add_argument("--at", metavar="TIME", help="default: now")
     fast.set_defaults(run=_expedite)
 
@@ -298,6 +301,9 @@ def _discover(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     config, state = discover.load_model(args.root)
+    future = sanity.future_sightings(args.root, state.entries(), timestamps.now())
+    if future:
+        raise FactoryError(future)
     for warning in cluster_notes.receiver_warnings(config, state):
         print(f"warning: {warning}", file=sys.stderr)
     print(

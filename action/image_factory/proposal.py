@@ -14,6 +14,7 @@ from .errors import FactoryError, Problem
 from .merge import merge_state
 from .planner import Held
 from .state import load_state
+from .user_text import markdown_text
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Proposal:
         if self.held:
             lines += ["", "Base digests these images are held back from (rejected, or not verified):", ""]
             lines += ["| image | base | digest | why |", "|---|---|---|---|"]
-            lines += [f"| {h.image} | `{h.base}` | `{h.digest[:19]}…` | {h.reason} |" for h in self.held]
+            lines += [f"| {h.image} | `{h.base}` | `{h.digest[:19]}…` | {markdown_text(h.reason)} |" for h in self.held]
         if self.orphans:
             lines += ["", "No longer referenced (run `image-factory prune` in the factory to remove them):"]
             lines += [f"- `{path}`" for path in self.orphans]

@@ -6,6 +6,7 @@ from .discover import Outcome
 from .errors import Problem
 from .planner import Plan
 from .state import State
+from .user_text import command_data, command_property, one_line
 
 
 def discover_summary(outcome: Outcome, *, dry_run: bool = False) -> str:
@@ -84,7 +85,7 @@ def plan_text(plan: Plan) -> str:
     lines.append("Due now:" if now else "Nothing is due now.")
     for item in now:
         manual = "" if item.auto else " [autoRebuild off: promote or dispatch by hand]"
-        lines.append(f"  {item.image} ← {item.base} @ {item.digest[:19]}…{manual}\n      {item.reason}")
+        lines.append(f"  {item.image} ← {item.base} @ {item.digest[:19]}…{manual}\n      {one_line(item.reason)}")
     if later:
         lines.append("Due after their ancestors are rebuilt:")
         lines += [f"  wave {item.wave}: {item.image} ← {item.base} @ {item.digest[:19]}…" for item in later]
@@ -97,10 +98,10 @@ def plan_text(plan: Plan) -> str:
                 lines.append(f"  {item.image} ← {item.base} @ {item.digest[:19]}… eligible at {item.eligible_at}")
     if plan.blocked:
         lines.append("Blocked:")
-        lines += [f"  {item.image}: {item.reason}" for item in plan.blocked]
+        lines += [f"  {item.image}: {one_line(item.reason)}" for item in plan.blocked]
     if plan.held:
         lines.append("Held (never built on until this changes):")
-        lines += [f"  {item.image} ← {item.base} @ {item.digest[:19]}…: {item.reason}" for item in plan.held]
+        lines += [f"  {item.image} ← {item.base} @ {item.digest[:19]}…: {one_line(item.reason)}" for item in plan.held]
     return "\n".join(lines)
 
 
@@ -110,10 +111,9 @@ def annotations(problems: list[Problem]) -> str:
     for problem in problems:
         where = []
         if problem.file:
-            where.append(f"file={problem.file}")
+            where.append(f"file={command_property(problem.file)}")
         if problem.line:
             where.append(f"line={problem.line}")
-        text = f"{problem.field}: {problem.message}" if problem.field else problem.message
-        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        text = command_data(f"{problem.field}: {problem.message}" if problem.field else problem.message)
         lines.append(f"::error {','.join(where)}::{text}" if where else f"::error::{text}")
     return "\n".join(lines)

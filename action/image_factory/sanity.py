@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from .durations import parse_duration
 from .errors import Problem
 from .timestamps import format_time
-from .yaml_source import Path_, YamlDocument
+from .yaml_source import Path_, YamlDocument, load_yaml
 
 MAX_DURATION = timedelta(days=366)
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead another machine's clock may be
@@ -61,3 +61,15 @@ def history_paths(data: object) -> list[Path_]:
     """Every firstSeen of a state file's digest history."""
     history = _value(data, ("runtime", "history"))
     return [("runtime", "history", index, "firstSeen") for index in range(len(history or []))]
+
+
+def future_sightings(root, entries, now: datetime) -> list[Problem]:
+    """`validate`: digests whose firstSeen is later than now allows, named by file and line.
+    (Only validate reads the wall clock: plan and dispatch may be asked about another time.)"""
+    limit = format_time(now + CLOCK_SKEW)
+    problems = []
+    for entry in entries:
+        if any(item["firstSeen"] > limit for item in entry.runtime.history):
+            document = load_yaml(root / entry.path, str(entry.path))
+            problems += future_problems(document, history_paths(document.data), now)
+    return problems

@@ -12,7 +12,7 @@ from typing import TypedDict
 
 import yaml
 
-from . import parallel, sanity, schemas, timestamps
+from . import parallel, sanity, schemas
 from .errors import FactoryError, Problem
 from .expression_guard import with_expression_problems
 from .model import VerifyPolicy, WarehouseConfig
@@ -249,10 +249,8 @@ def _document(root: Path, path: Path, schema: str) -> YamlDocument:
         raise FactoryError(Problem(document.file, "expected a mapping"))
     problems = with_expression_problems(document, schemas.validate(document, schema))
     if not problems:  # schema-valid: the values a schema cannot bound
-        data = document.data
         durations = [("enrolment", "rebuildDelay"), ("rebuildDelay",), ("warehouse", "interval")]
         problems = sanity.duration_problems(document, durations)
-        problems += sanity.future_problems(document, sanity.history_paths(data), timestamps.now())
     if problems:
         raise FactoryError(problems)
     return document

@@ -1,0 +1,40 @@
+"""Free text people give the tool (reasons, errors), made safe to store and to print.
+
+The tool's output is read by GitHub Actions, which runs any line that starts with `::` (leading
+spaces ignored) as a workflow command: a reason holding a newline and `::add-mask::` or
+`::stop-commands::` would be obeyed. Such text is kept on one line, and never starts one.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Every control character, and the Unicode line and paragraph separators.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` with every line break or control character run turned into one space; a text
+    that would start with `::` is marked so that it cannot read as a workflow command."""
+    flat = _BREAKS.sub(" ", text).strip()
+    return f"» {flat}" if flat.startswith("::") else flat
+
+
+def command_property(text: str) -> str:
+    """A workflow command's property value (`file=`…), escaped as GitHub's toolkit does."""
+    return command_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command_data(text: str) -> str:
+    """A workflow command's message, escaped as GitHub's toolkit does."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]|#!~])")
+
+
+def markdown_text(text: str) -> str:
+    """User text inside Markdown (a PR body, a job summary): one line, no HTML, no markup, no
+    table-cell break."""
+    flat = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN.sub(r"\\\1", flat)

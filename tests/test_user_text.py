@@ -1,0 +1,82 @@
+"""Free text given to the tool (reasons, errors) never becomes a GitHub Actions workflow command,
+in what the tool prints or in the Markdown it writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from image_factory.cli import main
+from image_factory.discover import discover
+from image_factory.user_text import markdown_text, one_line
+
+HOSTILE = "broke npm ci\n::add-mask::ghs_secret\r\n::stop-commands::token\n::error file=x::forged"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def commands_in(output: str) -> list[str]:
+    """Lines GitHub Actions would run as workflow commands (leading spaces are ignored)."""
+    return [line for line in output.splitlines() if line.lstrip().startswith("::")]
+
+
+@pytest.fixture
+def chain(factory):
+    factory.write(
+        "images.yaml",
+        """
+        images:
+          - name: app
+            registry: ghcr.io
+            repository: acme/app
+            source: {provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}
+        """,
+    )
+    factory.write("app/Dockerfile", "FROM python:3.12-slim\n")
+    discover(factory.root)
+    return factory
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["reject", "--image", "python:3.12-slim", "--digest", DIGEST, "--reason", HOSTILE],
+        ["expedite", "--image", "python:3.12-slim", "--digest", DIGEST, "--reason", HOSTILE],
+        [
+            "record-update",
+            "--image",
+            "python:3.12-slim",
+            "--digest",
+            DIGEST,
+            "--verified",
+            "false",
+            "--reason",
+            HOSTILE,
+        ],
+        ["record-build", "--image", "app", "--result", "failure", "--bases", "{}", "--error", HOSTILE],
+    ],
+    ids=["reject", "expedite", "record-update", "record-build"],
+)
+def test_a_reason_with_workflow_commands_is_stored_and_printed_on_one_line(chain, capsys, command):
+    assert main([command[0], "--root", str(chain.root), *command[1:]]) == 0
+    out = capsys.readouterr()
+    assert commands_in(out.out + out.err) == []
+    state = "".join(path.read_text() for path in (chain.root / "state").rglob("*.yaml"))
+    assert "broke npm ci ::add-mask::ghs_secret ::stop-commands::token ::error file=x::forged" in state
+    assert main(["plan", "--root", str(chain.root)]) == 0
+    out = capsys.readouterr()
+    assert commands_in(out.out + out.err) == []
+    assert main(["plan", "--root", str(chain.root), "--json"]) == 0
+    json.loads(capsys.readouterr().out)  # JSON keeps the text as data
+
+
+def test_text_that_starts_like_a_command_is_marked():
+    assert one_line("::add-mask::x") == "» ::add-mask::x"
+    assert one_line("  \n::set-output name=x::y") == "» ::set-output name=x::y"
+    assert one_line("CVE-2026-1234\u2028::error::x") == "CVE-2026-1234 ::error::x"
+
+
+def test_markdown_gets_text_not_markup():
+    assert markdown_text("bad | digest <img src=x onerror=alert(1)> [link](http://x) *bold*") == (
+        "bad \\| digest &lt;img src=x onerror=alert(1)&gt; \\[link\\](http://x) \\*bold\\*"
+    )
