@@ -128,7 +128,8 @@ def factory_run(tmp_path, docker_engine, httpserver):
         return result, standins
 
     run.work, run.dispatch = work, dispatch
-    return run, registry, base, reports
+    yield run, registry, base, reports
+    registry.stop()
 
 
 def tagged(registry: Registry, repository: str = "team/app") -> str | None:
@@ -192,11 +193,14 @@ def test_a_failing_test_leaves_the_tag_and_reports_the_failure(factory_run):
 FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build(tmp_path, docker_engine, httpserver):
+def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build(
+    tmp_path, docker_engine, httpserver, request
+):
     """workflow_call: the README's team workflow, dispatched the way Kargo does (base + digest),
     calls the factory's build.yml at a pinned commit (act maps that commit to this checkout)."""
     (tmp_path / "registry").mkdir()
     registry = Registry(tmp_path / "registry")
+    request.addfinalizer(registry.stop)
     base = docker_engine.busybox_image(registry)
     ref = f"{registry.host}/base/busybox:1"
     factory, team = tmp_path / "factory", tmp_path / "team"
