@@ -454,3 +454,40 @@ def test_a_delay_beyond_a_year_in_state_is_refused_before_it_overflows(chain, ca
     path.write_text(text.replace(delay, delay.split(":")[0] + ": 99999999999999d"))
     assert main(["plan", "--root", str(chain.root)]) == 1
     assert "enrolment.rebuildDelay: '99999999999999d' is longer than a year (366d)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "/nonexistent/Dockerfile"])
+def test_a_dockerfile_symlink_leading_outside_is_refused_unread(factory, target):
+    """Same answer whether the target exists or not: it tells nothing about the machine."""
+    factory.write("images.yaml", LOCAL_APP)
+    (factory.root / "app").mkdir()
+    (factory.root / "app/Dockerfile").symlink_to(target)
+    with pytest.raises(FactoryError) as raised:
+        discover(factory.root)
+    assert str(raised.value) == "app/Dockerfile: Dockerfile of 'app' leads outside its repository (a symlink)"
+
+
+def test_a_repository_folder_symlink_leading_outside_is_refused(factory, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "Dockerfile").write_text("FROM python:3.12-slim\n")
+    factory.write("images.yaml", LOCAL_APP)
+    (factory.root / "app").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(FactoryError, match="leads outside its repository"):
+        discover(factory.root)
+
+
+def test_a_symlink_inside_the_repository_is_followed(factory):
+    factory.write("images.yaml", LOCAL_APP)
+    factory.write("app/docker/Dockerfile.real", "FROM python:3.12-slim\n")
+    (factory.root / "app/Dockerfile").symlink_to("docker/Dockerfile.real")
+    discover(factory.root)
+    assert "docker.io/library/python:3.12-slim" in factory.read("state/images/app.yaml")
+
+
+LOCAL_APP = """
+images:
+  - name: app
+    registry: ghcr.io
+    repository: acme/app
+    source: {provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}
+"""

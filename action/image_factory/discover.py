@@ -39,13 +39,31 @@ def dockerfile_path(
     A github source is read from `checkouts[owner/name]` (a team's own checkout, in its action)
     or from `source_root/owner/name`.
     """
+    checkout = repository_path(root, image, source_root, checkouts)
+    return checkout / image.source.dockerfile if checkout is not None else None
+
+
+def repository_path(
+    root: Path, image: EnrolledImage, source_root: Path | None, checkouts: dict[str, Path] | None = None
+) -> Path | None:
+    """The folder of a managed image's source repository: a local one inside the factory, a
+    github one its checkout; None when no checkout is at hand."""
     source = image.source
     if source.provider == "local":
-        return root / source.repo / source.dockerfile
+        return root / source.repo
     checkout = (checkouts or {}).get(source.repo)
     if checkout is None and source_root is not None:
         checkout = source_root / source.repo
-    return checkout / source.dockerfile if checkout is not None and checkout.is_dir() else None
+    return checkout if checkout is not None and checkout.is_dir() else None
+
+
+def _escapes(path: Path, repository: Path, root: Path, local: bool) -> bool:
+    """Whether `path` (or its repository folder) leads outside where it must stay, through a
+    symlink: the factory for a local repository, the repository for its Dockerfile."""
+    real_repository = repository.resolve()
+    if local and not real_repository.is_relative_to(root.resolve()):
+        return True
+    return not path.resolve().is_relative_to(real_repository)
 
 
 def read_discoveries(
@@ -70,6 +88,11 @@ def read_discoveries(
             discoveries[image.name] = None
             continue
         display = _display(root, path)
+        repository = repository_path(root, image, source_root, checkouts)
+        if _escapes(path, repository, root, image.source.provider == "local"):
+            # Said before anything is read, the same whether the target exists or not.
+            problems.append(Problem(display, f"Dockerfile of {image.name!r} leads outside its repository (a symlink)"))
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except (FileNotFoundError, NotADirectoryError):
