@@ -491,3 +491,38 @@ images:
     repository: acme/app
     source: {provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}
 """
+
+
+def test_a_dockerfile_over_a_mebibyte_is_refused_unread(factory):
+    factory.write("images.yaml", LOCAL_APP)
+    factory.write("app/Dockerfile", "FROM python:3.12-slim\n" * 60_000)  # 1.3 MB of FROM lines
+    with pytest.raises(FactoryError) as raised:
+        discover(factory.root)
+    assert str(raised.value) == "app/Dockerfile: Dockerfile of 'app' is 1,320,000 bytes, over 1 MiB: refused"
+
+
+@pytest.mark.parametrize(
+    "dockerfile, reason",
+    [
+        # each ARG doubles the one before: 2**40 characters if expanded
+        (
+            "ARG A0=xxxxxxxx\n"
+            + "".join(f"ARG A{i}=${{A{i - 1}}}${{A{i - 1}}}\n" for i in range(1, 41))
+            + "FROM $A40\n",
+            "refused: a value expands past 65,536 characters",
+        ),
+        (
+            "ARG A\nFROM python:" + "${A:-" * 5000 + "3" + "}" * 5000 + "\n",
+            "refused: variable references nested more than 64 deep",
+        ),
+    ],
+    ids=["doubling-args", "deep-nesting"],
+)
+def test_argument_bombs_are_refused_naming_the_file(factory, dockerfile, reason):
+    factory.write("images.yaml", LOCAL_APP)
+    factory.write("app/Dockerfile", dockerfile)
+    before = factory.snapshot()
+    with pytest.raises(FactoryError) as raised:
+        discover(factory.root)
+    assert str(raised.value) == f"app/Dockerfile: {reason}"
+    assert factory.snapshot() == before

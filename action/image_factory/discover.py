@@ -66,6 +66,9 @@ def _escapes(path: Path, repository: Path, root: Path, local: bool) -> bool:
     return not path.resolve().is_relative_to(real_repository)
 
 
+MAX_DOCKERFILE_BYTES = 1024 * 1024
+
+
 def read_discoveries(
     root: Path,
     config: Config,
@@ -94,6 +97,11 @@ def read_discoveries(
             problems.append(Problem(display, f"Dockerfile of {image.name!r} leads outside its repository (a symlink)"))
             continue
         try:
+            size = path.stat().st_size
+            if size > MAX_DOCKERFILE_BYTES:  # not read at all: one team's file never stops the fleet
+                message = f"Dockerfile of {image.name!r} is {size:,} bytes, over 1 MiB: refused"
+                problems.append(Problem(display, message))
+                continue
             text = path.read_text(encoding="utf-8")
         except (FileNotFoundError, NotADirectoryError):
             if missing_ok and image.source.provider == "github":

@@ -71,6 +71,13 @@ class Discovery:
 
 def find_bases(text: str, build_args: dict[str, str] | None = None, file: str = "Dockerfile") -> Discovery:
     """Every image `text` builds on. Build args override ARG defaults declared before the first FROM."""
+    try:
+        return _find_bases(text, build_args, file)
+    except ExpansionTooLarge as error:
+        raise FactoryError(Problem(file, f"refused: {error}")) from None
+
+
+def _find_bases(text: str, build_args: dict[str, str] | None, file: str) -> Discovery:
     parser = DockerfileParser(fileobj=io.BytesIO(text.encode("utf-8")))
     structure = parser.structure  # a property that re-parses the file on every access
     walk = _Walk(file, _escape_char(structure))
@@ -229,12 +236,24 @@ def _arg_declarations(value: str) -> list[tuple[str, str | None]]:
     return declarations
 
 
-def _expand(text: str, args: dict[str, str | None], escape: str = "\\") -> str | None:
+MAX_EXPANSION = 64 * 1024  # characters one expanded value may have
+MAX_NESTING = 64  # `${A:-${B:-…}}` levels
+
+
+class ExpansionTooLarge(Exception):
+    """An ARG value or reference that expands past the bounds: a hostile or broken Dockerfile."""
+
+
+def _expand(text: str, args: dict[str, str | None], escape: str = "\\", depth: int = 0) -> str | None:
     """Expand `$VAR`, `${VAR}`, `${VAR:-d}`, `${VAR-d}`, `${VAR:+a}`, `${VAR+a}`, `${VAR:?m}`.
 
-    Returns None when the result depends on an ARG that has no value.
+    Returns None when the result depends on an ARG that has no value. Raises ExpansionTooLarge
+    past MAX_NESTING levels or MAX_EXPANSION characters (ARGs that double each other grow
+    exponentially).
     """
-    out, i = [], 0
+    if depth > MAX_NESTING:
+        raise ExpansionTooLarge(f"variable references nested more than {MAX_NESTING} deep")
+    out, i, size = [], 0, 0
     while i < len(text):
         char = text[i]
         if char == escape and i + 1 < len(text) and text[i + 1] == "$":
@@ -244,20 +263,25 @@ def _expand(text: str, args: dict[str, str | None], escape: str = "\\") -> str |
             end = _closing_brace(text, i + 2)
             if end < 0:
                 return None
-            value = _expand_braced(text[i + 2 : end], args, escape)
+            value = _expand_braced(text[i + 2 : end], args, escape, depth)
             if value is None:
                 return None
             out.append(value)
+            size += len(value)
             i = end + 1
         elif char == "$" and (match := _NAME.match(text, i + 1)):
             value = args.get(match.group())
             if value is None:
                 return None
             out.append(value)
+            size += len(value)
             i = match.end()
         else:
             out.append(char)
+            size += 1
             i += 1
+        if size > MAX_EXPANSION:
+            raise ExpansionTooLarge(f"a value expands past {MAX_EXPANSION:,} characters")
     return "".join(out)
 
 
@@ -273,7 +297,7 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def _expand_braced(body: str, args: dict[str, str | None], escape: str) -> str | None:
+def _expand_braced(body: str, args: dict[str, str | None], escape: str, depth: int) -> str | None:
     match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+?])(.*))?", body, re.S)
     if not match:
         return None
@@ -285,7 +309,7 @@ def _expand_braced(body: str, args: dict[str, str | None], escape: str) -> str |
         return value
     present = non_empty if operator.startswith(":") else is_set
     if operator.endswith("-"):
-        return value if present else _expand(word, args, escape)
+        return value if present else _expand(word, args, escape, depth + 1)
     if operator.endswith("+"):
-        return _expand(word, args, escape) if present else ""
+        return _expand(word, args, escape, depth + 1) if present else ""
     return value if present else None  # `?`: an error in BuildKit, unresolved here
