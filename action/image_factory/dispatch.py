@@ -75,18 +75,27 @@ def base_key(base, state: State) -> str:
     return parse_ref(base.ref, default_tag=None).without_digest().canonical
 
 
+def base_keys(image: ImageState, state: State) -> list[str]:
+    return sorted({base_key(base, state) for base in image.base_images})
+
+
+def unpinned(image: ImageState, state: State, pins: dict[str, str]) -> list[str]:
+    """The bases of `image` that `pins` leaves without a digest."""
+    return [key for key in base_keys(image, state) if key not in pins]
+
+
 def build_pins(image: ImageState, state: State, now: datetime, given: dict[str, str], flag: str) -> dict[str, str]:
     """The pins of one build: `given` (from `flag`) over what the image's next build would use.
     A build is never left floating on a tag: a given base the image is not built on, or a base
     with no digest to pin, is an error naming it."""
-    keys = sorted({base_key(base, state) for base in image.base_images})
+    keys = base_keys(image, state)
     unknown = sorted(set(given) - set(keys))
     if unknown:
         raise FactoryError(
             Problem(flag, f"{', '.join(unknown)}: not a base of {image.name} (its bases: {', '.join(keys) or 'none'})")
         )
     pins = pins_for(image, given, state, now)
-    missing = [key for key in keys if key not in pins]
+    missing = unpinned(image, state, pins)
     if missing:
         raise FactoryError(
             [
@@ -142,7 +151,7 @@ def plan_dispatches(
             ),
             None,
         )
-        missing = sorted({base_key(base, state) for base in image.base_images} - set(pins))
+        missing = unpinned(image, state, pins)
         if missing:
             item.status, item.detail = "skipped", f"no digest to pin {', '.join(missing)} to yet"
         elif previous is not None and not (retry and only == name):
