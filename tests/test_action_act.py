@@ -24,16 +24,20 @@ ACT = Path(sys.executable).parent / "act"
 BASE, TREE = "a" * 40, "b" * 40
 
 
-def run_act(team, factory, github_stub, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the team repository's workflow_dispatch workflows with act, against the fixture factory
-    and the GitHub stub."""
+def run_act(
+    team, factory, github_stub, *extra: str, env: dict | None = None, event: str = "workflow_dispatch"
+) -> subprocess.CompletedProcess:
+    """Run the team repository's workflows for `event` with act, against the fixture factory and
+    the GitHub stub."""
     args = [
         str(ACT),
-        "workflow_dispatch",
+        event,
         *extra,
         "-P",
         "ubuntu-latest=-self-hosted",
         "--action-offline-mode",
+        "--defaultbranch",  # github.event.repository.default_branch when there is no event file
+        "main",
         "-s",
         "FACTORY_TOKEN=ghs_stubtoken",
         "--var",
@@ -230,3 +234,47 @@ def test_the_reusable_discover_workflow_opens_the_pull_request(team_and_factory,
     pull = json.loads(github_stub.log[-1][0].data)
     assert pull["head"] == "image-factory/acme-payments"
     assert "| payments-api | (new) |" in pull["body"]
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "why"),
+    [
+        (
+            "pull_request",
+            {
+                "pull_request": {"number": 3, "head": {"ref": "bump"}, "base": {"ref": "main"}},
+                "repository": {"default_branch": "main"},
+            },
+            "a pull_request run proposes nothing: only a push to the default branch (main) does",
+        ),
+        (
+            "push",
+            {"ref": "refs/heads/bump", "repository": {"default_branch": "main"}},
+            "refs/heads/bump is not the default branch (main)",
+        ),
+        (
+            "push",
+            {"ref": "refs/heads/main", "repository": {"default_branch": "main", "fork": True}},
+            "this repository is a fork",
+        ),
+    ],
+    ids=["pull-request", "other-branch", "fork"],
+)
+def test_the_action_proposes_only_from_a_push_to_the_default_branch(
+    team_and_factory, github_stub, tmp_path, event, payload, why
+):
+    """Dockerfiles nobody merged are never proposed: the action says why, succeeds, and neither
+    the factory nor GitHub's API hears from it."""
+    team, factory = team_and_factory
+    workflow = team / ".github" / "workflows" / "image-factory.yml"
+    workflow.write_text(workflow.read_text().replace("on: workflow_dispatch\n", "on: [push, pull_request]\n"))
+    commit(team, "on pushes and pull requests")
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(payload))
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = run_act(team, factory, github_stub, "-e", str(event_file), event=event, env={"PATH": path})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert why in output and "nothing proposed" in output
+    assert "result:  " in output  # no pr-url, not changed
+    assert github_stub.log == []

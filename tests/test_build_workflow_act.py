@@ -14,9 +14,11 @@ import shutil
 import pytest
 import requests
 import yaml
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, PrivateFormat
 
 from image_factory.cli import main
 
+from . import cosign_signer
 from .conftest import commit, copy_project, git
 from .registry_server import OCI_INDEX, Registry
 from .standins import StandIns, run_act
@@ -28,7 +30,9 @@ STALE = "sha256:" + "5" * 64
 TOOL_PATHS = ["action", "schemas", "cdk8s", "requirements", "pyproject.toml", "README.md", ".github"]
 
 
-def images_yaml(host: str, test_command: str, api_url: str = "https://api.github.com", child: bool = True) -> str:
+def images_yaml(
+    host: str, test_command: str, api_url: str = "https://api.github.com", child: bool = True, key: bool = False
+) -> str:
     return f"""
 kargo: {{factoryRepo: acme/factory, githubApiUrl: "{api_url}"}}
 insecureRegistries: ["{host}"]
@@ -37,6 +41,7 @@ images:
     registry: "{host}"
     repository: team/app
     tag: "1"
+{"    signing: {key: keys/app.pub}" if key else ""}
     source:
       provider: local
       repo: app
@@ -92,9 +97,17 @@ def factory_run(tmp_path, docker_engine, httpserver):
     for path in ("/repos/acme/factory/dispatches", "/repos/acme/factory/actions/workflows/build.yml/dispatches"):
         httpserver.expect_request(path, method="POST").respond_with_handler(receive)
 
-    def run(test_command: str, inputs: dict[str, str]):
+    secrets: dict[str, str] = {}
+
+    def run(test_command: str, inputs: dict[str, str], key=None):
+        """With `key`, app's builds are signed with it (images.yaml signing.key, the secret)."""
         api = httpserver.url_for("").rstrip("/")
-        (work / "images.yaml").write_text(images_yaml(registry.host, test_command, api))
+        if key is not None:
+            (work / "keys").mkdir(exist_ok=True)
+            (work / "keys/app.pub").write_bytes(cosign_signer.public_pem(key))
+            pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"pw")).decode()
+            secrets.update(COSIGN_PRIVATE_KEY=pem, COSIGN_PASSWORD="pw")
+        (work / "images.yaml").write_text(images_yaml(registry.host, test_command, api, key=key is not None))
         shutil.rmtree(work / "state", ignore_errors=True)
         assert main(["discover", "--root", str(work)]) == 0
         old = "2026-01-01T00:00:00Z"
@@ -121,7 +134,8 @@ def factory_run(tmp_path, docker_engine, httpserver):
             f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
             "-s",
             "IMAGE_FACTORY_TOKEN",
-            env={**docker_engine.env(), "IMAGE_FACTORY_TOKEN": TOKEN},
+            *[arg for name in secrets for arg in ("-s", name)],
+            env={**docker_engine.env(), "IMAGE_FACTORY_TOKEN": TOKEN, **secrets},
             payload={"inputs": inputs},
             timeout=900,
         )
@@ -267,10 +281,14 @@ def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_
     pushes it, and dispatches the image built on it, pinned to the new digest."""
     run, registry, base, reports = factory_run
     ref = f"{registry.host}/base/busybox:1"
-    result, standins = run("grep -q built /hello", {"image": "app", "base": ref, "digest": base})
+    # images.yaml: app's builds are signed with a key, so events.yml checks the signature itself
+    key = cosign_signer.new_key()
+    result, standins = run("grep -q built /hello", {"image": "app", "base": ref, "digest": base}, key=key)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     (report,) = reports
     built = standins.records("docker/build-push-action")[0]["digest"]
+    (signed,) = standins.records("cosign")  # build.yml followed images.yaml: signed with the key
+    assert signed["argv"][:4] == ["sign", "--yes", "--key", "env://COSIGN_PRIVATE_KEY"] and len(signed["signed"]) == 1
     work = run.work
     # Kargo's recording Stage reported the digest before its rebuild Stage dispatched the build.
     record = ["record-update", "--root", str(work), "--image", ref, "--digest", base]

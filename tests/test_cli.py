@@ -128,3 +128,31 @@ def test_discover_on_the_example_prints_a_readable_summary(example_factory):
     distroless = next(line for line in lines if line.startswith("  gcr.io/distroless/static-debian12:nonroot "))
     assert "new digests of nonroot, signatures verified keyless; enrolled as distroless-static;" in distroless
     assert lines[-1] == "State: 0 written, 12 unchanged, 0 removed."
+
+
+@pytest.mark.parametrize("command", [["plan"], ["graph", "--format", "dot"], ["status"], ["discover"]])
+def test_a_reader_that_goes_away_ends_nothing_badly(example_factory, command):
+    """`image-factory plan | head`: the reader closes the pipe before the tool writes; the tool
+    finishes its work and exits 0 without a traceback, like other command-line tools."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "image_factory", *command, "--root", str(example_factory.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # before the interpreter has even started
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 0
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err
+
+
+def test_validate_before_the_first_discover_says_so(tmp_path, capsys):
+    (tmp_path / "images.yaml").write_text(
+        "images:\n  - {name: app, registry: ghcr.io, repository: acme/app,"
+        " source: {provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}\n"
+    )
+    assert main(["validate", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == (
+        "ok: images.yaml (1 images) is valid; there is no state/ yet: `image-factory discover` has not run here "
+        "(it writes state/ from images.yaml and the Dockerfiles)\n"
+    )

@@ -69,11 +69,10 @@ def chain(factory):
     factory.write(
         "app/Dockerfile",
         f"""
-        ARG TOOLS=ghcr.io/acme/tools:2
         FROM golang:1.23@{DIGEST_A} AS build
         FROM ghcr.io/acme/base:1
         COPY --from=build /a /a
-        COPY --from=${{TOOLS}} /t /t
+        COPY --from=ghcr.io/acme/tools:2 /t /t
         """,
     )
     return factory

@@ -1,7 +1,8 @@
 """Dockerfile discovery, driven by tests/fixtures/dockerfiles/<case>/{Dockerfile,expected.json}.
 
 A new case is a new folder: `expected.json` holds either the `bases --json` result (plus
-optional `buildArgs`) or `{"error": "<the exact message>"}`.
+optional `buildArgs`) or `{"error": "<the exact message>"}`, and optionally `buildkit`: where
+moby/buildkit's source (a release tag, file and line) shows the behaviour the case pins down.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def test_dockerfile_case(case):
     text = (case / "Dockerfile").read_text(encoding="utf-8")
     expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
     build_args = expected.pop("buildArgs", None)
+    expected.pop("buildkit", None)
     if "error" in expected:
         with pytest.raises(FactoryError) as raised:
             find_bases(text, build_args, "Dockerfile")
@@ -61,3 +63,19 @@ def test_build_arg_overrides_in_later_arg_defaults():
 def test_crlf_line_endings():
     text = "ARG TAG=3.20\r\nFROM alpine:${TAG} AS base\r\nRUN <<EOF\r\nFROM evil:1\r\nEOF\r\nFROM base\r\n"
     assert find_bases(text).images == ["docker.io/library/alpine:3.20"]
+
+
+def test_onbuild_triggers_run_in_every_stage_built_on_theirs_within_a_bound():
+    base = "FROM alpine:3.20 AS base\n" + "ONBUILD COPY --from=ghcr.io/acme/tools:3 /t /t\n" * 100
+    text = base + "".join(f"FROM base AS s{index}\n" for index in range(100))
+    assert len(find_bases(text).uses) == 1 + 100 * 100
+    with pytest.raises(FactoryError) as raised:
+        find_bases(text + "FROM base\n", file="svc/Dockerfile")
+    assert str(raised.value) == "svc/Dockerfile: refused: ONBUILD triggers would run more than 10,000 times"
+
+
+def test_problems_are_reported_in_line_order():
+    text = "FROM alpine:3.20 AS 1st\nCOPY --from=$TOOLS /t /t\nFROM Bad:1\n"
+    with pytest.raises(FactoryError) as raised:
+        find_bases(text)
+    assert [problem.line for problem in raised.value.problems] == [1, 2, 3]

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import responses
 import yaml
 
+from image_factory import gitops
 from image_factory.cli import main
 from image_factory.discover import discover
 
-from .conftest import git
+from .conftest import commit, git
 
 PYTHON = "docker.io/library/python:3.12-slim"
 SEEN = datetime(2026, 11, 1, tzinfo=UTC)
@@ -131,3 +136,133 @@ def test_dispatch_retry_re_records_the_attempt_without_calling_github_again(remo
         ("pending", {PYTHON: digest("py-1")})
     ]
     assert digest("py-0") in history(fresh)
+
+
+IMAGE_FACTORY = Path(sys.executable).parent / "image-factory"
+NODE = "docker.io/library/node:22-slim"
+
+
+def at(minutes: int) -> str:
+    return (SEEN + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def burst() -> list[tuple[str, list[str]]]:
+    """50 events as events.yml receives them in a burst (Kargo refreshes many Warehouses at once,
+    builds report together): a label each, and the command that records it."""
+    events = [
+        (f"py-{i}", ["record-update", "--image", "python:3.12-slim", "--digest", digest(f"py-{i}"), "--seen-at", at(i)])
+        for i in range(40)
+    ]
+    events += [
+        (f"node-{i}", ["record-update", "--image", "node:22-slim", "--digest", digest(f"node-{i}"), "--seen-at", at(i)])
+        for i in range(5)
+    ]
+    events += [
+        (
+            f"app-{i}",
+            [
+                "record-build",
+                "--image",
+                "app",
+                "--result",
+                "success",
+                "--digest",
+                digest(f"app-{i}"),
+                "--base",
+                f"{PYTHON}={digest(f'py-{i}')}",
+                "--finished-at",
+                at(60 + i),
+            ],
+        )
+        for i in range(5)
+    ]
+    return events
+
+
+def test_a_burst_of_50_events_racing_to_push_all_land(tmp_path):
+    """50 real processes, each in its own clone, started together and all pushing state to one
+    bare origin: each is rejected by the others' pushes until its turn, re-applies its edit on
+    the new tip and lands. Every process succeeds and every event is in origin's state."""
+    seed = tmp_path / "seed"
+    (seed / "app").mkdir(parents=True)
+    (seed / "web").mkdir()
+    (seed / "images.yaml").write_text(
+        "kargo: {factoryRepo: acme/factory}\nimages:\n"
+        "  - {name: app, registry: ghcr.io, repository: acme/app,"
+        " source: {provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}\n"
+        "  - {name: web, registry: ghcr.io, repository: acme/web,"
+        " source: {provider: local, repo: web, dockerfile: Dockerfile, workflow: build.yml}}\n"
+    )
+    (seed / "app" / "Dockerfile").write_text("FROM python:3.12-slim\n")
+    (seed / "web" / "Dockerfile").write_text("FROM node:22-slim\n")
+    discover(seed)
+    git(seed, "init", "--quiet", "--initial-branch=main")
+    commit(seed, "seed")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(seed), str(origin))
+    events = burst()
+    for index in range(len(events)):
+        git(tmp_path, "clone", "--quiet", str(origin), f"clone-{index}")
+
+    racers = [
+        subprocess.Popen(
+            [str(IMAGE_FACTORY), *command, "--root", str(tmp_path / f"clone-{index}"), "--push"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index, (_, command) in enumerate(events)
+    ]
+    outputs = [racer.communicate(timeout=300)[0] for racer in racers]
+    failed = [
+        (label, out) for (label, _), racer, out in zip(events, racers, outputs, strict=True) if racer.returncode != 0
+    ]
+    assert not failed, f"{len(failed)} of {len(events)} events failed; the first: {failed[0]}"
+
+    git(tmp_path, "clone", "--quiet", str(origin), "check")
+    check = tmp_path / "check"
+    bases = {yaml.safe_load(p.read_text())["ref"]: p for p in (check / "state" / "base-images").glob("*.yaml")}
+    python = yaml.safe_load(bases[PYTHON].read_text())["runtime"]["history"]
+    node = yaml.safe_load(bases[NODE].read_text())["runtime"]["history"]
+    app = yaml.safe_load((check / "state" / "images" / "app.yaml").read_text())["runtime"]
+    assert {entry["digest"] for entry in python} == {digest(f"py-{i}") for i in range(40)}
+    assert {entry["digest"] for entry in node} == {digest(f"node-{i}") for i in range(5)}
+    assert {attempt["digest"] for attempt in app["attempts"]} == {digest(f"app-{i}") for i in range(5)}
+    assert len(git(check, "log", "--format=%s").splitlines()) == len(events) + 1  # one commit per event
+
+
+def test_the_push_token_reaches_git_in_its_environment_only(remote_and_clones, monkeypatch):
+    """With IMAGE_FACTORY_GIT_TOKEN, git's fetch and push get the auth header for exactly the
+    remote's URL (GitHub Enterprise's too) as GIT_CONFIG_* variables, after any the caller set:
+    not on a command line, not in .git/config, and the token variable itself is not passed on."""
+    _, a, _ = remote_and_clones
+    url = "https://github.example.com/acme/factory"
+    git(a, "remote", "set-url", "origin", url)
+    monkeypatch.setenv("IMAGE_FACTORY_GIT_TOKEN", "ghs_example")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "core.quotepath")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "false")
+    env = gitops._auth_environment(a, "origin")
+    assert "IMAGE_FACTORY_GIT_TOKEN" not in env
+    header = gitops._git(a, "config", "--get", f"http.{url}.extraheader", env=env).stdout.strip()
+    assert header == "AUTHORIZATION: basic " + base64.b64encode(b"x-access-token:ghs_example").decode()
+    assert gitops._git(a, "config", "--get", "core.quotepath", env=env).stdout.strip() == "false"
+    assert "extraheader" not in (a / ".git" / "config").read_text()
+    monkeypatch.delenv("IMAGE_FACTORY_GIT_TOKEN")
+    assert gitops._auth_environment(a, "origin") is None  # no token: git's own credentials
+
+
+def test_a_push_refused_for_another_reason_fails_at_once(remote_and_clones, tmp_path):
+    """Only a lost race is retried: a remote that refuses the push (here a hook, as a protected
+    branch would) is one clear error after one try, not minutes of backoff."""
+    origin, a, _ = remote_and_clones
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: pushes need a review' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    (a / "state" / "note.yaml").write_text("x: 1\n")
+    waits: list[float] = []
+    with pytest.raises(gitops.FactoryError) as raised:
+        gitops.commit_and_push(a, "state: note", lambda: None, sleep=waits.append)
+    assert waits == []
+    assert "push to origin/main failed:" in str(raised.value)
+    assert "protected branch: pushes need a review" in str(raised.value)

@@ -196,11 +196,17 @@ def test_dockerfile_errors_become_annotations_in_actions(repos, monkeypatch, cap
     factory, team, _ = repos
     (team / "payments-api" / "Dockerfile").write_text("FROM python:3.12-slim\nFROM Bad:1\n")
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(team))
     assert open_pr(factory, team, "--dry-run") == 1
     out = capsys.readouterr().out
-    dockerfile = team / "payments-api" / "Dockerfile"
     message = "invalid image reference 'Bad:1': repository name must be lowercase"
-    assert f"::error file={dockerfile},line=2::{message}" in out
+    assert f"::error file=payments-api/Dockerfile,line=2::{message}" in out  # the path in the team's repository
+
+    # a file outside the checkout GitHub maps annotations to: its place stays in the message
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(factory))
+    assert open_pr(factory, team, "--dry-run") == 1
+    dockerfile = team / "payments-api" / "Dockerfile"
+    assert f"::error::{dockerfile}:2: {message}" in capsys.readouterr().out
 
 
 @responses.activate
@@ -219,3 +225,21 @@ def test_the_proposal_shows_base_digests_held_back_and_why(repos, capsys):
     row = f"| payments-api | `docker.io/library/python:3.12-slim` | `{bad[:19]}…` | rejected: segfaults in ssl |"
     assert row in out
     assert len(responses.calls) == 0
+
+
+def test_an_unresolved_base_is_shown_in_the_proposal_and_as_a_warning(repos, monkeypatch, capsys):
+    """`FROM $NOPE` once gave an empty table and exit 0: the image silently lost a watched base."""
+    factory, team, tmp_path = repos
+    (team / "payments-api" / "Dockerfile").write_text("ARG NOPE\nFROM python:3.12-slim AS build\nFROM $NOPE\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert open_pr(factory, team, "--dry-run") == 0
+    out, err = capsys.readouterr()
+    warning = (
+        "payments-api: cannot resolve '$NOPE' (an ARG without a default or build arg): "
+        "this base is not watched, so the image is not rebuilt when it changes"
+    )
+    assert f"::warning file=payments-api/Dockerfile,line=3::{warning}" in out.splitlines()
+    assert f"warning: payments-api/Dockerfile:3: {warning}" in err.splitlines()
+    assert "**Base references that name no image**" in out
+    assert "| payments-api | payments-api/Dockerfile:3 | $NOPE |" in out.splitlines()
+    assert "| payments-api/Dockerfile:3 |" in (tmp_path / "summary").read_text()

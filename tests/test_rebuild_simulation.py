@@ -18,6 +18,8 @@ from image_factory.discover import discover, load_model
 from image_factory.durations import parse_duration
 from image_factory.timestamps import parse_time
 
+from .conftest import REPO_ROOT
+
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PYTHON = "docker.io/library/python:3.12-slim"
 NODE = "docker.io/library/node:22"
@@ -185,6 +187,10 @@ def test_expedite_skips_the_delay_for_one_digest(sim, capsys):
     assert entry["expedited"] == {"reason": "CVE-2026-1234 in openssl", "at": "2026-11-03T09:00:00Z"}
     sim.update(PYTHON, "py-2")  # a later digest still waits its delay
     assert [(d.image, d.digest) for d in sim.plan().due] == [("a", digest("py-1"))]
+    # asked about a time before the expedite (08:59, it came at 09:00), the plan does not see it
+    sim.now = datetime(2026, 11, 3, 8, 59, tzinfo=UTC)
+    assert sim.plan().due == []
+    assert [(p.image, p.digest) for p in sim.plan().pending if p.base == PYTHON] == [("a", digest("py-1"))]
 
 
 def test_failed_build_blocks_descendants_until_it_succeeds(sim):
@@ -232,7 +238,7 @@ def test_plan_json_contract(sim, capsys):
             "image": "a",
             "base": PYTHON,
             "digest": digest("py-1"),
-            "reason": f"{PYTHON}: {digest('py-1')[:19]}… first seen 2026-11-02T09:00:00Z, past the 7d delay",
+            "reason": f"{PYTHON}: {digest('py-1')} first seen 2026-11-02T09:00:00Z, past the 7d delay",
             "wave": 1,
             "auto": True,
         }
@@ -304,3 +310,130 @@ def test_cascade_delay_from_images_yaml(sim):
     assert plan.due == []
     sim.advance(hours=2)
     assert sim.build_due() == ["b", "x"]
+
+
+def status_of(sim, capsys) -> dict:
+    capsys.readouterr()
+    assert main(["status", "--root", str(sim.root), "--now", sim.now.strftime("%Y-%m-%dT%H:%M:%SZ"), "--json"]) == 0
+    return {row["image"]: row for row in json.loads(capsys.readouterr().out)["neverBuilt"]}
+
+
+def test_status_lists_images_never_built_with_what_their_first_build_would_use(sim, capsys):
+    """Once `status` said "every managed image is built on the current digest" of a factory
+    that had built nothing."""
+    rows = status_of(sim, capsys)
+    assert sorted(rows) == ["a", "b", "busy", "c", "d", "manual", "x"]
+    assert rows["a"] == {
+        "image": "a",
+        "wouldBuildOn": {PYTHON: None},
+        "build": f"waiting for a first digest of {PYTHON}",
+    }
+    assert rows["b"]["build"] == "waiting for a's first build"
+    sim.update(PYTHON, "py-1")
+    rows = status_of(sim, capsys)
+    assert rows["a"]["wouldBuildOn"] == {PYTHON: None}  # seen, but not past the delay yet
+    assert rows["a"]["build"] == "first build pending until 2026-11-09T09:00:00Z"
+    sim.advance(days=7)
+    rows = status_of(sim, capsys)
+    assert rows["a"] == {"image": "a", "wouldBuildOn": {PYTHON: digest("py-1")}, "build": "first build due now"}
+    sim.build_due()
+    rows = status_of(sim, capsys)
+    assert "a" not in rows and rows["b"]["build"] == "first build due now"
+    capsys.readouterr()
+    assert main(["status", "--root", str(sim.root), "--now", sim.now.strftime("%Y-%m-%dT%H:%M:%SZ")]) == 0
+    text = capsys.readouterr().out
+    assert (
+        f"b: never built; its first build would use ghcr.io/acme/a:latest@{digest('a@' + sim.now.isoformat())}" in text
+    )
+    assert "every managed image is built" not in text
+
+
+def test_pending_shows_the_next_digest_per_base_and_counts_the_newer_ones(sim, capsys):
+    """A base that changed four times in a week: one pending row (the next to become eligible),
+    not four; JSON reasons keep whole digests, the text cuts them."""
+    for day in range(4):
+        sim.update(NODE, f"node-{day}")
+        sim.advance(days=1)
+    plan = sim.plan()
+    rows = [(p.image, p.digest, p.eligible_at, p.later) for p in plan.pending if p.base == NODE]
+    assert rows == [("busy", digest("node-0"), "2026-11-09T09:00:00Z", 3)]
+    now = sim.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    capsys.readouterr()
+    assert main(["plan", "--root", str(sim.root), "--now", now]) == 0
+    text = capsys.readouterr().out
+    assert (
+        f"  busy ← {NODE} @ {digest('node-0')[:19]}… eligible at 2026-11-09T09:00:00Z (then 3 newer digests)"
+    ) in text.splitlines()
+    sim.advance(days=4)
+    assert main(["plan", "--root", str(sim.root), "--now", sim.now.strftime("%Y-%m-%dT%H:%M:%SZ"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    (due,) = [item for item in result["due"] if item["image"] == "busy"]
+    assert digest("node-1") in due["reason"]  # whole, in JSON: the newest digest 7 days old
+    (pending,) = [item for item in result["pending"] if item["image"] == "busy"]
+    assert (pending["digest"], pending["later"]) == (digest("node-2"), 1)
+
+
+@pytest.mark.parametrize("command", ["reject", "expedite"])
+def test_a_digest_never_seen_is_refused_unless_forced(sim, capsys, command):
+    """A typo'd digest once joined the history, became current, and after `unreject` the plan
+    rebuilt on a digest upstream never published."""
+    sim.update(PYTHON, "py-1")
+    before = {p: p.read_bytes() for p in (sim.root / "state").rglob("*.yaml")}
+    typo = digest("typo")
+    args = [command, "--root", str(sim.root), "--image", "python:3.12-slim", "--digest", typo, "--reason", "r"]
+    assert main(args) == 1
+    assert capsys.readouterr().err.startswith(
+        f"error: --digest: {typo} was never seen for {PYTHON} (a typo? `image-factory status` and state list"
+    )
+    assert {p: p.read_bytes() for p in (sim.root / "state").rglob("*.yaml")} == before
+
+    assert main([*args, "--force", "--at", "2026-11-02T10:00:00Z"]) == 0
+    _, state = load_model(sim.root)
+    runtime = state.base_images[PYTHON].runtime
+    assert runtime.current_digest == digest("py-1")  # never moved onto the unseen digest
+    assert next(e for e in runtime.history if e["digest"] == typo)["seenBy"] == "forced"
+
+
+def test_a_forced_digest_is_built_only_when_expedited_or_really_seen(sim, capsys):
+    sim.update(PYTHON, "py-1")
+    upcoming, typo = digest("py-2"), digest("typo")
+    reject = ["reject", "--root", str(sim.root), "--image", "python:3.12-slim", "--reason", "r", "--force"]
+    assert main([*reject, "--digest", typo, "--at", "2026-11-02T10:00:00Z"]) == 0
+    unreject = ["unreject", "--root", str(sim.root), "--image", "python:3.12-slim", "--digest", typo]
+    assert main(unreject) == 0
+    sim.advance(days=30)
+    (due,) = [d for d in sim.plan().due if d.base == PYTHON]
+    assert due.digest == digest("py-1")  # not the forced typo, a month later
+    assert all(p.digest != typo for p in sim.plan().pending)
+
+    # a scanner names the fixed digest before Kargo reports it: built on now, still not current
+    expedite = ["expedite", "--root", str(sim.root), "--image", "python:3.12-slim", "--reason", "CVE", "--force"]
+    assert main([*expedite, "--digest", upcoming, "--at", sim.now.strftime("%Y-%m-%dT%H:%M:%SZ")]) == 0
+    (due,) = [d for d in sim.plan().due if d.base == PYTHON]
+    assert due.digest == upcoming
+    _, state = load_model(sim.root)
+    assert state.base_images[PYTHON].runtime.current_digest == digest("py-1")
+    sim.update(PYTHON, "py-2")  # Kargo sees it: now it is current, first seen now
+    _, state = load_model(sim.root)
+    entry = next(e for e in state.base_images[PYTHON].runtime.history if e["digest"] == upcoming)
+    assert state.base_images[PYTHON].runtime.current_digest == upcoming
+    assert (entry["seenBy"], entry["firstSeen"]) == ("kargo", sim.now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def test_a_hand_run_record_update_says_an_operator_saw_it(sim):
+    base = [
+        "record-update",
+        "--root",
+        str(sim.root),
+        "--image",
+        "python:3.12-slim",
+        "--seen-at",
+        "2026-11-02T09:00:00Z",
+    ]
+    assert main([*base, "--digest", digest("by-hand")]) == 0
+    assert main([*base, "--digest", digest("by-kargo"), "--seen-by", "kargo"]) == 0
+    _, state = load_model(sim.root)
+    seen = {e["digest"]: e["seenBy"] for e in state.base_images[PYTHON].runtime.history}
+    assert seen == {digest("by-hand"): "operator", digest("by-kargo"): "kargo"}
+    events_workflow = (REPO_ROOT / ".github/workflows/events.yml").read_text()
+    assert '--freight "$FREIGHT" --seen-by kargo' in events_workflow

@@ -142,8 +142,14 @@ def test_a_refused_rebuild_is_recorded_and_fails(built_twice, capsys):
 def test_dry_run_and_bad_requests_change_nothing(built_twice, capsys):
     factory, registry, good, _ = built_twice
     before = factory.snapshot()
+    registry.stop()  # a dry run is offline: it says what it would do either way, with the exact pins
     assert run(factory, "--reason", "x", "--dry-run") == 0
-    assert f"app: dry-run: would re-tag {registry.host}/team/app:latest to {good}" in capsys.readouterr().out
+    assert (
+        f"app: dry-run: would re-tag {registry.host}/team/app:latest to {good} if its registry still has it, "
+        f"else rebuild app pinned to {PYTHON}@{digest('py-1')}"
+    ) in capsys.readouterr().out
+    assert run(factory, "--reason", "x", "--dry-run", "--rebuild") == 0
+    assert f"app: dry-run: would rebuild app pinned to {PYTHON}@{digest('py-1')}" in capsys.readouterr().out
     assert run(factory, "--reason", "x", "--to", digest("never-built")) == 1
     assert f"--to: no successful build of 'app' in state produced {digest('never-built')}" in capsys.readouterr().err
     assert run(factory, "--reason", " ") == 1

@@ -101,6 +101,7 @@ def test_synth_writes_valid_manifests_deterministically(fleet, capsys):
     assert "(unchanged)" in capsys.readouterr().out
     assert (fleet.root / "dist/kargo.k8s.yaml").read_bytes() == before
     assert synth(fleet.root, "--check") == 0
+    assert capsys.readouterr().out.startswith(f"ok: {fleet.root / 'dist'} is up to date: its ")
 
 
 def test_check_fails_when_published_manifests_are_stale(fleet, capsys):
@@ -285,3 +286,23 @@ def test_bundled_example_manifests_are_published_and_current(example_factory):
     assert synth(example_factory.root, "--check") == 0
     for body in objects(example_factory.root / "dist/kargo.k8s.yaml"):
         assert validate_object(body) == [], body["metadata"]["name"]
+
+
+def test_runtime_events_never_change_the_manifests(fleet, capsys):
+    """events.yml pushes state with the workflow's own token, which starts no other workflow
+    (so not synth.yml): that is safe only because what events record (digests, builds,
+    rejections) is runtime data the manifests do not depend on."""
+    assert synth(fleet.root) == 0
+    digest = "sha256:" + "1" * 64
+    at = "2026-11-02T09:00:00Z"
+    root = ["--root", str(fleet.root)]
+    debian = ["--image", "debian:bookworm-slim", "--digest", digest]
+    assert main(["record-update", *root, *debian, "--seen-at", at]) == 0
+    assert main(["expedite", *root, *debian, "--reason", "CVE", "--at", at]) == 0
+    assert main(["reject", *root, "--image", "golang:1.23", "--digest", digest, "--reason", "r", "--force"]) == 0
+    assert main(["record-update", *root, *debian, "--verified", "true", "--reason", "ok"]) == 0
+    built = ["--image", "base", "--result", "success", "--digest", "sha256:" + "2" * 64, "--finished-at", at]
+    assert main(["record-build", *root, *built, "--base", f"debian:bookworm-slim={digest}"]) == 0
+    assert main(["record-build", *root, "--image", "api", "--result", "failure", "--error", "x"]) == 0
+    capsys.readouterr()
+    assert synth(fleet.root, "--check") == 0, capsys.readouterr().err

@@ -4,9 +4,11 @@ in what the tool prints or in the Markdown it writes."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
+from image_factory import events
 from image_factory.cli import main
 from image_factory.discover import discover
 from image_factory.user_text import markdown_text, one_line
@@ -34,6 +36,7 @@ def chain(factory):
     )
     factory.write("app/Dockerfile", "FROM python:3.12-slim\n")
     discover(factory.root)
+    events.record_update(factory.root, "python:3.12-slim", DIGEST, datetime(2026, 11, 1, tzinfo=UTC), None)
     return factory
 
 
@@ -80,3 +83,20 @@ def test_markdown_gets_text_not_markup():
     assert markdown_text("bad | digest <img src=x onerror=alert(1)> [link](http://x) *bold*") == (
         "bad \\| digest &lt;img src=x onerror=alert(1)&gt; \\[link\\](http://x) \\*bold\\*"
     )
+
+
+def test_the_plan_in_a_job_summary_shows_stored_text_and_renders_none_of_it(chain, capsys):
+    """A reject reason full of Markdown (a link, an image, HTML, a mention, code fences) lands in
+    the job summary as text: inside one code block that nothing in it can close."""
+    reason = "see [Approve](https://evil.example) ![x](https://evil.example/t.png) <b>@acme/admins</b> ```` ~~~"
+    reject = ["reject", "--root", str(chain.root), "--image", "python:3.12-slim", "--digest", DIGEST]
+    assert main([*reject, "--reason", reason]) == 0
+    capsys.readouterr()
+    assert main(["plan", "--root", str(chain.root), "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["## Rebuild plan", "", "`````text"]
+    fence = "`````"
+    assert lines[-1] == fence
+    body = lines[3:-1]
+    assert not any(line.lstrip(" ").startswith("```") or line.lstrip(" ").startswith("~~~") for line in body)
+    assert any(reason in line for line in body)  # shown as it was given

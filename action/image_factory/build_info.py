@@ -26,6 +26,7 @@ class BuildInfo:
     structure_test_image: str = ""  # what runs it, pinned by digest
     build_args: tuple[str, ...] = ()  # NAME=value, as discovery resolved the FROM lines with them
     already_built: str = ""  # why this build would repeat one that succeeded (a re-sent dispatch)
+    signing: str = "keyless"  # how images.yaml says its builds are signed: key or keyless
 
     def github_output(self, delimiter: str | None = None) -> str:
         """`key=value` lines for $GITHUB_OUTPUT, the multi-line values in heredoc form behind a
@@ -41,6 +42,7 @@ class BuildInfo:
             "structure-test-image": self.structure_test_image,
             "bases": json.dumps(self.pins, sort_keys=True),
             "already-built": self.already_built,
+            "signing": self.signing,
         }
         blocks = {
             "build-contexts": "\n".join(self.build_contexts),
@@ -91,7 +93,9 @@ def build_contexts(image: ImageState, state: State, pins: dict[str, str]) -> tup
     return tuple(dict.fromkeys(contexts))
 
 
-def build_info(state: State, name: str, pins: dict[str, str], already_built: str = "") -> BuildInfo:
+def build_info(
+    state: State, name: str, pins: dict[str, str], already_built: str = "", signing: str = "keyless"
+) -> BuildInfo:
     image = state.managed(name)
     source = image.enrolment["source"]
     # local sources live in this repository, github sources at the root of their own checkout
@@ -110,4 +114,5 @@ def build_info(state: State, name: str, pins: dict[str, str], already_built: str
         structure_test_image=test.get("structureTestImage", ""),
         build_args=tuple(f"{key}={value}" for key, value in sorted(source.get("buildArgs", {}).items())),
         already_built=already_built,
+        signing=signing,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -28,28 +29,91 @@ from . import (
     status,
     synth,
     timestamps,
+    trust,
 )
 from .config import load_config
 from .dockerfile import find_bases
 from .durations import parse_duration
 from .errors import FactoryError, Problem
 from .refs import InvalidReference, parse_ref
-from .user_text import one_line
+from .state import stray_files
+from .state_lock import state_lock
+from .user_text import code_block, command_data, command_property, one_line
 
+FORCE_HELP = "record a digest never seen yet (it never becomes the current digest; refused without --force)"
 PUSH_HELP = "commit the state change and push it, retrying on a rejected push (for CI)"
+SENDER_HELP = "the GitHub login that sent the event (the events workflow passes it; none: an operator)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    stdout, sys.stdout = sys.stdout, _ReaderMayLeave(sys.stdout)
     try:
-        with collector.paused():
+        with collector.paused(), _lock(args):
             return args.run(args)
     except FactoryError as error:
         print(report.problems_text(error.problems), file=sys.stderr)
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            print(report.annotations(error.problems))
+            root = getattr(args, "root", None) or getattr(args, "factory_root", None) or Path(".")
+            workspace = os.environ.get("GITHUB_WORKSPACE")
+            print(report.annotations(error.problems, root, Path(workspace) if workspace else None))
         return 1
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+class _ReaderMayLeave:
+    """stdout for `image-factory plan | head`: when the reader goes away, the rest of the output
+    is dropped and the command still finishes its work (a dispatch half-recorded because nobody
+    read its last lines would be worse than a traceback)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._leave()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._leave()
+
+    def _leave(self) -> None:
+        self._gone = True
+        # what is still buffered goes nowhere, also when the interpreter flushes it at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+# Commands that write state (or, for synth, the manifests): each holds the state lock
+# exclusively from its first read to its last write; every other command with --root holds it
+# shared, so it never reads a write set half-applied.
+WRITERS = {"discover", "synth", "record-update", "record-build", "reject", "unreject", "expedite", "dispatch"}
+WRITERS |= {"rollback", "verify", "prune"}
+
+
+def _lock(args: argparse.Namespace):
+    root = getattr(args, "root", None)
+    if root is None:
+        return contextlib.nullcontext()
+    reads_only = getattr(args, "dry_run", False) or getattr(args, "check", False)
+    if args.command == "verify":
+        reads_only = not args.record
+    return state_lock(root, exclusive=args.command in WRITERS and not reads_only)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,11 +155,19 @@ def _parser() -> argparse.ArgumentParser:
     update.add_argument("--seen-at", metavar="TIME", help="when it was first seen (default: now)")
     update.add_argument("--freight", metavar="NAME", help="the Kargo Freight that carried it")
     update.add_argument(
+        "--seen-by",
+        default="operator",
+        type=one_line,
+        metavar="WHO",
+        help="who saw it, stored in the history (default: operator; the events workflow says kargo)",
+    )
+    update.add_argument(
         "--verified",
         choices=["true", "false"],
         help="record the outcome of the digest's signature check instead of a sighting",
     )
     update.add_argument("--reason", type=one_line, help="with --verified: why it passed or failed")
+    update.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (with --verified: one of trust.senders)")
     update.add_argument("--push", action="store_true", help=PUSH_HELP)
     update.set_defaults(run=_record_update)
 
@@ -136,6 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         "--reason", required=True, type=one_line, help="why (e.g. the build it broke); recorded in state"
     )
     refuse.add_argument("--at", metavar="TIME", help="default: now")
+    refuse.add_argument("--force", action="store_true", help=FORCE_HELP)
     refuse.set_defaults(run=_reject)
 
     accept = _digest_command(commands, root, "unreject", "undo reject: the digest may be built on again")
@@ -153,12 +226,27 @@ def _parser() -> argparse.ArgumentParser:
     built.add_argument("--signed", choices=["true", "false"], help="whether the pushed digest was signed")
     built.add_argument("--error", metavar="TEXT", type=one_line, help="why it failed (e.g. the test step)")
     built.add_argument("--finished-at", metavar="TIME", help="default: now")
+    built.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (recorded as reportedBy)")
+    built.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="a success only for a digest signed as the image's signing policy says (key: checked here)",
+    )
+    built.add_argument(
+        "--cosign-verified",
+        choices=["true", "false"],
+        help="keyless: whether `cosign verify` with the flags of signing-policy passed",
+    )
+    built.add_argument("--cosign-error", metavar="TEXT", type=one_line, help="why cosign verify failed")
+    built.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
     built.add_argument("--push", action="store_true", help=PUSH_HELP)
     built.set_defaults(run=_record_build)
 
     fast = _digest_command(commands, root, "expedite", "let one digest skip the rebuild delay")
     fast.add_argument("--reason", required=True, type=one_line, help="why (e.g. the CVE it fixes); recorded in state")
     fast.add_argument("--at", metavar="TIME", help="default: now")
+    fast.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (one of trust.senders)")
+    fast.add_argument("--force", action="store_true", help=FORCE_HELP)
     fast.set_defaults(run=_expedite)
 
     planning = commands.add_parser("plan", parents=[root], help="what should be rebuilt now, next, and what is blocked")
@@ -167,6 +255,9 @@ def _parser() -> argparse.ArgumentParser:
         "--cascade-delay", metavar="DURATION", help="wait after a parent's rebuild (default: images.yaml)"
     )
     planning.add_argument("--json", action="store_true")
+    planning.add_argument(
+        "--markdown", action="store_true", help="as a Markdown section (a job summary): the text in a code block"
+    )
     planning.set_defaults(run=_plan)
 
     stale = commands.add_parser(
@@ -221,6 +312,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--push", action="store_true", help=PUSH_HELP)
     check.set_defaults(run=_verify)
+
+    signing = commands.add_parser(
+        "signing-policy", parents=[root], help="the signature a managed image's builds carry (cosign verify flags)"
+    )
+    signing.add_argument("--image", required=True, metavar="NAME")
+    signing.add_argument("--text", action="store_true", help="in words, not as workflow outputs")
+    signing.set_defaults(run=_signing_policy)
 
     info = commands.add_parser("build-info", parents=[root], help="paths, tags and pinned build contexts of an image")
     info.add_argument("--image", required=True, metavar="NAME")
@@ -301,11 +399,21 @@ def _discover(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     config, state = discover.load_model(args.root)
-    future = sanity.future_sightings(args.root, state.entries(), timestamps.now())
-    if future:
-        raise FactoryError(future)
+    problems = sanity.future_sightings(args.root, state.entries(), timestamps.now())
+    problems += [
+        Problem(str(path.relative_to(args.root)), "left by an interrupted write; `image-factory discover` removes it")
+        for path in stray_files(args.root)
+    ]
+    if problems:
+        raise FactoryError(problems)
     for warning in cluster_notes.receiver_warnings(config, state):
         print(f"warning: {warning}", file=sys.stderr)
+    if not (args.root / "state").is_dir():
+        print(
+            f"ok: {config.file} ({len(config.images)} images) is valid; there is no state/ yet: "
+            "`image-factory discover` has not run here (it writes state/ from images.yaml and the Dockerfiles)"
+        )
+        return 0
     print(
         f"ok: {config.file} ({len(config.images)} images) and state/ "
         f"({len(state.images)} managed, {len(state.base_images)} watched) are valid"
@@ -324,7 +432,7 @@ def _synth(args: argparse.Namespace) -> int:
             print(f"{out} is not up to date with a fresh synth: {', '.join(differ)}", file=sys.stderr)
             print("run `image-factory synth` and commit the result.", file=sys.stderr)
             return 1
-        print(f"ok: {out} matches a fresh synth ({len(outcome.files)} files)")
+        print(f"ok: {out} is up to date: its {len(outcome.files)} files match a fresh synth")
         return 0
     for name in sorted(outcome.files):
         state = "written" if name in outcome.changed else "unchanged"
@@ -361,9 +469,14 @@ def _record_update(args: argparse.Namespace) -> int:
     verified = None if args.verified is None else args.verified == "true"
     if args.reason and verified is None:
         raise FactoryError(Problem("--reason", "goes with --verified"))
+    if verified is not None:  # a plain sighting only starts the delay clock: anyone may report one
+        subject = f"{args.image}@{args.digest}"
+        trust.check_sender(load_config(args.root), "base-image-verified", args.sender, subject)
 
     def apply():
-        return events.record_update(args.root, args.image, args.digest, seen_at, args.freight, verified, args.reason)
+        return events.record_update(
+            args.root, args.image, args.digest, seen_at, args.freight, verified, args.reason, args.seen_by
+        )
 
     base = apply()
     entry = next(e for e in base.runtime.history if e["digest"] == args.digest)
@@ -448,7 +561,7 @@ def _reject(args: argparse.Namespace) -> int:
     at = _time(args.at, "--at")
     return _base_event(
         args,
-        lambda: events.reject(args.root, args.image, args.digest, args.reason, at),
+        lambda: events.reject(args.root, args.image, args.digest, args.reason, at, force=args.force),
         f"rejected ({args.reason.strip()}): no rebuild will use it",
         "reject",
     )
@@ -476,6 +589,7 @@ def _record_build(args: argparse.Namespace) -> int:
     finished_at = _time(args.finished_at, "--finished-at")
 
     signed = None if args.signed is None else args.signed == "true"
+    checked = _build_signature(args) if args.require_signature and args.result == "success" else None
 
     def apply():
         return events.record_build(
@@ -488,9 +602,12 @@ def _record_build(args: argparse.Namespace) -> int:
             finished_at,
             signed=signed,
             error=args.error,
+            reported_by=args.sender,
         )
 
     image = apply()
+    if checked:
+        print(f"{image.name}: {args.digest} {checked}")
     outcome = f"built {image.runtime.current_digest}" if args.result == "success" else "build failed"
     outcome += (" (signed)" if signed else " (NOT signed)") if signed is not None and args.result == "success" else ""
     outcome += f": {args.error}" if args.error else ""
@@ -499,11 +616,36 @@ def _record_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_signature(args: argparse.Namespace) -> str:
+    """Refuse a reported success whose digest is not signed as the image's policy says (see trust)."""
+    from . import registry  # requests: only for the commands that talk to registries
+
+    if not args.digest:
+        raise FactoryError(Problem("--digest", "a successful build needs the digest it pushed"))
+    config = load_config(args.root)
+    required = trust.build_signature(config, args.image)
+    client = registry.RegistryClient(
+        mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+    )
+    cosign_verified = None if args.cosign_verified is None else args.cosign_verified == "true"
+    return trust.check_build_signature(
+        required, args.digest, args.root, client, cosign_verified, args.cosign_error, args.sender
+    )
+
+
+def _signing_policy(args: argparse.Namespace) -> int:
+    required = trust.build_signature(load_config(args.root), args.image)
+    print(required.describe() if args.text else required.github_output(), end="\n" if args.text else "")
+    return 0
+
+
 def _expedite(args: argparse.Namespace) -> int:
     at = _time(args.at, "--at")
+    subject = f"{args.image}@{args.digest}"
+    trust.check_sender(load_config(args.root), "base-image-cve", args.sender, subject)
     return _base_event(
         args,
-        lambda: events.expedite(args.root, args.image, args.digest, args.reason, at),
+        lambda: events.expedite(args.root, args.image, args.digest, args.reason, at, force=args.force),
         f"may be built on now ({args.reason.strip()})",
         "expedite",
     )
@@ -516,19 +658,29 @@ def _plan(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise FactoryError(Problem("--cascade-delay", str(error))) from None
     result = planner.plan(state, _time(args.now, "--now"), cascade_delay)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else report.plan_text(result))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif args.markdown:
+        print(f"## Rebuild plan\n\n{code_block(report.plan_text(result))}")
+    else:
+        print(report.plan_text(result))
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     config, state = discover.load_model(args.root)
     now = _time(args.now, "--now")
-    rows = status.stale_images(state, planner.plan(state, now, parse_duration(config.cascade_delay)), now)
+    plan = planner.plan(state, now, parse_duration(config.cascade_delay))
+    rows, unbuilt = status.stale_images(state, plan, now), status.never_built(state, plan, now)
     if args.json:
-        print(json.dumps({"stale": rows}, indent=2))
+        print(json.dumps({"stale": rows, "neverBuilt": unbuilt}, indent=2))
         return 0
-    if not rows:
+    if not rows and not unbuilt:
         print("every managed image is built on the current digest of its bases (as far as state knows)")
+    for row in unbuilt:
+        pins = row["wouldBuildOn"].items()
+        bases = ", ".join(f"{key}@{digest}" if digest else f"{key} (no digest eligible yet)" for key, digest in pins)
+        print(f"{row['image']}: never built; its first build would use {bases or 'no base'}; {row['build']}")
     for row in rows:
         print(
             f"{row['image']} ← {row['base']}: built on {row['built'][:19]}…, current {row['current'][:19]}… "
@@ -557,7 +709,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _build_info(args: argparse.Namespace) -> int:
-    _, state = discover.load_model(args.root)
+    config, state = discover.load_model(args.root)
     image = state.managed(args.image)
     if args.bases:
         given, flag = build_info.parse_pins(args.bases), "--bases"
@@ -571,7 +723,9 @@ def _build_info(args: argparse.Namespace) -> int:
         already = (
             f"{image.name} was built on exactly these digests already ({last['digest']}, {last.get('runUrl', '')})"
         )
-    print(build_info.build_info(state, args.image, pins, already).github_output(), end="")
+    policy = config.by_name(args.image).signing
+    signing = "key" if policy is not None and policy.key_file is not None else "keyless"
+    print(build_info.build_info(state, args.image, pins, already, signing).github_output(), end="")
     return 0
 
 
@@ -583,6 +737,11 @@ def _open_pr(args: argparse.Namespace) -> int:
         )
     checkout = args.source_root or Path(os.environ.get("GITHUB_WORKSPACE", "."))
     found = proposal.propose(args.factory_root, team_repo, checkout, args.image or None)
+    for item in found.unresolved:  # never silent: the image would lose a watched base
+        print(f"warning: {item.dockerfile}:{item.line}: {item.warning()}", file=sys.stderr)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            where = f"file={command_property(item.dockerfile)},line={item.line}"
+            print(f"::warning {where}::{command_data(item.warning())}")
     url = ""
     if not found.changed:
         print(f"nothing changed: the factory already has the bases of {', '.join(found.images)}")

@@ -17,6 +17,7 @@ from .model import (
     KargoSettings,
     Policy,
     Source,
+    TrustSettings,
     VerifyPolicy,
     WarehouseConfig,
     WebhookReceiver,
@@ -67,6 +68,7 @@ def config_from_document(document: YamlDocument) -> Config:
         cascade_delay=raw_defaults.get("cascadeDelay", "0s"),
         registry_mirrors=dict(data.get("registryMirrors", {})),
         insecure_registries=frozenset(data.get("insecureRegistries", [])),
+        trust=TrustSettings(senders=tuple(data.get("trust", {}).get("senders", ()))),
     )
 
 
@@ -136,12 +138,13 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
         auto_rebuild=entry.get("autoRebuild", defaults.auto_rebuild),
     )
     verify = _verify(document, (*path, "verify"), entry["verify"]) if "verify" in entry else None
+    signing = _verify(document, (*path, "signing"), entry["signing"]) if "signing" in entry else None
     test = dict(entry["test"]) if "test" in entry else None
     if test and "structureTest" in test and not _inside(test["structureTest"]):
         where = "must be a relative path inside the source repository"
         problem = document.problem((*path, "test", "structureTest"), f"{show_value(test['structureTest'])} {where}")
         raise FactoryError(problem)
-    return EnrolledImage(entry["name"], ref, policy, source, warehouse, verify, test, index, document)
+    return EnrolledImage(entry["name"], ref, policy, source, warehouse, verify, test, index, document, signing)
 
 
 def _verify(document: YamlDocument, path: tuple, entry: dict) -> VerifyPolicy:

@@ -14,7 +14,7 @@ from .errors import FactoryError, Problem
 from .files import apply_changes
 from .merge import Merge, merge_state
 from .model import Config, EnrolledImage
-from .state import State, assemble, load_files, load_state, render, state_files
+from .state import State, assemble, journal, load_files, load_state, render, state_files, stray_files
 
 if TYPE_CHECKING:
     from .registry import RegistryClient
@@ -144,7 +144,9 @@ def discover(
         resolve_digests(merge.state, registry, now or timestamps.now())
     changes, unchanged = changed_files(root, merge, old)
     if not dry_run:
-        apply_changes({root / path: text for path, text in changes.items()})
+        apply_changes({root / path: text for path, text in changes.items()}, journal(root))
+        for stray in stray_files(root):
+            stray.unlink(missing_ok=True)
     written = sorted(path for path, text in changes.items() if text is not None)
     return Outcome(config, merge, written, unchanged, merge.removed)
 
@@ -164,7 +166,7 @@ def prune(root: Path, *, dry_run: bool = False) -> list[str]:
     old = load_state(root)
     merge = merge_state(config, {image.name: None for image in config.managed}, old)
     if not dry_run:
-        apply_changes({root / path: None for path in merge.orphans})
+        apply_changes({root / path: None for path in merge.orphans}, journal(root))
     return merge.orphans
 
 

@@ -15,7 +15,7 @@ from .errors import FactoryError, Problem
 from .files import apply_changes
 from .model import Config
 from .refs import parse_ref
-from .state import Build, ImageState, State, render
+from .state import Build, ImageState, State, journal, render
 from .timestamps import format_time, parse_time
 
 # A build reports within its jobs' timeouts (about 1.5 h) plus GitHub's queue; a dispatch still
@@ -201,13 +201,13 @@ def dispatch(
         image = state.images[item.image]
         attempt: Build = {"result": "pending", "startedAt": format_time(now), "baseDigests": item.pins}
         image.runtime = runtime_events.record_build(image.runtime, attempt)
-        apply_changes({root / image.path: render(image.to_dict())})
+        apply_changes({root / image.path: render(image.to_dict())}, journal(root))
         try:
             github_client.dispatch_workflow(client, item.repo, item.workflow, item.ref, item.inputs)
-        except github_client.GitHubRefused as refused:
+        except github_client.DispatchFailed as refused:
             failed: Build = {**attempt, "result": "dispatch-failed", "error": str(refused)}
             image.runtime = runtime_events.record_build(image.runtime, failed)
-            apply_changes({root / image.path: render(image.to_dict())})
+            apply_changes({root / image.path: render(image.to_dict())}, journal(root))
             item.status, item.detail, item.attempt = "failed", str(refused), failed
             continue
         item.status, item.detail, item.attempt = "dispatched", f"{item.workflow} in {item.repo} on {item.ref}", attempt

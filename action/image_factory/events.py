@@ -13,7 +13,7 @@ from .discover import load_model
 from .errors import FactoryError, Problem
 from .files import apply_changes
 from .refs import InvalidReference, parse_digest, parse_ref
-from .state import BaseImageState, Build, ImageState, render
+from .state import BaseImageState, Build, ImageState, journal, render
 from .timestamps import format_time
 
 
@@ -43,7 +43,7 @@ def _watched(root: Path, image: str) -> BaseImageState:
 
 
 def _write(root: Path, entry: ImageState | BaseImageState) -> None:
-    apply_changes({root / entry.path: render(entry.to_dict())})
+    apply_changes({root / entry.path: render(entry.to_dict())}, journal(root))
 
 
 def record_update(
@@ -54,26 +54,28 @@ def record_update(
     freight: str | None,
     verified: bool | None = None,
     reason: str | None = None,
+    seen_by: str = "kargo",
 ) -> BaseImageState:
     """A new digest of a watched image was seen (Kargo's recording Stage reported it), or its
     signature check passed or failed (`verified`; Kargo's verified Stage, or `verify`)."""
     digest = _digest(digest)
     base = _watched(root, image)
     if verified is None:
-        base.runtime = runtime_events.record_sighting(base.runtime, digest, seen_at, "kargo", freight)
+        base.runtime = runtime_events.record_sighting(base.runtime, digest, seen_at, seen_by, freight)
     else:
         base.runtime = runtime_events.record_verification(base.runtime, digest, verified, reason, seen_at)
     _write(root, base)
     return base
 
 
-def reject(root: Path, image: str, digest: str, reason: str, at: datetime) -> BaseImageState:
+def reject(root: Path, image: str, digest: str, reason: str, at: datetime, *, force: bool = False) -> BaseImageState:
     """A digest of a watched image breaks our builds: `plan` never uses it again."""
 
     def event(runtime, digest, why):
-        return runtime_events.record_rejection(runtime, digest, why, at)
+        return runtime_events.record_rejection(runtime, digest, why, at, force=force)
 
-    return _with_reason(root, image, digest, reason, "say why the digest is rejected (it is recorded in state)", event)
+    missing = "say why the digest is rejected (it is recorded in state)"
+    return _with_reason(root, image, digest, reason, missing, event, force)
 
 
 def unreject(root: Path, image: str, digest: str) -> BaseImageState:
@@ -86,24 +88,33 @@ def unreject(root: Path, image: str, digest: str) -> BaseImageState:
     return base
 
 
-def _with_reason(root: Path, image: str, digest: str, reason: str, missing: str, event) -> BaseImageState:
-    """Apply `event(runtime, digest, reason)` to a watched image; a blank reason is refused."""
+def _with_reason(root: Path, image: str, digest: str, reason: str, missing: str, event, force: bool) -> BaseImageState:
+    """Apply `event(runtime, digest, reason)` to a watched image; a blank reason is refused, and
+    a digest never seen (a typo?) unless `force`."""
     digest = _digest(digest)
     if not reason.strip():
         raise FactoryError(Problem("--reason", missing))
     base = _watched(root, image)
+    if not force and not any(entry["digest"] == digest for entry in base.runtime.history):
+        raise FactoryError(
+            Problem(
+                "--digest",
+                f"{digest} was never seen for {base.ref} (a typo? `image-factory status` and state list the digests "
+                "seen); --force records it anyway, as named by an operator: it never becomes the current digest",
+            )
+        )
     base.runtime = event(base.runtime, digest, reason.strip())
     _write(root, base)
     return base
 
 
-def expedite(root: Path, image: str, digest: str, reason: str, at: datetime) -> BaseImageState:
+def expedite(root: Path, image: str, digest: str, reason: str, at: datetime, *, force: bool = False) -> BaseImageState:
     """Let one digest of a watched image skip the rebuild delay (a critical fix upstream)."""
 
     def event(runtime, digest, why):
-        return runtime_events.record_expedite(runtime, digest, why, at)
+        return runtime_events.record_expedite(runtime, digest, why, at, force=force)
 
-    return _with_reason(root, image, digest, reason, "say why the delay is skipped", event)
+    return _with_reason(root, image, digest, reason, "say why the delay is skipped", event, force)
 
 
 def record_build(
@@ -117,6 +128,7 @@ def record_build(
     *,
     signed: bool | None = None,
     error: str | None = None,
+    reported_by: str | None = None,
 ) -> ImageState:
     """A build of a managed image finished. On success its dependents become due (the cascade)."""
     _, state = load_model(root)
@@ -143,6 +155,8 @@ def record_build(
         build["signed"] = signed
     if error:
         build["error"] = error
+    if reported_by is not None:
+        build["reportedBy"] = reported_by
     image.runtime = runtime_events.record_build(image.runtime, build)
     _write(root, image)
     return image
@@ -156,4 +170,4 @@ def apply_attempts(root: Path, attempts: dict[str, Build]) -> None:
         image = state.images[name]
         image.runtime = runtime_events.record_build(image.runtime, attempt)
         changes[root / image.path] = render(image.to_dict())
-    apply_changes(changes)
+    apply_changes(changes, journal(root))

@@ -1,69 +1,166 @@
-"""Writing several files as one change: all of them land, or none does."""
+"""Writing several files as one change: all of them land, or none does, even across a crash.
+
+A change goes through a small journal beside the files:
+
+1. *staging*: the journal lists every path; each new text is written to a temporary file beside
+   its target, and each file that exists gets a hard-linked backup. One filesystem flush.
+2. *committing*: the journal says so (flushed), then each temporary file is renamed onto its
+   target and each deletion made; the backups go, then the journal.
+
+A process killed in step 1 leaves the old files (the next `recover` removes the temporaries);
+killed in step 2, the next `recover` finishes the renames. A failure in this process during
+step 2 puts the backups back (*rolling-back*). Readers and writers of the same files must hold
+the state lock (`state_lock`), so no one sees a set half-applied.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import shutil
 import stat
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+STAGING, COMMITTING, ROLLING_BACK = "staging", "committing", "rolling-back"
 
-def apply_changes(changes: dict[Path, str | None]) -> None:
-    """Write (str) or delete (None) every path; on any failure restore what was there before.
 
-    Each file is written to a temporary file beside it and renamed into place, so a reader
-    never sees a half-written file. One filesystem flush before the renames makes the new
-    contents durable first (one per file costs ~0.3 ms each, seconds for a large fleet).
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    write: bool  # False: delete
+    existed: bool
+
+    def temp(self, token: str) -> Path:
+        return self.path.with_name(f".{self.path.name}.{token}.tmp")
+
+    def backup(self, token: str) -> Path:
+        return self.path.with_name(f".{self.path.name}.{token}.old")
+
+
+def apply_changes(changes: dict[Path, str | None], journal: Path) -> None:
+    """Write (str) or delete (None) every path as one change, journalled in `journal`.
+
+    A rewritten file keeps its mode; a new one gets what open() would give it. An interrupted
+    earlier change is finished or undone first.
     """
-    staged: list[tuple[Path, Path | None]] = []
-    fresh = 0o666 & ~_umask()  # what open() would give a new file
+    recover(journal)
+    if not changes:
+        return
+    token = secrets.token_hex(6)
+    entries = [_Entry(path, text is not None, path.exists()) for path, text in changes.items()]
+    _write_journal(journal, token, STAGING, entries)
     try:
-        for path, text in changes.items():
-            if text is None:
-                staged.append((path, None))
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            # mkstemp makes the file 0600: a rewritten file keeps its mode, a new one gets the usual.
-            os.fchmod(fd, stat.S_IMODE(path.stat().st_mode) if path.exists() else fresh)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            staged.append((path, Path(temp)))
-        if any(temp is not None for _, temp in staged):
-            os.sync()
+        fresh = 0o666 & ~_umask()
+        for entry in entries:
+            if entry.existed:
+                _link_or_copy(entry.path, entry.backup(token))
+            text = changes[entry.path]
+            if text is not None:
+                entry.path.parent.mkdir(parents=True, exist_ok=True)
+                mode = stat.S_IMODE(entry.path.stat().st_mode) if entry.existed else fresh
+                _write_new(entry.temp(token), text, mode)
+        # One flush makes every new file durable before any rename (one fsync per file costs
+        # ~0.3 ms each: seconds for a large fleet).
+        os.sync()
+        _write_journal(journal, token, COMMITTING, entries)
     except BaseException:
-        _discard(staged)
+        _roll_back(journal, token, entries)
         raise
-
-    originals: dict[Path, bytes | None] = {path: path.read_bytes() if path.exists() else None for path, _ in staged}
-    done: list[Path] = []
     try:
-        for path, temp in staged:
-            if temp is None:
-                path.unlink(missing_ok=True)
-            else:
-                os.replace(temp, path)
-            done.append(path)
+        _roll_forward(journal, token, entries)
     except BaseException:
-        _discard(staged)
-        for path in done:
-            _restore(path, originals[path])
+        _write_journal(journal, token, ROLLING_BACK, entries)
+        _roll_back(journal, token, entries)
         raise
 
 
-def _discard(staged: list[tuple[Path, Path | None]]) -> None:
-    for _, temp in staged:
-        if temp is not None:
-            temp.unlink(missing_ok=True)
+def interrupted(journal: Path) -> bool:
+    """Whether a change was interrupted (possibly while its journal was being written)."""
+    return journal.exists() or _journal_temp(journal).exists()
 
 
-def _restore(path: Path, original: bytes | None) -> None:
-    if original is None:
-        path.unlink(missing_ok=True)
-    else:
-        temp = path.with_name(f".{path.name}.restore")
-        temp.write_bytes(original)
-        os.replace(temp, path)
+def recover(journal: Path) -> str | None:
+    """Finish or undo a change a crash interrupted; says what it did (None: nothing to do)."""
+    _remove(_journal_temp(journal))
+    try:
+        recorded = json.loads(journal.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    token, phase = recorded["token"], recorded["phase"]
+    entries = [_Entry(journal.parent / path, write, existed) for path, write, existed in recorded["entries"]]
+    if phase == COMMITTING:
+        _roll_forward(journal, token, entries)
+        return f"finished an interrupted write of {len(entries)} file(s)"
+    _roll_back(journal, token, entries)
+    return f"undid an interrupted write of {len(entries)} file(s): the files are as before it"
+
+
+def _roll_forward(journal: Path, token: str, entries: list[_Entry]) -> None:
+    for entry in entries:
+        if entry.write:
+            if entry.temp(token).exists():
+                os.replace(entry.temp(token), entry.path)
+        else:
+            _remove(entry.path)
+    for entry in entries:
+        _remove(entry.backup(token))
+    os.sync()
+    _remove(journal)
+
+
+def _roll_back(journal: Path, token: str, entries: list[_Entry]) -> None:
+    """Every step can be repeated, so a crash here is undone by the next `recover`."""
+    for entry in entries:
+        if entry.backup(token).exists():
+            os.replace(entry.backup(token), entry.path)
+            _remove(entry.backup(token))  # rename() leaves both names when they are one file
+        elif not entry.existed:
+            _remove(entry.path)
+        _remove(entry.temp(token))
+    os.sync()
+    _remove(journal)
+
+
+def _write_journal(journal: Path, token: str, phase: str, entries: list[_Entry]) -> None:
+    """Atomically, and flushed: the phase must be on disk before the step it allows."""
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    rows = [[os.path.relpath(e.path, journal.parent), e.write, e.existed] for e in entries]
+    temp = _journal_temp(journal)
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump({"token": token, "phase": phase, "entries": rows}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, journal)
+    directory = os.open(journal.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _journal_temp(journal: Path) -> Path:
+    return journal.with_name(f"{journal.name}.tmp")
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # os.open's mode is masked by the umask; a rewritten file keeps its own
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+
+
+def _link_or_copy(source: Path, backup: Path) -> None:
+    _remove(backup)
+    try:
+        os.link(source, backup)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(source, backup)
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from github import Github, GithubException
 
 
-class GitHubRefused(Exception):
-    """GitHub answered with an error; `str()` says what happened and what to do."""
+class DispatchFailed(Exception):
+    """GitHub answered with an error, or could not be reached; `str()` says what happened and
+    what to do. The dispatch is recorded as failed and sent again by the next `dispatch`."""
 
 
 def connect(token: str | None, api_url: str) -> Github:
@@ -26,6 +27,7 @@ def connect(token: str | None, api_url: str) -> Github:
     # IMAGE_FACTORY_GITHUB_WRITE_INTERVAL changes that (the tests set 0 against their mock).
     interval = float(os.environ.get("IMAGE_FACTORY_GITHUB_WRITE_INTERVAL", "1"))
     return Github(
+        timeout=int(os.environ.get("IMAGE_FACTORY_GITHUB_TIMEOUT", "15")),  # seconds per request (PyGithub: int)
         auth=Auth.Token(token),
         base_url=api_url,
         retry=None,
@@ -37,12 +39,28 @@ def connect(token: str | None, api_url: str) -> Github:
 
 def dispatch_workflow(client: Github, repo: str, workflow: str, ref: str, inputs: dict[str, str]) -> None:
     """`POST /repos/{repo}/actions/workflows/{workflow}/dispatches`; GitHub answers 204."""
+    import requests
     from github import GithubException
 
     try:
         client.get_repo(repo).get_workflow(workflow).create_dispatch(ref=ref, inputs=inputs, throw=True)
     except GithubException as error:
-        raise GitHubRefused(explain(error, repo, workflow)) from None
+        raise DispatchFailed(explain(error, repo, workflow)) from None
+    except requests.exceptions.Timeout as error:
+        # The request may have reached GitHub: a second dispatch may start a second, identical run.
+        raise DispatchFailed(
+            f"no answer from GitHub for {workflow} in {repo} ({type(error).__name__}): it may or may not "
+            "have started; dispatch sends it again"
+        ) from None
+    except (requests.exceptions.RequestException, OSError) as error:
+        raise DispatchFailed(f"could not reach GitHub for {workflow} in {repo}: {_cause(error)}") from None
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost reason of a network error (DNS, refused, reset), in one line."""
+    while error.__context__ is not None and not isinstance(error.__context__, KeyboardInterrupt):
+        error = error.__context__
+    return f"{type(error).__name__}: {error}".splitlines()[0][:300]
 
 
 def explain(error: GithubException, repo: str, workflow: str) -> str:

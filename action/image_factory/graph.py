@@ -46,7 +46,9 @@ def edges(state: State) -> list[tuple[str, str, str]]:
 
 
 def _node_id(label: str, managed: bool) -> str:
-    return ("m_" if managed else "w_") + re.sub(r"[^A-Za-z0-9]", "_", label)
+    """An id Mermaid and dot accept, one per label: every character but a letter or digit is
+    written as `_` and its code (`my-tool` and `my.tool` stay two nodes)."""
+    return ("m_" if managed else "w_") + re.sub(r"[^A-Za-z0-9]", lambda m: f"_{ord(m.group()):x}_", label)
 
 
 def render(state: State, fmt: str) -> str:

@@ -159,6 +159,8 @@ class EnrolledImage:
     test: dict | None = None  # managed images only: command, structureTest, analysisTemplates
     index: int | None = None  # position in images.yaml
     document: object = field(default=None, compare=False, repr=False)  # the YamlDocument it came from
+    # managed images only: the signature its builds carry (None: the factory's keyless default, see trust.py)
+    signing: VerifyPolicy | None = None
 
     @property
     def managed(self) -> bool:
@@ -200,6 +202,14 @@ class KargoSettings:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    """Who may vouch for a digest through the events workflow (see trust.py)."""
+
+    # GitHub logins (a repository_dispatch's sender) that may send base-image-verified and base-image-cve
+    senders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ArgoSettings:
     """The ArgoCD Application that applies the published manifests. None: derived defaults."""
 
@@ -224,6 +234,7 @@ class Config:
     cascade_delay: str = "0s"  # wait after a managed image's rebuild before rebuilding its dependents
     registry_mirrors: dict[str, str] = field(default_factory=dict)  # registry host → mirror host (reads)
     insecure_registries: frozenset[str] = frozenset()  # plain-HTTP registry hosts
+    trust: TrustSettings = TrustSettings()
 
     @property
     def managed(self) -> tuple[EnrolledImage, ...]:

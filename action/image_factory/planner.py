@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from .durations import parse_duration
 from .refs import parse_ref
+from .runtime_events import FORCED
 from .state import HistoryEntry, ImageState, State
 from .timestamps import format_time, parse_time
 
@@ -38,6 +39,7 @@ class Pending:
     digest: str | None  # None: the digest a parent's coming rebuild will produce
     eligible_at: str | None  # None: when that parent's rebuild succeeds
     after: str | None = None
+    later: int = 0  # newer digests of the same base that become eligible after this one
 
 
 @dataclass(frozen=True)
@@ -99,14 +101,20 @@ def eligible(
     history: list[HistoryEntry], delay: timedelta, now: datetime, verification_required: bool = False
 ) -> HistoryEntry | None:
     """The newest usable digest (not rejected; verified where that is required) first seen at
-    least `delay` ago, or expedited. Expediting skips the delay, never the verification."""
+    least `delay` ago, or expedited by `now`. Expediting skips the delay, never the verification."""
     ready = [
         entry
         for entry in history
         if hold_reason(entry, verification_required) is None
-        and (entry.get("expedited") or parse_time(entry["firstSeen"]) + delay <= now)
+        and (_expedited_by(entry, now) or (entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now))
     ]
     return ready[-1] if ready else None  # the history is in the order the digests were seen
+
+
+def _expedited_by(entry: HistoryEntry, now: datetime) -> bool:
+    """Expedited at or before `now`: a plan asked about an earlier time does not see it."""
+    expedited = entry.get("expedited")
+    return bool(expedited) and parse_time(expedited["at"]) <= now
 
 
 def _first_newer(history: list[HistoryEntry], than: str | None) -> int:
@@ -194,7 +202,7 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
                         "image": image.name,
                         "base": key,
                         "digest": build["digest"],
-                        "reason": f"{base.image} was rebuilt ({build['digest'][:19]}…)",
+                        "reason": f"{base.image} was rebuilt ({build['digest']})",
                     }
                 )
             else:
@@ -212,17 +220,20 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
         if candidate is not None and history.index(candidate) >= start:
             why = (
                 f"expedited: {candidate['expedited']['reason']}"
-                if candidate.get("expedited")
+                if _expedited_by(candidate, now)
                 else f"first seen {candidate['firstSeen']}, past the {image.enrolment['rebuildDelay']} delay"
             )
-            reason = f"{key}: {candidate['digest'][:19]}… {why}"
+            reason = f"{key}: {candidate['digest']} {why}"
             due.append({"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason})
         after = history.index(candidate) + 1 if candidate else 0
+        waiting = []
         for position, entry in enumerate(history[start:], start):
             why = hold_reason(entry, required)
             if why is not None:
                 held.append(Held(image.name, key, entry["digest"], why))
-            elif position >= after:
-                ready_at = format_time(parse_time(entry["firstSeen"]) + delay)
-                pending.append(Pending(image.name, key, entry["digest"], ready_at))
+            elif position >= after and entry["seenBy"] != FORCED:  # a forced digest waits for a sighting
+                waiting.append(entry)
+        if waiting:  # the next one to become eligible; the newer ones only counted
+            ready_at = format_time(parse_time(waiting[0]["firstSeen"]) + delay)
+            pending.append(Pending(image.name, key, waiting[0]["digest"], ready_at, later=len(waiting) - 1))
     return due, pending, held

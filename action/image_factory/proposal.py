@@ -24,6 +24,22 @@ class ImageChange:
     new_bases: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Unresolved:
+    """A base reference in a team's Dockerfile that names no image (an ARG without a value)."""
+
+    image: str
+    dockerfile: str  # the path in the team repository
+    line: int
+    ref: str
+
+    def warning(self) -> str:
+        return (
+            f"{self.image}: cannot resolve {self.ref!r} (an ARG without a default or build arg): "
+            "this base is not watched, so the image is not rebuilt when it changes"
+        )
+
+
 @dataclass
 class Proposal:
     team_repo: str
@@ -34,6 +50,7 @@ class Proposal:
     missing: list[str] = field(default_factory=list)  # images whose Dockerfile the team removed
     mermaid: str = ""
     held: list[Held] = field(default_factory=list)  # base digests its images will not be built on, and why
+    unresolved: list[Unresolved] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -58,6 +75,19 @@ class Proposal:
             old = "<br>".join(f"`{ref}`" for ref in change.old_bases) or "(new)"
             new = "<br>".join(f"`{ref}`" for ref in change.new_bases) or "(none)"
             lines.append(f"| {change.image} | {old} | {new} |")
+        if self.unresolved:
+            lines += [
+                "",
+                "**Base references that name no image** (an ARG without a default, and no build arg in"
+                " images.yaml): these bases are not watched, and the image is not rebuilt when they change.",
+                "",
+                "| image | where | reference |",
+                "|---|---|---|",
+            ]
+            lines += [
+                f"| {u.image} | {markdown_text(u.dockerfile)}:{u.line} | {markdown_text(u.ref)} |"
+                for u in self.unresolved
+            ]
         lines += ["", "Files:"]
         lines += [
             f"- `{path}`" + (" (removed: its data moved)" if text is None else "")
@@ -120,6 +150,13 @@ def propose(
         if before != after or name not in old.images:
             changes.append(ImageChange(name, before, after))
     missing = [name for name in images if merge.state.images[name].dockerfile_missing]
+    unresolved = [
+        Unresolved(name, config.by_name(name).source.dockerfile, use.line, use.ref)
+        for name in images
+        if discoveries.get(name) is not None
+        for use in discoveries[name].uses
+        if not use.resolved
+    ]
     held = [item for item in planner.plan(merge.state, now or timestamps.now()).held if item.image in images]
     mermaid = graph.render(merge.state, "mermaid")
-    return Proposal(team_repo, images, files, changes, merge.orphans, missing, mermaid, held)
+    return Proposal(team_repo, images, files, changes, merge.orphans, missing, mermaid, held, unresolved)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from .discover import Outcome
 from .errors import Problem
 from .planner import Plan
@@ -78,6 +81,14 @@ def problems_text(problems: list[Problem]) -> str:
     return "\n".join(f"error: {problem}" for problem in problems) + (f"\n{count} problems found." if count > 1 else "")
 
 
+_DIGEST = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
+
+
+def _short(text: str) -> str:
+    """Digests cut for reading (JSON keeps them whole)."""
+    return _DIGEST.sub(r"sha256:\1…", text)
+
+
 def plan_text(plan: Plan) -> str:
     lines = []
     now = [item for item in plan.due if item.wave == 1]
@@ -85,35 +96,57 @@ def plan_text(plan: Plan) -> str:
     lines.append("Due now:" if now else "Nothing is due now.")
     for item in now:
         manual = "" if item.auto else " [autoRebuild off: promote or dispatch by hand]"
-        lines.append(f"  {item.image} ← {item.base} @ {item.digest[:19]}…{manual}\n      {one_line(item.reason)}")
+        lines.append(
+            f"  {item.image} ← {item.base} @ {_short(item.digest)}{manual}\n      {_short(one_line(item.reason))}"
+        )
     if later:
         lines.append("Due after their ancestors are rebuilt:")
-        lines += [f"  wave {item.wave}: {item.image} ← {item.base} @ {item.digest[:19]}…" for item in later]
+        lines += [f"  wave {item.wave}: {item.image} ← {item.base} @ {_short(item.digest)}" for item in later]
     if plan.pending:
         lines.append("Pending:")
         for item in plan.pending:
             if item.after:
                 lines.append(f"  {item.image} ← {item.base}: after {item.after}'s rebuild")
             else:
-                lines.append(f"  {item.image} ← {item.base} @ {item.digest[:19]}… eligible at {item.eligible_at}")
+                newer = f" (then {item.later} newer digest{'s' * (item.later != 1)})" if item.later else ""
+                lines.append(
+                    f"  {item.image} ← {item.base} @ {_short(item.digest)} eligible at {item.eligible_at}{newer}"
+                )
     if plan.blocked:
         lines.append("Blocked:")
         lines += [f"  {item.image}: {one_line(item.reason)}" for item in plan.blocked]
     if plan.held:
         lines.append("Held (never built on until this changes):")
-        lines += [f"  {item.image} ← {item.base} @ {item.digest[:19]}…: {one_line(item.reason)}" for item in plan.held]
+        lines += [
+            f"  {item.image} ← {item.base} @ {_short(item.digest)}: {one_line(item.reason)}" for item in plan.held
+        ]
     return "\n".join(lines)
 
 
-def annotations(problems: list[Problem]) -> str:
-    """The problems as GitHub Actions error annotations, on the file and line they name."""
+def annotations(problems: list[Problem], root: Path, workspace: Path | None = None) -> str:
+    """The problems as GitHub Actions error annotations. A problem about a file in the checkout
+    (`workspace`, default the current folder) is placed on it, by its path in the repository:
+    GitHub maps nothing else (`../teams/…`, an absolute path, an event or flag name), so those
+    keep their place in the message instead."""
     lines = []
     for problem in problems:
-        where = []
-        if problem.file:
-            where.append(f"file={command_property(problem.file)}")
-        if problem.line:
-            where.append(f"line={problem.line}")
-        text = command_data(f"{problem.field}: {problem.message}" if problem.field else problem.message)
-        lines.append(f"::error {','.join(where)}::{text}" if where else f"::error::{text}")
+        text = f"{problem.field}: {problem.message}" if problem.field else problem.message
+        path = _in_repository(problem.file, root, workspace or Path.cwd()) if problem.file else None
+        if path is None:
+            where = problem.file if problem.line is None else f"{problem.file}:{problem.line}"
+            lines.append(f"::error::{command_data(f'{where}: {text}' if where else text)}")
+            continue
+        place = [f"file={command_property(path)}", *([f"line={problem.line}"] if problem.line else [])]
+        lines.append(f"::error {','.join(place)}::{command_data(text)}")
     return "\n".join(lines)
+
+
+def _in_repository(file: str, root: Path, workspace: Path) -> str | None:
+    """`file` (relative to the factory `root`, or absolute) as a path inside `workspace`."""
+    path = Path(file) if Path(file).is_absolute() else root / file
+    if not path.is_file():
+        return None
+    try:
+        return path.resolve().relative_to(workspace.resolve()).as_posix()
+    except ValueError:
+        return None

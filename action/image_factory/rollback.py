@@ -21,7 +21,7 @@ from .dispatch import target_of
 from .errors import FactoryError, Problem
 from .files import apply_changes
 from .refs import InvalidReference, parse_digest
-from .state import Build, ImageState, State, render
+from .state import Build, ImageState, State, journal, render
 from .timestamps import format_time
 
 if TYPE_CHECKING:
@@ -99,13 +99,19 @@ def rollback(
     result = Rollback(name, target, warnings=unrejected_digests(state, image, target))
     why = f"rollback to {target['digest'][:19]}…: {reason.strip()}"
     pins = dict(target.get("baseDigests", {}))
+    pinned = ", ".join(f"{ref}@{digest}" for ref, digest in sorted(pins.items())) or "no base"
+    if dry_run:  # offline: the registry is not asked whether the earlier manifest is still there
+        result.how = "dry-run"
+        rebuild_text = f"rebuild {name} pinned to {pinned}"
+        result.detail = (
+            f"would {rebuild_text}"
+            if rebuild
+            else f"would re-tag {image.ref} to {target['digest']} if its registry still has it, else {rebuild_text}"
+        )
+        return result
     earlier = None  # the earlier manifest, when it is still in the registry
     if not rebuild and registry is not None:
         earlier = registry.manifest(image.ref, target["digest"])
-    if dry_run:
-        result.how = "dry-run"
-        result.detail = f"would re-tag {image.ref} to {target['digest']}" if earlier else "would rebuild it pinned"
-        return result
     stamp = format_time(now)
     if earlier is not None:
         registry.tag(image.ref, earlier)
@@ -118,21 +124,22 @@ def rollback(
             "reason": why,
         }
         image.runtime = runtime_events.record_build(image.runtime, attempt)
-        apply_changes({root / image.path: render(image.to_dict())})
+        apply_changes({root / image.path: render(image.to_dict())}, journal(root))
         result.how, result.detail, result.attempt = "re-tagged", f"{image.ref} → {target['digest']}", attempt
         return result
     repo, workflow, branch = target_of(config, image)
+    client = connect(token, config.kargo.github_api_url)  # no token: refused before anything is written
     attempt = {"result": "pending", "startedAt": stamp, "baseDigests": pins, "reason": why}
     image.runtime = runtime_events.record_build(image.runtime, attempt)
-    apply_changes({root / image.path: render(image.to_dict())})  # recorded before GitHub is called
+    apply_changes({root / image.path: render(image.to_dict())}, journal(root))  # recorded before GitHub is called
     first = next(iter(pins), "")
     inputs = {"image": name, "base": first, "digest": pins.get(first, ""), "bases": json.dumps(pins)}
     try:
-        github_client.dispatch_workflow(connect(token, config.kargo.github_api_url), repo, workflow, branch, inputs)
-    except github_client.GitHubRefused as refused:
+        github_client.dispatch_workflow(client, repo, workflow, branch, inputs)
+    except github_client.DispatchFailed as refused:
         failed: Build = {**attempt, "result": "dispatch-failed", "error": str(refused)}
         image.runtime = runtime_events.record_build(image.runtime, failed)
-        apply_changes({root / image.path: render(image.to_dict())})
+        apply_changes({root / image.path: render(image.to_dict())}, journal(root))
         result.how, result.detail, result.attempt = "dispatch failed", str(refused), failed
         return result
     result.how, result.detail, result.attempt = "rebuild dispatched", f"{workflow} in {repo} on {branch}", attempt

@@ -14,6 +14,11 @@ from .timestamps import format_time, parse_time
 MAX_HISTORY = 100
 
 
+# seenBy of a digest an operator named with --force before anything saw it upstream: it is never
+# the current digest, and no rebuild uses it unless it is expedited, until a real sighting.
+FORCED = "forced"
+
+
 def _by_time(history: list[HistoryEntry]) -> list[HistoryEntry]:
     """Oldest first; digests first seen in the same second keep the order they arrived in."""
     return sorted(history, key=lambda entry: entry["firstSeen"])
@@ -31,20 +36,36 @@ def record_sighting(
         if freight:
             entry["freight"] = freight
         history.append(entry)
+    elif existing["seenBy"] == FORCED:  # now really seen: its delay counts from here
+        existing.update(
+            {"firstSeen": format_time(seen_at), "seenBy": seen_by, **({"freight": freight} if freight else {})}
+        )
     elif parse_time(existing["firstSeen"]) > seen_at:
         existing["firstSeen"] = format_time(seen_at)
     history = _by_time(history)[-MAX_HISTORY:]
-    return replace(runtime, history=history, current_digest=history[-1]["digest"])
+    return replace(runtime, history=history, current_digest=_current(history, runtime.current_digest))
 
 
-def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime) -> Runtime:
-    """Let one digest skip the rebuild delay; it joins the history if it was not seen yet."""
-    return _mark(runtime, digest, at, "expedite", "expedited", {"reason": reason, "at": format_time(at)})
+def _current(history: list[HistoryEntry], previous: str | None) -> str | None:
+    """The newest digest seen upstream; a forced one never becomes current."""
+    seen = [entry["digest"] for entry in history if entry["seenBy"] != FORCED]
+    return seen[-1] if seen else previous
+
+
+def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime, *, force: bool = False) -> Runtime:
+    """Let one digest skip the rebuild delay. With `force`, an unseen digest joins the history
+    as FORCED (the caller refuses an unseen one otherwise)."""
+    seen_by = FORCED if force else "expedite"
+    return _mark(runtime, digest, at, seen_by, "expedited", {"reason": reason, "at": format_time(at)})
 
 
 def _mark(runtime: Runtime, digest: str, at: datetime, seen_by: str, key: str, value: dict) -> Runtime:
     """Set `key` on the history entry of `digest`, adding the digest (seen at `at`) if unseen."""
-    runtime = record_sighting(runtime, digest, at, seen_by) if not _has(runtime, digest) else runtime
+    if not _has(runtime, digest) and seen_by == FORCED:
+        entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(at), "seenBy": FORCED}
+        runtime = replace(runtime, history=_by_time([*runtime.history, entry])[-MAX_HISTORY:])
+    elif not _has(runtime, digest):
+        runtime = record_sighting(runtime, digest, at, seen_by)
     history = [{**entry, key: value} if entry["digest"] == digest else dict(entry) for entry in runtime.history]
     return replace(runtime, history=history)
 
@@ -55,9 +76,10 @@ def record_verification(runtime: Runtime, digest: str, verified: bool, reason: s
     return _mark(runtime, digest, at, "verify", "verification", outcome)
 
 
-def record_rejection(runtime: Runtime, digest: str, reason: str, at: datetime) -> Runtime:
+def record_rejection(runtime: Runtime, digest: str, reason: str, at: datetime, *, force: bool = False) -> Runtime:
     """A digest known to break our builds: never used again (until `unreject`)."""
-    return _mark(runtime, digest, at, "reject", "rejected", {"reason": reason, "at": format_time(at)})
+    seen_by = FORCED if force else "reject"
+    return _mark(runtime, digest, at, seen_by, "rejected", {"reason": reason, "at": format_time(at)})
 
 
 def clear_rejection(runtime: Runtime, digest: str) -> Runtime:

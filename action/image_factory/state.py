@@ -22,6 +22,7 @@ from .yaml_source import YamlDocument, load_yaml
 STATE_DIR = "state"
 IMAGES_DIR = f"{STATE_DIR}/images"
 BASE_IMAGES_DIR = f"{STATE_DIR}/base-images"
+JOURNAL = f"{STATE_DIR}/.journal"  # files.apply_changes: a write set in flight
 MAX_ATTEMPTS = 20
 HEADER = "# Written by image-factory. Enrol images in images.yaml; runtime data here is kept.\n"
 
@@ -43,6 +44,7 @@ class Build(TypedDict, total=False):
     signed: bool
     error: str
     reason: str  # why it was asked for, when not the plan (a rollback)
+    reportedBy: str  # the GitHub account that sent the image-built event
 
 
 @dataclass
@@ -203,6 +205,19 @@ def state_files(root: Path) -> list[Path]:
         *sorted((root / IMAGES_DIR).glob("*.yaml"), key=lambda p: p.name),
         *sorted((root / BASE_IMAGES_DIR).glob("*.yaml"), key=lambda p: p.name),
     ]
+
+
+def journal(root: Path) -> Path:
+    """Where the journal of a state write in flight lives."""
+    return root / JOURNAL
+
+
+def stray_files(root: Path) -> list[Path]:
+    """Dot files under state/: what an interrupted write of an older version (or a power loss)
+    left behind. Never committed (see gitops); `discover` removes them."""
+    folders = [root / STATE_DIR, root / IMAGES_DIR, root / BASE_IMAGES_DIR]
+    found = [path for folder in folders if folder.is_dir() for path in folder.iterdir() if path.name.startswith(".")]
+    return sorted(path for path in found if path.is_file() and path != journal(root))
 
 
 def load_state(root: Path) -> State:

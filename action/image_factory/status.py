@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .dispatch import base_keys, pins_for
 from .planner import Plan
 from .refs import parse_ref
 from .state import State
@@ -54,4 +55,38 @@ def stale_images(state: State, plan: Plan, now: datetime) -> list[dict]:
                     "rebuild": rebuild,
                 }
             )
+    return rows
+
+
+def never_built(state: State, plan: Plan, now: datetime) -> list[dict]:
+    """Managed images with no successful build yet: the digests their first build would use
+    (None: no digest of that base recorded yet) and what happens next."""
+    due = {item.image for item in plan.due}
+    pending = {item.image: item.eligible_at for item in plan.pending if item.eligible_at}
+    blocked = {item.image: item.reason for item in plan.blocked}
+    rows = []
+    for name, image in sorted(state.images.items()):
+        if image.runtime.last_build is not None:
+            continue
+        pins = pins_for(image, {}, state, now)
+        would_use = {key: pins.get(key) for key in base_keys(image, state)}
+        parents = {state.images[b.image].ref.canonical: b.image for b in image.base_images if b.image}
+        missing = [
+            f"{parents[key]}'s first build" if key in parents else f"a first digest of {key}"
+            for key, digest in would_use.items()
+            if digest is None
+        ]
+        if name in blocked:
+            build = f"blocked: {blocked[name]}"
+        elif name in due:
+            build = "first build due now"
+        elif name in pending:
+            build = f"first build pending until {pending[name]}"
+        elif missing:
+            build = f"waiting for {' and '.join(missing)}"
+        elif not image.enrolment["autoRebuild"]:
+            build = "autoRebuild is off: `image-factory dispatch --image` builds it"
+        else:
+            build = "no build planned"
+        rows.append({"image": name, "wouldBuildOn": would_use, "build": build})
     return rows

@@ -16,6 +16,7 @@ from .files import apply_changes
 
 APP_ENTRY = "main.py"
 OUTPUT_SUFFIX = ".k8s.yaml"
+JOURNAL = ".journal"  # files.apply_changes: a write in flight (not a manifest: ArgoCD skips it)
 
 
 @dataclass
@@ -73,5 +74,6 @@ def synth(root: Path, out: Path, *, check: bool = False) -> SynthOutcome:
     ]
     stale = sorted(path.name for path in out.glob(f"*{OUTPUT_SUFFIX}") if path.name not in files)
     if not check:
-        apply_changes({**{out / name: files[name] for name in changed}, **{out / name: None for name in stale}})
+        writes = {out / name: files[name] for name in changed}
+        apply_changes({**writes, **{out / name: None for name in stale}}, out / JOURNAL)
     return SynthOutcome(files, changed, stale, notes)

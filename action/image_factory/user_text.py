@@ -38,3 +38,12 @@ def markdown_text(text: str) -> str:
     table-cell break."""
     flat = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MARKDOWN.sub(r"\\\1", flat)
+
+
+def code_block(text: str) -> str:
+    """`text` as a Markdown code block nothing in it can close: the fence is longer than any
+    run of backticks in the text, so stored reasons are shown, never rendered (no links, images,
+    mentions or HTML in a job summary)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text.rstrip()}\n{fence}"
