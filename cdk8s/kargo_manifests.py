@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-import kargo_names as names
+from image_factory import kargo_names as names
 from image_factory.durations import format_hours, parse_duration
 from image_factory.errors import FactoryError, Problem
 from image_factory.model import Config, WarehouseConfig

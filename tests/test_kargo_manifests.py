@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from image_factory import kargo_names
 from image_factory.config import parse_config
 from image_factory.discover import discover, load_model
 from image_factory.errors import FactoryError
@@ -19,7 +20,6 @@ from .kargo_schemas import validate_object
 
 sys.path.insert(0, str(REPO_ROOT / "cdk8s"))
 import kargo_manifests
-import kargo_names
 
 DIGEST = "sha256:" + "c" * 64
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from image_factory import kargo_names
 from image_factory.discover import discover, load_model
 from image_factory.signatures import public_keys
 
@@ -26,7 +27,6 @@ from .kargo_model import Freight, HttpResponse, Image, evaluate_verification_arg
 
 sys.path.insert(0, str(REPO_ROOT / "cdk8s"))
 import kargo_manifests
-import kargo_names
 
 TOKEN = "ghs_" + "t" * 36
 GITHUB_MESSAGE = 'Unexpected inputs provided: ["bases"]'

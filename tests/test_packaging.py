@@ -25,6 +25,7 @@ def test_wheel_carries_the_schemas_and_the_cdk8s_app(tmp_path):
             if name.startswith("image_factory/schemas/")
         }
         assert "image_factory/cli.py" in archive.namelist()
+        assert {"image_factory/site_assets/site.css", "image_factory/site_assets/site.js"} <= set(archive.namelist())
         app = {
             name.removeprefix("image_factory/cdk8s_app/"): archive.read(name)
             for name in archive.namelist()

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from image_factory import kargo_names
 from image_factory.discover import discover, load_model
 from image_factory.errors import FactoryError
 from image_factory.model import COSIGN_IMAGE
@@ -20,7 +21,6 @@ from .kargo_schemas import validate_object
 
 sys.path.insert(0, str(REPO_ROOT / "cdk8s"))
 import kargo_manifests
-import kargo_names
 
 DIGEST = "sha256:" + "d" * 64
 IMAGES_YAML = """

@@ -213,6 +213,11 @@ def test_events_records_a_new_base_digest_and_pushes_it(factory_repo):
     assert code == 0, output[-4000:]
     assert "nothing to dispatch: no build is due" in output
     assert "no verify policy in images.yaml, nothing recorded" in output  # the signature check step
+    # act has no GitHub here (no token, and github.repository is not OWNER/NAME: origin is a local
+    # folder): the dashboard step runs after the event, fails alone, and the event still succeeds.
+    # tests/test_dashboard.py covers the step's GitHub calls.
+    assert "::error::--repo: " in output and "is not a GitHub repository (OWNER/NAME)" in output
+    assert "Failure - Main Update the dashboard issue" in output and "Job succeeded" in output
     subject = git(origin, "log", "-1", "--format=%s", "main")
     assert subject.startswith("state: docker.io/library/python:3.12-slim has a new digest sha256:7777")
     state = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")

@@ -104,6 +104,7 @@ class _ReaderMayLeave:
 # shared, so it never reads a write set half-applied.
 WRITERS = {"discover", "synth", "record-update", "record-build", "reject", "unreject", "expedite", "dispatch"}
 WRITERS |= {"rollback", "verify", "prune"}
+WRITERS |= {"site"}  # its output folder, like synth's
 
 
 def _lock(args: argparse.Namespace):
@@ -337,9 +338,25 @@ def _parser() -> argparse.ArgumentParser:
     picture.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")
     picture.set_defaults(run=_graph)
 
+    page = commands.add_parser("site", parents=[root], help="write the status site: every image's state, the graph")
+    page.add_argument("--out", type=Path, help="output folder (default: ROOT/site)")
+    page.add_argument("--now", metavar="TIME", help="as of this time (default: now)")
+    page.set_defaults(run=_site)
+
     prune = commands.add_parser("prune", parents=[root], help="remove state no image refers to any more")
     prune.add_argument("--dry-run", action="store_true", help="list what would be removed")
     prune.set_defaults(run=_prune)
+
+    board = commands.add_parser(
+        "dashboard", parents=[root], help="write where every image stands into the factory's dashboard issue"
+    )
+    board.add_argument("--repo", metavar="OWNER/NAME", help="default: kargo.factoryRepo, else $GITHUB_REPOSITORY")
+    board.add_argument("--now", metavar="TIME", help="as of this time (default: now)")
+    board.add_argument("--site-url", metavar="URL", help="the status site, linked for what the issue cannot hold")
+    board.add_argument("--dry-run", action="store_true", help="print the issue body, call nothing")
+    board.add_argument("--token", help="default: $GITHUB_TOKEN")
+    board.add_argument("--api-url", help="GitHub API (default: $GITHUB_API_URL or https://api.github.com)")
+    board.set_defaults(run=_dashboard)
     return parser
 
 
@@ -841,6 +858,55 @@ def _verify_policy(config, ref):
 def _graph(args: argparse.Namespace) -> int:
     _, state = discover.load_model(args.root)
     print(graph.render(state, args.format))
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from . import site
+
+    out = args.out or args.root / "site"
+    outcome = site.build(args.root, out, _time(args.now, "--now"))
+    pages = sum(1 for path in outcome.files if path.startswith("images/"))
+    print(
+        f"{out / 'index.html'}: {pages} image pages, {len(outcome.changed)} files written, "
+        f"{len(outcome.removed)} removed"
+    )
+    print(f"graph: {outcome.graph.note}")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from . import dashboard, dashboard_issue, overview
+
+    config, state = discover.load_model(args.root)
+    repo = args.repo or config.kargo.factory_repo or os.environ.get("GITHUB_REPOSITORY")
+    if not repo:
+        raise FactoryError(
+            Problem(
+                "--repo",
+                "which repository holds the dashboard? pass --repo OWNER/NAME, or set kargo.factoryRepo in "
+                "images.yaml or $GITHUB_REPOSITORY",
+            )
+        )
+    if not dashboard_issue.valid_repo(repo):
+        raise FactoryError(Problem("--repo", f"{repo!r} is not a GitHub repository (OWNER/NAME)"))
+    if args.site_url is not None and not dashboard.valid_site_url(args.site_url):
+        raise FactoryError(Problem("--site-url", f"not an http(s) address: {args.site_url!r}"))
+    now = _time(args.now, "--now")
+    plan = planner.plan(state, now, parse_duration(config.cascade_delay))
+    statuses = overview.overview(state, plan, now, config.kargo.factory_repo)
+    text = dashboard.body(statuses, factory_repo=repo, site_url=args.site_url)
+    if args.dry_run:
+        print(text, end="")
+        return 0
+    token = args.token or os.environ.get("GITHUB_TOKEN")
+    api_url = args.api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    outcome = dashboard_issue.update(github_client.connect(token, api_url), repo, dashboard.TITLE, text)
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(f"::warning::{command_data(warning)}")
+    print(f"dashboard issue #{outcome.number} {outcome.action}: {outcome.url}")
     return 0
 
 

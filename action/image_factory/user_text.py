@@ -47,3 +47,15 @@ def code_block(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{text.rstrip()}\n{fence}"
+
+
+def code_span(text: str, *, table_cell: bool = False) -> str:
+    """`text` on one line as a Markdown code span nothing in it can close: shown as written, so
+    no link, image, HTML, `@mention` or `#123` reference is made of it (GitHub renders neither
+    inside code). In a table cell a `|` would end the cell even inside the span: it is escaped."""
+    flat = one_line(text)
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") or not flat.strip() else ""
+    span = f"{fence}{pad}{flat}{pad}{fence}"
+    return span.replace("|", "\\|") if table_cell else span

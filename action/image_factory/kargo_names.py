@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from image_factory.refs import ImageRef
+from .refs import ImageRef
 
 MAX_NAME = 63
 LABEL_PREFIX = "image-factory.dev"
