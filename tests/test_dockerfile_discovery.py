@@ -79,3 +79,23 @@ def test_problems_are_reported_in_line_order():
     with pytest.raises(FactoryError) as raised:
         find_bases(text)
     assert [problem.line for problem in raised.value.problems] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("FROM alpine\nCOPY --from=² /a /b\n", "Dockerfile:2: invalid image reference '²'"),
+        ("FROM ²\n", "Dockerfile:1: invalid image reference '²'"),
+        ("FROM alpine\nRUN --mount=type=bind,target=/" + "a" * 200_000 + " true\n", "Dockerfile: refused: a --mount"),
+    ],
+    ids=["unicode-digit-stage", "unicode-digit-from", "huge-mount-spec"],
+)
+def test_odd_input_is_one_error_naming_the_file_never_a_traceback(text, message):
+    with pytest.raises(FactoryError) as raised:
+        find_bases(text)
+    assert str(raised.value).startswith(message)
+
+
+def test_deeply_nested_brackets_are_a_shell_form_not_a_crash():
+    text = "FROM alpine\nRUN " + "[" * 100_000 + " <<EOF\nx\nEOF\n"
+    assert find_bases(text).images == ["docker.io/library/alpine:latest"]

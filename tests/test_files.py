@@ -172,3 +172,24 @@ def test_recover_with_no_journal_changes_nothing(crash_site):
     folder, old, _ = crash_site
     assert recover(folder / "state" / ".journal") is None
     assert snapshot(folder) == old
+
+
+def test_an_interruption_after_every_rename_is_finished_not_half_undone(crash_site, monkeypatch):
+    """Cancelled (SIGINT) in the last flush, once the backups are gone: the set must stay new for
+    `recover` to finish, never be rolled back with half its backups missing."""
+    folder, _, new = crash_site
+    real_sync, calls = os.sync, []
+
+    def interrupted_sync():
+        calls.append(1)
+        if len(calls) == 2:  # after the staging flush: the one before the journal goes
+            raise KeyboardInterrupt
+        real_sync()
+
+    monkeypatch.setattr(os, "sync", interrupted_sync)
+    changes = json.loads((folder.parent / "changes.json").read_text())
+    with pytest.raises(KeyboardInterrupt):
+        apply_changes({folder / name: text for name, text in changes.items()}, folder / "state" / ".journal")
+    monkeypatch.setattr(os, "sync", real_sync)
+    assert recover(folder / "state" / ".journal") == "finished an interrupted write of 6 file(s)"
+    assert snapshot(folder) == new

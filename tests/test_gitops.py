@@ -266,3 +266,23 @@ def test_a_push_refused_for_another_reason_fails_at_once(remote_and_clones, tmp_
     assert waits == []
     assert "push to origin/main failed:" in str(raised.value)
     assert "protected branch: pushes need a review" in str(raised.value)
+
+
+def test_a_push_that_fails_for_a_passing_reason_is_tried_again(remote_and_clones):
+    """The remote is away for a moment (here: moved, as a dropped connection or a 502 would be):
+    the event already got its answer and this checkout is thrown away with the run, so the push
+    is tried again after a wait instead of losing the recorded event."""
+    origin, a, _ = remote_and_clones
+    away = origin.with_name("away.git")
+    origin.rename(away)
+    (a / "state" / "note.yaml").write_text("x: 1\n")
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        away.rename(origin)  # back again
+
+    pushed = gitops.commit_and_push(
+        a, "state: note", lambda: (a / "state" / "note.yaml").write_text("x: 1\n"), sleep=wait
+    )
+    assert len(waits) == 1 and pushed == git(origin, "rev-parse", "main")

@@ -276,3 +276,12 @@ def test_strays_are_never_committed_are_flagged_and_discover_removes_them(one_ap
     assert main(["discover", "--root", str(one_app)]) == 0
     assert not stray.exists()
     assert main(["validate", "--root", str(one_app)]) == 0
+
+
+def test_dot_files_of_ones_own_are_no_strays(one_app, capsys):
+    """A `.gitkeep` or `.gitattributes` under state/ is the user's: neither flagged nor removed."""
+    for name in ("state/.gitattributes", "state/images/.gitkeep"):
+        (one_app / name).write_text("")
+    assert main(["validate", "--root", str(one_app)]) == 0
+    assert main(["discover", "--root", str(one_app)]) == 0
+    assert (one_app / "state/.gitattributes").exists() and (one_app / "state/images/.gitkeep").exists()

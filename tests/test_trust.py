@@ -167,6 +167,27 @@ def test_a_success_signed_by_the_images_key_is_recorded_with_its_sender(signed_f
     assert state["runtime"]["lastBuild"]["reportedBy"] == "team-b"
 
 
+def test_an_old_signed_build_sent_again_with_new_bases_is_refused(signed_factory, capsys):
+    """A replay: the digest is genuinely signed, but it was built on other bases. Recorded, it
+    would put the image back on its old build while state believed it built on the new bases."""
+    factory, registry, key = signed_factory
+    old, _ = registry.push_image("team/app", "candidate", "first")
+    cosign_sign(registry, "team/app", old, key)
+    first = '{"docker.io/library/python:3.12-slim": "sha256:' + "1" * 64 + '"}'
+    assert built(factory.root, "app", old, "--bases", first) == 0
+    assert built(factory.root, "app", old, "--bases", first) == 0  # the same report again: harmless
+    capsys.readouterr()
+    before = factory.snapshot()
+    newer = '{"docker.io/library/python:3.12-slim": "sha256:' + "2" * 64 + '"}'
+    assert built(factory.root, "app", old, "--bases", newer) == 1
+    assert capsys.readouterr().err == (
+        f"error: image-built: app@{old} from sender 'team-b' refused: {old} was built before, on other bases: "
+        "a report of an old build cannot claim new bases (a replay would put the image back on it and hide "
+        "the rebuild it needs). Nothing recorded\n"
+    )
+    assert factory.snapshot() == before
+
+
 def test_a_keyless_success_needs_cosign_to_have_passed(signed_factory, capsys):
     factory, registry, _ = signed_factory
     digest, _ = registry.push_image("team/keyless", "candidate", "built")
@@ -277,3 +298,19 @@ def test_signing_is_only_for_managed_images():
     with pytest.raises(FactoryError) as raised:
         parse_config("images:\n  - name: a\n    registry: ghcr.io\n    repository: acme/a\n    signing: {key: k.pub}\n")
     assert "is only for managed images (with a source): it says how their builds are signed" in str(raised.value)
+
+
+def test_a_reported_run_url_counts_only_for_a_run_of_the_images_own_repository(signed_factory, capsys):
+    """Anyone may report a failure: a link in it would be shown on the dashboard and the status
+    page, so from an event only a run of the image's own repository on this GitHub is kept."""
+    factory, _, _ = signed_factory
+    args = ["record-build", "--root", str(factory.root), "--image", "app", "--result", "failure", "--bases", "{}"]
+    forged = "https://evil.example/acme/factory/actions/runs/1"
+    assert main([*args, "--run-url", forged, "--require-signature", "--sender", "team-b"]) == 0
+    assert f"warning: run URL '{forged}' ignored: not a run of https://github.com/acme/factory/actions/runs/" in (
+        capsys.readouterr().err
+    )
+    assert "runUrl" not in yaml.safe_load(factory.read("state/images/app.yaml"))["runtime"]["attempts"][-1]
+    genuine = "https://github.com/acme/factory/actions/runs/42"
+    assert main([*args, "--error", "again", "--run-url", genuine, "--require-signature", "--sender", "team-b"]) == 0
+    assert yaml.safe_load(factory.read("state/images/app.yaml"))["runtime"]["attempts"][-1]["runUrl"] == genuine

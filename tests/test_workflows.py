@@ -264,3 +264,17 @@ def test_events_refresh_the_status_page_that_their_state_commits_cannot_trigger(
     assert handle["permissions"]["actions"] == "write"
     assert "workflow_dispatch" in synth.get("on", synth.get(True))
     assert "vars.IMAGE_FACTORY_SITE == 'pages'" in synth["jobs"]["site"]["if"]
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, ACTION], ids=[p.name for p in [*WORKFLOWS, ACTION]])
+def test_the_tools_output_reaches_github_output_only_when_it_succeeded(path):
+    """In Actions the tool prints its errors as `::error` annotations on stdout: piped straight into
+    $GITHUB_OUTPUT they would break the output file and never be shown. Its outputs go through a
+    file, appended only when the command succeeded."""
+    text = path.read_text()
+    piped = [
+        line.strip()
+        for line in text.splitlines()
+        if re.search(r'(image-factory|"\$TOOL") [a-z-]+[^&|]*>> "\$GITHUB_OUTPUT"', line)
+    ]
+    assert piped == []

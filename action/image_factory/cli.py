@@ -607,6 +607,11 @@ def _record_build(args: argparse.Namespace) -> int:
 
     signed = None if args.signed is None else args.signed == "true"
     checked = _build_signature(args) if args.require_signature and args.result == "success" else None
+    if args.require_signature and args.run_url:  # from an event: only a run of the image's own repository
+        expected = trust.run_url_prefix(load_config(args.root), args.image)
+        if not args.run_url.startswith(expected):
+            print(f"warning: run URL {one_line(args.run_url)!r} ignored: not a run of {expected}", file=sys.stderr)
+            args.run_url = None
 
     def apply():
         return events.record_build(
@@ -620,6 +625,7 @@ def _record_build(args: argparse.Namespace) -> int:
             signed=signed,
             error=args.error,
             reported_by=args.sender,
+            refuse_replay=args.require_signature,
         )
 
     image = apply()

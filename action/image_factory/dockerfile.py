@@ -271,7 +271,7 @@ class _Walk:
 
     def find_stage(self, name: str, count: int) -> int | None:
         """The stage `name` (an alias among those resolved so far, or an index below `count`) names."""
-        if name.isdigit():
+        if name.isascii() and name.isdigit():  # str.isdigit is true for "²" too, which int() refuses
             return int(name) if int(name) < count else None
         return self.names.get(name.lower())
 
@@ -465,7 +465,7 @@ def _heredocs(instruction: _Instruction, escape: str) -> list[tuple[str, str, st
         return []
     try:  # the JSON (exec) form opens none
         exec_form = json.loads(instruction.args)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than any command line
         exec_form = None
     if isinstance(exec_form, list) and all(isinstance(item, str) for item in exec_form):
         return []
@@ -484,6 +484,8 @@ def _flag_values(flags: tuple[str, ...], name: str) -> list[str]:
 
 def _mount_option(spec: str, keys: set[str]) -> str | None:
     """The value of one of `keys` in a `--mount` spec (`type=bind,from=img,target=/x`), if any."""
+    if len(spec) > 100_000:  # csv refuses fields over 128 KiB; no real mount spec comes near
+        raise ExpansionTooLarge(f"a --mount of {len(spec):,} characters")
     for option in next(csv.reader([spec])):
         key, _, value = option.partition("=")
         if key.strip().lower() in keys and value:

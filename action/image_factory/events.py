@@ -129,6 +129,7 @@ def record_build(
     signed: bool | None = None,
     error: str | None = None,
     reported_by: str | None = None,
+    refuse_replay: bool = False,
 ) -> ImageState:
     """A build of a managed image finished. On success its dependents become due (the cascade)."""
     _, state = load_model(root)
@@ -157,9 +158,29 @@ def record_build(
         build["error"] = error
     if reported_by is not None:
         build["reportedBy"] = reported_by
+    if refuse_replay and result == "success":
+        _refuse_replay(image, build, reported_by)
     image.runtime = runtime_events.record_build(image.runtime, build)
     _write(root, image)
     return image
+
+
+def _refuse_replay(image: ImageState, build: Build, sender: str | None) -> None:
+    """An old report sent again with other bases: its digest is genuinely signed, but it would put
+    the image back on an old build while state believed it built on the new bases (and so never
+    rebuilt it). A digest built before counts only with the bases it was built on."""
+    digest = build["digest"]
+    if not any(entry["digest"] == digest for entry in image.runtime.history):
+        return  # a new build
+    earlier = [a for a in [*image.runtime.attempts, image.runtime.last_build or {}] if a.get("digest") == digest]
+    if any(a.get("baseDigests", {}) == build.get("baseDigests", {}) for a in earlier):
+        return  # the same report again: recording it changes nothing
+    who = f" from sender {sender!r}" if sender is not None else ""
+    why = (
+        f"{digest} was built before, on other bases: a report of an old build cannot claim new bases "
+        "(a replay would put the image back on it and hide the rebuild it needs)"
+    )
+    raise FactoryError(Problem("image-built", f"{image.name}@{digest}{who} refused: {why}. Nothing recorded"))
 
 
 def apply_attempts(root: Path, attempts: dict[str, Build]) -> None:

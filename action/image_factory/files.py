@@ -69,11 +69,13 @@ def apply_changes(changes: dict[Path, str | None], journal: Path) -> None:
         _roll_back(journal, token, entries)
         raise
     try:
-        _roll_forward(journal, token, entries)
-    except BaseException:
+        _rename(token, entries)
+    except BaseException:  # the backups are all there: put them back
         _write_journal(journal, token, ROLLING_BACK, entries)
         _roll_back(journal, token, entries)
         raise
+    # Every file is in place: an interruption from here on is finished by `recover`, never undone.
+    _clean_up(journal, token, entries)
 
 
 def interrupted(journal: Path) -> bool:
@@ -98,15 +100,23 @@ def recover(journal: Path) -> str | None:
 
 
 def _roll_forward(journal: Path, token: str, entries: list[_Entry]) -> None:
+    _rename(token, entries)
+    _clean_up(journal, token, entries)
+
+
+def _rename(token: str, entries: list[_Entry]) -> None:
     for entry in entries:
         if entry.write:
             if entry.temp(token).exists():
                 os.replace(entry.temp(token), entry.path)
         else:
             _remove(entry.path)
+
+
+def _clean_up(journal: Path, token: str, entries: list[_Entry]) -> None:
     for entry in entries:
         _remove(entry.backup(token))
-    os.sync()
+    os.sync()  # the renames are on disk before the journal that could redo them goes
     _remove(journal)
 
 

@@ -47,8 +47,10 @@ def _auth_environment(root: Path, remote: str) -> dict[str, str] | None:
     GIT_CONFIG_* variables: never on git's command line, which any process of the runner can read
     in /proc, nor in .git/config. None when there is no token to send."""
     token = os.environ.get(TOKEN_VARIABLE)
+    if not token:
+        return None
     url = _git(root, "remote", "get-url", remote).stdout.strip()
-    if not token or not url.startswith(("https://", "http://")):
+    if not url.startswith(("https://", "http://")):
         return None
     environment = {name: value for name, value in os.environ.items() if name != TOKEN_VARIABLE}
     index = int(environment.get("GIT_CONFIG_COUNT") or 0)  # after any the caller set
@@ -74,12 +76,24 @@ def _branch(root: Path) -> str:
     return _git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
 
 
-# What git says when another writer pushed first (or updated the ref while this push ran).
-RACE_MARKERS = ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref", "failed to update ref")
+# What git says when the server will not take this push however often it is tried. Anything
+# else (a lost race, a 5xx, a dropped connection) is tried again: the sender of the event already
+# got its answer, and this checkout is thrown away when the run ends.
+REFUSALS = (
+    "Authentication failed",
+    "Permission to",
+    "permission denied",
+    "returned error: 401",
+    "returned error: 403",
+    "returned error: 404",
+    "protected branch",
+    "hook declined",
+)
 
 
-def _lost_a_race(stderr: str) -> bool:
-    return any(marker in stderr for marker in RACE_MARKERS)
+def _refused(stderr: str) -> bool:
+    folded = stderr.lower()
+    return any(marker.lower() in folded for marker in REFUSALS)
 
 
 def commit_and_push(
@@ -114,7 +128,7 @@ def commit_and_push(
         pushed = _git(root, "push", "--quiet", remote, f"HEAD:{branch}", check=False, env=auth)
         if pushed.returncode == 0:
             return _git(root, "rev-parse", "HEAD").stdout.strip()
-        if not _lost_a_race(pushed.stderr):  # refused credentials, no such remote: retrying cannot help
+        if _refused(pushed.stderr):  # credentials, permissions, a protected branch: retrying cannot help
             raise FactoryError(Problem("git", f"push to {remote}/{branch} failed: {pushed.stderr.strip()}"))
         if attempt == attempts:
             raise FactoryError(

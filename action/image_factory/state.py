@@ -6,6 +6,7 @@ model and reads and renders them; deciding what they should contain is `merge`'s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -23,6 +24,7 @@ STATE_DIR = "state"
 IMAGES_DIR = f"{STATE_DIR}/images"
 BASE_IMAGES_DIR = f"{STATE_DIR}/base-images"
 JOURNAL = f"{STATE_DIR}/.journal"  # files.apply_changes: a write set in flight
+_STRAY = re.compile(r"\..+\.(tmp|old)")
 MAX_ATTEMPTS = 20
 HEADER = "# Written by image-factory. Enrol images in images.yaml; runtime data here is kept.\n"
 
@@ -216,8 +218,9 @@ def stray_files(root: Path) -> list[Path]:
     """Dot files under state/: what an interrupted write of an older version (or a power loss)
     left behind. Never committed (see gitops); `discover` removes them."""
     folders = [root / STATE_DIR, root / IMAGES_DIR, root / BASE_IMAGES_DIR]
-    found = [path for folder in folders if folder.is_dir() for path in folder.iterdir() if path.name.startswith(".")]
-    return sorted(path for path in found if path.is_file() and path != journal(root))
+    # only what this tool writes (`.<name>.<token>.tmp` or `.old`): a `.gitkeep` is someone's own
+    found = [path for folder in folders if folder.is_dir() for path in folder.iterdir() if _STRAY.fullmatch(path.name)]
+    return sorted(path for path in found if path.is_file())
 
 
 def load_state(root: Path) -> State:

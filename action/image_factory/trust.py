@@ -142,6 +142,17 @@ def _default_flags(config: Config, image: EnrolledImage) -> tuple[str, ...]:
     )
 
 
+def run_url_prefix(config: Config, name: str) -> str:
+    """How the URL of a run of managed image `name`'s build starts: the build reports
+    `<server>/<its repository>/actions/runs/<id>` (a local source's repository is the factory)."""
+    image = config.by_name(name)
+    if image is None or not image.managed:
+        raise FactoryError(Problem("--image", f"{name!r} is not a managed image in {config.file}"))
+    repository = image.source.repo if image.source.provider == "github" else config.kargo.factory_repo
+    server, _ = _github(config.kargo.github_api_url)
+    return f"{server}/{repository}/actions/runs/"
+
+
 def _github(api_url: str) -> tuple[str, str]:
     """The GitHub server and its Actions OIDC issuer, from the REST API's URL."""
     if api_url.rstrip("/") == "https://api.github.com":
