@@ -516,3 +516,25 @@ def test_a_failed_builds_run_is_linked_and_an_up_to_date_fleet_draws_no_graph():
     assert "## Waiting or blocked\n\nNothing: every managed image is up to date.\n" in dashboard.body([fine])
     assert "```mermaid" not in dashboard.body([fine])
     assert "No managed images in `images.yaml`." in dashboard.body([])
+
+
+def test_the_bundled_example_in_every_state_reads_right_on_the_dashboard(tmp_path):
+    """The same history the status page is tested with in a browser: one image in each of the
+    eight states, each row saying its state and why, the Mermaid graph holding every image that
+    is not up to date."""
+    from .test_site import EXPECTED, every_state, statuses_at
+
+    root = every_state(tmp_path / "factory")
+    statuses = list(statuses_at(root).values())
+    text = dashboard.body(statuses, factory_repo="acme-platform/image-factory", site_url="https://acme.example/f/")
+    rows = {line.split("|")[1].strip(" *"): line for line in text.splitlines() if line.startswith("| **")}
+    assert {name: rows[name].split("|")[2].strip() for name in EXPECTED} == {
+        name: dashboard.WORDS[state] for name, (state, _) in EXPECTED.items()
+    }
+    assert "2026-11-30T10:00:00Z" in rows["web"]  # when the waiting one becomes eligible
+    assert "python-service" in rows["orders-api"]  # who blocks it
+    graph = text[text.index("```mermaid") :]
+    for name, (state, _) in EXPECTED.items():
+        if state != "up-to-date":  # an up-to-date one appears only as the parent of one that is not
+            assert f'"{name}: {dashboard.WORDS[state]}"' in graph, name
+    assert "https://acme.example/f/" in text
