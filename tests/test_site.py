@@ -479,7 +479,7 @@ def test_in_a_browser(browser, built_site, history_root, tmp_path):
         )
         for row in rows
     }
-    assert shown == {name: (site.LABELS[state], eligible) for name, (state, eligible) in EXPECTED.items()}
+    assert shown == {name: (site.WORDS[state], eligible) for name, (state, eligible) in EXPECTED.items()}
     counted = {
         chip.get_attribute("data-state"): int(chip.find_element(By.CSS_SELECTOR, ".number").text)
         for chip in driver.find_elements(By.CSS_SELECTOR, "button.count")

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 
 from .graph import _node_id
-from .overview import STATES, ImageStatus, counts
+from .overview import STATES, WORDS, ImageStatus, counts
 from .user_text import code_span, markdown_text, one_line
 
 MARKER = "<!-- image-factory-dashboard: rewritten by `image-factory dashboard`; edits here are lost -->"
@@ -27,16 +27,6 @@ GRAPH_BUDGET = 20_000  # bytes of Mermaid at most; GitHub's Mermaid also refuses
 GRAPH_IMAGES = 100  # images drawn at most (with their bases), the ones needing attention first
 GRAPH_EDGES = 400
 
-WORDS = {
-    "failed": "failed",
-    "blocked": "blocked",
-    "rebuilding": "rebuilding",
-    "due": "due now",
-    "waiting": "waiting",
-    "held": "held",
-    "never-built": "never built",
-    "up-to-date": "up to date",
-}
 COLOURS = {  # Mermaid classDef styles per state
     "failed": "fill:#f8d7da,stroke:#b02a37,color:#58151c",
     "blocked": "fill:#fde2c8,stroke:#c4661f,color:#5c2c06",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from . import github_client
 from .errors import FactoryError, Problem
 
 LABEL = "image-factory-dashboard"
@@ -107,15 +107,8 @@ def _already_exists(error) -> bool:
 
 def explain(error, repo: str, doing: str) -> str:
     """GitHub's refusal in words, with what to do."""
-    from github import RateLimitExceededException
-
-    message = (error.data or {}).get("message", "") if isinstance(error.data, dict) else str(error.data or "")
-    headers = {key.lower(): value for key, value in (error.headers or {}).items()}
-    if isinstance(error, RateLimitExceededException) or (
-        error.status in (403, 429) and headers.get("x-ratelimit-remaining") == "0"
-    ):
-        reset = headers.get("x-ratelimit-reset")
-        when = datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if reset else "later"
+    message = github_client.message_of(error)
+    if (when := github_client.rate_limit_reset(error)) is not None:
         return f"GitHub rate limit exhausted ({error.status}) while {doing} in {repo}: it resets at {when}"
     if error.status == 401:
         return f"GitHub refused the token (401) while {doing} in {repo}: it is wrong or expired"

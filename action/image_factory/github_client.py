@@ -63,16 +63,27 @@ def _cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0][:300]
 
 
-def explain(error: GithubException, repo: str, workflow: str) -> str:
+def message_of(error: GithubException) -> str:
+    """GitHub's own words in an error answer."""
+    return (error.data or {}).get("message", "") if isinstance(error.data, dict) else str(error.data or "")
+
+
+def rate_limit_reset(error: GithubException) -> str | None:
+    """When an exhausted rate limit resets (`later` when GitHub did not say); None: not a rate limit."""
     from github import RateLimitExceededException
 
-    message = (error.data or {}).get("message", "") if isinstance(error.data, dict) else str(error.data or "")
     headers = {key.lower(): value for key, value in (error.headers or {}).items()}
-    if isinstance(error, RateLimitExceededException) or (
+    if not isinstance(error, RateLimitExceededException) and not (
         error.status in (403, 429) and headers.get("x-ratelimit-remaining") == "0"
     ):
-        reset = headers.get("x-ratelimit-reset")
-        when = datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if reset else "later"
+        return None
+    reset = headers.get("x-ratelimit-reset")
+    return datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if reset else "later"
+
+
+def explain(error: GithubException, repo: str, workflow: str) -> str:
+    message = message_of(error)
+    if (when := rate_limit_reset(error)) is not None:
         return f"GitHub rate limit exhausted ({error.status}): it resets at {when}; dispatch again then"
     if error.status == 401:
         return "GitHub refused the token (401): it is wrong or expired"

@@ -17,6 +17,7 @@ from .planner import Blocked, Due, Held, Pending, Plan
 from .state import ImageState, State
 
 STATES = ("failed", "blocked", "rebuilding", "due", "waiting", "held", "never-built", "up-to-date")
+WORDS = {state: {"due": "due now"}.get(state, state.replace("-", " ")) for state in STATES}  # as people read them
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from .durations import parse_duration
 from .errors import FactoryError, Problem
 from .files import apply_changes
 from .graph import _node_id, edges
-from .overview import STATES, ImageStatus, counts, overview
+from .overview import STATES, WORDS, ImageStatus, counts, overview
 from .state import ImageState, State
 from .timestamps import format_time
 
@@ -40,16 +40,6 @@ GRAPH_MAX_NODES = 600
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
 )
-LABELS = {
-    "failed": "failed",
-    "blocked": "blocked",
-    "rebuilding": "rebuilding",
-    "due": "due now",
-    "waiting": "waiting",
-    "held": "held",
-    "never-built": "never built",
-    "up-to-date": "up to date",
-}
 COLOURS = {  # the graph's fill colours; site.css uses the same
     "failed": "#d73a49",
     "blocked": "#e36209",
@@ -152,7 +142,7 @@ def graph_source(state: State, statuses: list[ImageStatus], limit: int = GRAPH_M
     ]
     for name in sorted(shown):
         status = by_name[name]
-        label = f"{name}\n{LABELS[status.state]}"
+        label = f"{name}\n{WORDS[status.state]}"
         lines.append(
             f'  {_node_id(name, True)} [label={_dot_string(name)}, shape=box, style="rounded,filled", '
             f'fillcolor="{COLOURS[status.state]}", fontcolor="#ffffff", color="{COLOURS[status.state]}", '
@@ -216,7 +206,7 @@ def _page(title: str, body: str, depth: int, now: datetime | None) -> str:
 
 
 def _badge(state: str) -> str:
-    return f'<span class="state state-{e(state)}">{e(LABELS[state])}</span>'
+    return f'<span class="state state-{e(state)}">{e(WORDS[state])}</span>'
 
 
 def _short(digest: str | None) -> str:
@@ -260,7 +250,7 @@ def render_index(statuses: list[ImageStatus], graph_svg: str | None, graph: Grap
         f'<span class="number">{number[state]}</span>{_badge(state)}</button></li>'
         for state in STATES
     )
-    state_options = "".join(f'<option value="{e(state)}">{e(LABELS[state])}</option>' for state in STATES)
+    state_options = "".join(f'<option value="{e(state)}">{e(WORDS[state])}</option>' for state in STATES)
     team_options = "".join(f'<option value="{e(team)}">{e(team)}</option>' for team in teams)
     rows = []
     for status in statuses:
