@@ -9,6 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+from image_factory import kargo_layout
 from image_factory import kargo_names as names
 from image_factory.durations import format_hours, parse_duration
 from image_factory.errors import FactoryError, Problem
@@ -42,22 +43,37 @@ COMPARE_OPTIONS = {"argocd.argoproj.io/compare-options": "ServerSideDiff=true,In
 
 @dataclass(frozen=True)
 class Watched:
-    """A watched image: its Warehouse, its recording Stage and the rebuild Stages on it."""
+    """A watched image: its Warehouse, its recording Stage, and the Stages that rebuild what is
+    built on it (kargo_layout): a soak Stage per delay in `soak_delays`, and a rebuild Stage of
+    its own for each of `own_stage_images`."""
 
     name: str
     base: BaseImageState
     warehouse: WarehouseConfig
+    soak_delays: tuple[str, ...] = ()
+    own_stage_images: tuple[str, ...] = ()
 
 
 def watched_images(state: State) -> list[Watched]:
     """Every image with something to watch, by name. A digest-only reference has nothing."""
-    watched = [Watched(names.watched_name(b.ref), b, b.warehouse) for b in state.base_images.values() if b.warehouse]
+    watched = [
+        Watched(
+            names.watched_name(b.ref),
+            b,
+            b.warehouse,
+            tuple(kargo_layout.soak_delays(b, state.images)),
+            tuple(kargo_layout.own_stage_images(b, state.images)),
+        )
+        for b in state.base_images.values()
+        if b.warehouse
+    ]
     return sorted(watched, key=lambda w: w.name)
 
 
 def factory_manifests(config: Config, state: State, keys: dict[str, str] | None = None) -> list[dict]:
     """The Project, its ProjectConfig, and per watched image a Warehouse, a recording Stage (and
-    its verification) and one rebuild Stage per managed image built on it, in a stable order.
+    its verification), a soak Stage per delay of the images built on it, and a rebuild Stage for
+    each of those that has a Stage of its own, in a stable order.
     `keys`: the public keys images.yaml names (`public_keys`), by path."""
     objects = project_manifests(config)
     for part in parts(watched_images(state)):
@@ -81,7 +97,7 @@ def project_manifests(config: Config) -> list[dict]:
 def watched_manifests(config: Config, watched: Watched, keys: dict[str, str]) -> list[dict]:
     """A watched image's Warehouse and recording Stage; with a verify policy, also what checks
     its signatures (an AnalysisTemplate, the public key's ConfigMap) and the Stage that reports
-    verified Freight."""
+    verified Freight; then its soak Stages."""
     objects = [warehouse(config, watched), recording_stage(config, watched)]
     policy = watched.base.verify
     if policy is not None:
@@ -91,13 +107,14 @@ def watched_manifests(config: Config, watched: Watched, keys: dict[str, str]) ->
         if not policy.required:
             objects.append(advisory_stage(config, watched))
         objects.append(verified_stage(config, watched))
+    objects += [soak_stage(config, watched, delay) for delay in watched.soak_delays]
     return objects
 
 
 @dataclass(frozen=True)
 class Part:
-    """Objects generated together: a watched image's own (`image` None), or the Stage rebuilding
-    managed `image` on it."""
+    """Objects generated together: a watched image's own (`image` None), its soak Stages
+    included, or the Stage of its own rebuilding managed `image` on it."""
 
     watched: Watched
     image: str | None = None
@@ -112,14 +129,15 @@ class Part:
         if self.image is not None:
             return 1
         policy = self.watched.base.verify
+        soaks = len(self.watched.soak_delays)
         if policy is None:
-            return 2
-        return 4 + (policy.key_file is not None) + (not policy.required)
+            return 2 + soaks
+        return 4 + (policy.key_file is not None) + (not policy.required) + soaks
 
 
 def parts(watched: list[Watched]) -> list[Part]:
-    """Each watched image's own part, then one per managed image built on it."""
-    return [part for item in watched for part in (Part(item), *(Part(item, d.image) for d in item.base.dependents))]
+    """Each watched image's own part, then one per managed image on it with a Stage of its own."""
+    return [part for item in watched for part in (Part(item), *(Part(item, i) for i in item.own_stage_images))]
 
 
 def part_manifests(config: Config, state: State, part: Part, keys: dict[str, str]) -> list[dict]:
@@ -149,8 +167,8 @@ def shards(watched: list[Watched], per_file: int) -> list[list[Part]]:
 
     One file while everything fits; beyond that a power of two of files, each part in the file
     its object name hashes to, so a change touches few files and doubling the count splits
-    every file in two rather than reshuffling the lot. A popular base's rebuild Stages (often
-    thousands) spread like the rest.
+    every file in two rather than reshuffling the lot. A watched image's soak Stages stay with
+    its Warehouse; the Stages of images with one of their own spread like the rest.
     """
     every = parts(watched)
     total = sum(part.size for part in every)
@@ -258,7 +276,7 @@ def recording_stage(config: Config, watched: Watched) -> dict:
         "promotionTemplate": {"spec": {"steps": steps}},
     }
     if watched.base.verification_required:
-        # Downstream Stages (the rebuilds, the verified one) only see Freight verified here.
+        # Downstream Stages (soak, rebuild, verified) only see Freight verified here.
         spec["verification"] = _verification(watched)
     return {
         "apiVersion": KARGO_API,
@@ -283,7 +301,7 @@ def key_config_map(config: Config, watched: Watched, pem: str) -> dict:
 def analysis_template(config: Config, watched: Watched) -> dict:
     """An Argo Rollouts AnalysisTemplate whose Job runs `cosign verify` on `<repo>@<digest>`, the
     digest passed in by the recording Stage's verification. A failed Job fails the verification:
-    the Freight never reaches the rebuild Stages, and Kargo's UI shows why."""
+    the Freight never reaches the soak and rebuild Stages, and Kargo's UI shows why."""
     settings, policy = config.kargo, watched.base.verify
     args = ["verify"]
     mounts, volumes = [], []
@@ -405,9 +423,43 @@ def _ref_annotation(watched: Watched) -> dict:
     return {names.REF_ANNOTATION: watched.base.ref.canonical}
 
 
+def _soak_sources(watched: Watched, delay: str) -> dict:
+    """Freight from the recording Stage (verified there first when verification is required), held
+    until it has stayed there `delay`."""
+    sources: dict = {"stages": [watched.name]}
+    soak = parse_duration(delay)
+    if soak.total_seconds() > 0:
+        sources["requiredSoakTime"] = format_hours(soak)
+    return sources
+
+
+def soak_stage(config: Config, watched: Watched, delay: str) -> dict:
+    """Waits until the base's Freight has soaked `delay` in the recording Stage, then tells the
+    factory repository (`repository_dispatch` `base-image-soaked`), whose `dispatch --base`
+    rebuilds the images on it then due: those with this delay, and any other the plan allows.
+    For the images without a Stage of their own (kargo_layout); one Stage per distinct delay."""
+    payload = {"image": watched.base.ref.canonical, "digest": _image(watched, "Digest"), "delay": delay}
+    name = names.soak_name(watched.name, delay)
+    steps = _factory_event(config, "soaked", "base-image-soaked", payload)
+    labels = {names.ROLE: "soak", names.WATCHED: watched.name, names.AUTO_PROMOTE: "true"}
+    return {
+        "apiVersion": KARGO_API,
+        "kind": "Stage",
+        "metadata": _meta(name, config.kargo.project, labels, _ref_annotation(watched)),
+        "spec": {
+            "requestedFreight": [
+                {"origin": {"kind": "Warehouse", "name": watched.name}, "sources": _soak_sources(watched, delay)}
+            ],
+            "promotionTemplate": {"spec": {"steps": steps}},
+        },
+    }
+
+
 def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:
-    """Waits until the base's Freight has soaked `rebuildDelay` in the recording Stage, then
-    dispatches the image's build workflow with the base reference and digest as inputs."""
+    """For an image with a Stage of its own (kargo_layout.own_rebuild_stage): waits until the
+    base's Freight has soaked `rebuildDelay` in the recording Stage, then dispatches the image's
+    build workflow with the base reference and digest as inputs. `kargo.dispatchStep` chooses the
+    step for these Stages only; the factory's own events always go through the `http` step."""
     settings = config.kargo
     source = image.enrolment["source"]
     repo = source["repo"] if source["provider"] == "github" else settings.factory_repo
@@ -437,10 +489,7 @@ def rebuild_stage(config: Config, watched: Watched, image: ImageState) -> dict:
             body={"ref": source["branch"], "inputs": inputs},
             refused=f"GitHub refused to dispatch {source['workflow']} in {repo}",
         )
-    sources: dict = {"stages": [watched.name]}
-    soak = parse_duration(image.enrolment["rebuildDelay"])
-    if soak.total_seconds() > 0:
-        sources["requiredSoakTime"] = format_hours(soak)
+    sources = _soak_sources(watched, image.enrolment["rebuildDelay"])
     labels = {names.ROLE: "rebuild", names.WATCHED: watched.name, names.IMAGE: image.name}
     if image.enrolment["autoRebuild"]:
         labels[names.AUTO_PROMOTE] = "true"

@@ -98,6 +98,9 @@ def test_bundled_example_state_is_current_and_valid(example_factory):
     """The committed state/ is exactly what discover produces from images.yaml and examples/."""
     result = run("discover", "--check", cwd=example_factory.root)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "state/ is up to date, nothing written" in result.stdout  # as the last discover read them
+    result = run("discover", "--check", "--full", cwd=example_factory.root)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "State: 0 to write, 12 unchanged, 0 to remove." in result.stdout
     result = run("validate", cwd=example_factory.root)
     assert result.returncode == 0, result.stderr
@@ -119,7 +122,7 @@ def test_bundled_example_covers_what_the_readme_promises(example_factory):
 
 
 def test_discover_on_the_example_prints_a_readable_summary(example_factory):
-    result = run("discover", cwd=example_factory.root)
+    result = run("discover", "--full", cwd=example_factory.root)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "images.yaml: 5 managed, 3 external images"

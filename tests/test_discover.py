@@ -137,7 +137,11 @@ def test_discover_is_deterministic_and_idempotent_in_git(chain):
     before = chain.snapshot()
     outcome = discover(chain.root)
     assert outcome.written == [] and outcome.removed == []
-    assert len(outcome.unchanged) == 6
+    assert outcome.merge is None  # nothing changed since: no state file or Dockerfile parsed again
+    assert chain.snapshot() == before
+    (chain.root / "state/graph.json").unlink()  # without its memory, discover reads everything again
+    outcome = discover(chain.root)
+    assert outcome.written == ["state/graph.json"] and len(outcome.unchanged) == 6
     assert chain.snapshot() == before
     assert git("status", "--porcelain").stdout == ""
 
@@ -305,9 +309,12 @@ def test_github_sources_read_from_a_checkout_or_keep_what_was_recorded(factory, 
     bases = lambda: [b["ref"] for b in load(factory, "state/images/payments.yaml")["baseImages"]]  # noqa: E731
     assert bases() == ["docker.io/library/node:22-bookworm-slim"]
 
-    outcome = discover(factory.root)  # no checkout: the recorded bases stand
+    outcome = discover(factory.root)  # no checkout: the recorded bases stand, nothing to read again
+    assert outcome.merge is None and outcome.written == []
+    factory.write("images.yaml", factory.read("images.yaml") + "# changed\n")
+    outcome = discover(factory.root)  # read again, still without a checkout
     assert outcome.merge.not_checked == ["payments"]
-    assert outcome.written == []
+    assert outcome.written == ["state/graph.json", "state/index.json"]  # the digest of images.yaml they are for
     assert bases() == ["docker.io/library/node:22-bookworm-slim"]
 
     (checkouts / "acme/payments/docker/Dockerfile").unlink()
@@ -361,7 +368,7 @@ def test_a_failed_write_half_way_restores_every_file(chain, monkeypatch):
 def test_check_and_dry_run_write_nothing(chain, capsys):
     before = chain.snapshot()
     assert main(["discover", "--root", str(chain.root), "--dry-run"]) == 0
-    assert "State: 6 to write, 0 unchanged, 0 to remove." in capsys.readouterr().out
+    assert "State: 8 to write, 0 unchanged, 0 to remove." in capsys.readouterr().out  # with index, graph
     assert main(["discover", "--root", str(chain.root), "--check"]) == 1
     assert "state/ is not up to date" in capsys.readouterr().err
     assert chain.snapshot() == before

@@ -237,3 +237,26 @@ def test_an_image_with_a_base_that_has_no_digest_yet_is_not_dispatched(factory_d
     assert run_dispatch(factory_due, "--image", "base") == 0
     assert "skipped    base: no digest to pin docker.io/library/node:22 to yet" in capsys.readouterr().out
     assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_refused_dispatch_is_tried_again_by_the_next_event_whatever_it_is_about(factory_due, capsys):
+    """A scoped dispatch (`--base`, after one event) reads only what the event touches; a build
+    GitHub refused is listed in state/dispatch-failed.json, so the next event's dispatch, about
+    any image, sends it again; once sent, it leaves the list."""
+    failed = factory_due.root / "state/dispatch-failed.json"
+    responses.add(responses.POST, LOCAL_DISPATCH, status=204)
+    unavailable = {"message": "Server Error", "documentation_url": DOCS}
+    responses.add(responses.POST, APP_DISPATCH, status=503, json=unavailable)
+    assert run_dispatch(factory_due, "--base", PYTHON) == 1
+    assert json.loads(failed.read_text()) == ["app"]
+    assert [a["result"] for a in attempts(factory_due, "app")] == ["dispatch-failed"]
+    capsys.readouterr()
+
+    responses.replace(responses.POST, APP_DISPATCH, status=204)
+    unrelated = "base"  # an event about managed image base (its build): app is not built on it
+    assert run_dispatch(factory_due, "--base", unrelated) == 0
+    out = capsys.readouterr().out
+    assert "dispatched app:" in " ".join(out.split()) and "base:" not in out.replace("ghcr.io/acme/base", "")
+    assert not failed.exists()
+    assert [a["result"] for a in attempts(factory_due, "app")][-1] == "pending"

@@ -161,23 +161,48 @@ def test_recording_stage_takes_freight_directly_and_dispatches_to_the_factory(mo
     # What Kargo sends (the body once evaluated) is checked in test_kargo_runtime.py.
 
 
-def test_rebuild_stages_soak_in_the_recording_stage_and_dispatch_the_build(model):
+def roles(stages: dict) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, stage in stages.items():
+        found.setdefault(stage["metadata"]["labels"]["image-factory.dev/role"], []).append(name)
+    return found
+
+
+def test_a_soak_stage_soaks_in_the_recording_stage_and_tells_the_factory(model):
     stages = by_kind(manifests(model), "Stage")
     python = watched("python:3.12-slim")
-    base_stage = stages[kargo_names.rebuild_name("base", python)]
-    assert base_stage["spec"]["requestedFreight"] == [
+    soak = stages[kargo_names.soak_name(python, "1d12h")]  # base's 36h
+    assert soak["metadata"]["name"] == f"{python}-soak-1d12h"
+    assert soak["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "image-factory",
+        "image-factory.dev/role": "soak",
+        "image-factory.dev/watched": python,
+        "image-factory.dev/auto-promote": "true",
+    }
+    assert soak["metadata"]["annotations"] == {"image-factory.dev/ref": "docker.io/library/python:3.12-slim"}
+    assert soak["spec"]["requestedFreight"] == [
         {"origin": {"kind": "Warehouse", "name": python}, "sources": {"stages": [python], "requiredSoakTime": "36h"}}
     ]
-    http = base_stage["spec"]["promotionTemplate"]["spec"]["steps"][0]["config"]
-    # a local source is built by the factory repository's own workflow
-    assert http["url"] == "https://api.github.com/repos/acme/factory/actions/workflows/build-base.yml/dispatches"
-    app_stage = stages[kargo_names.rebuild_name("app", python)]
+    (http,) = soak["spec"]["promotionTemplate"]["spec"]["steps"]
+    assert http["uses"] == "http" and http["as"] == "soaked"
+    assert http["config"]["url"] == "https://api.github.com/repos/acme/factory/dispatches"
+    # What Kargo sends (the body once evaluated) is checked in test_kargo_runtime.py.
+
+
+def test_only_an_image_with_a_stage_of_its_own_gets_a_rebuild_stage(model):
+    stages = by_kind(manifests(model), "Stage")
+    python = watched("python:3.12-slim")
+    app_stage = stages[kargo_names.rebuild_name("app", python)]  # autoRebuild: false
     app_http = app_stage["spec"]["promotionTemplate"]["spec"]["steps"][0]["config"]
     assert app_http["url"] == "https://api.github.com/repos/acme/app/actions/workflows/build.yml/dispatches"
-    assert app_stage["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"] == "1h30m"
+    assert app_stage["spec"]["requestedFreight"] == [
+        {"origin": {"kind": "Warehouse", "name": python}, "sources": {"stages": [python], "requiredSoakTime": "1h30m"}}
+    ]
+    # base (autoRebuild, no analysisTemplates) is rebuilt through the soak Stage and the factory;
     # a managed base (ghcr.io/acme/base) cascades through the factory, not through Kargo
-    assert {s["metadata"]["labels"].get("image-factory.dev/image") for s in stages.values()} == {None, "base", "app"}
-    assert len([s for s in stages.values() if s["metadata"]["labels"]["image-factory.dev/role"] == "rebuild"]) == 2
+    assert {s["metadata"]["labels"].get("image-factory.dev/image") for s in stages.values()} == {None, "app"}
+    assert roles(stages)["rebuild"] == [kargo_names.rebuild_name("app", python)]
+    assert roles(stages)["soak"] == [kargo_names.soak_name(python, "1d12h")]
 
 
 def test_auto_rebuild_false_gives_a_stage_without_auto_promotion(model):
@@ -186,8 +211,7 @@ def test_auto_rebuild_false_gives_a_stage_without_auto_promotion(model):
     python = watched("python:3.12-slim")
     assert "image-factory.dev/auto-promote" not in stages[kargo_names.rebuild_name("app", python)]["metadata"]["labels"]
     assert (
-        stages[kargo_names.rebuild_name("base", python)]["metadata"]["labels"]["image-factory.dev/auto-promote"]
-        == "true"
+        stages[kargo_names.soak_name(python, "1d12h")]["metadata"]["labels"]["image-factory.dev/auto-promote"] == "true"
     )
     project_config = objects[2]
     assert project_config["spec"]["promotionPolicies"] == [
@@ -213,11 +237,13 @@ def test_akuity_dispatch_step_option(model):
     config = parse_config(
         IMAGES_YAML.replace("  warehouseInterval: 2h", "  warehouseInterval: 2h\n  dispatchStep: gha-dispatch-workflow")
     )
-    stage = next(
-        o
-        for o in kargo_manifests.factory_manifests(config, state)
-        if o["metadata"]["labels"].get("image-factory.dev/image") == "app"
-    )
+    objects = kargo_manifests.factory_manifests(config, state)
+    stage = next(o for o in objects if o["metadata"]["labels"].get("image-factory.dev/image") == "app")
+    # The factory's own events (record, soaked) stay `http` repository_dispatches: the setting
+    # chooses how the Stages of images with a Stage of their own dispatch a build workflow.
+    for other in objects:
+        if other["kind"] == "Stage" and other is not stage:
+            assert [s["uses"] for s in other["spec"]["promotionTemplate"]["spec"]["steps"]] == ["http"]
     assert stage["spec"]["promotionTemplate"]["spec"]["steps"] == [
         {
             "uses": "gha-dispatch-workflow",
@@ -263,10 +289,18 @@ def test_managed_image_whose_source_is_removed_gets_a_warehouse(factory):
 
 
 @pytest.mark.parametrize(
-    ("delay", "soak"),
-    [("7d", "168h"), ("36h", "36h"), ("90m", "1h30m"), ("1d12h", "36h"), ("45s", "45s"), ("2d3h4m5s", "51h4m5s")],
+    ("delay", "soak", "text"),
+    [
+        ("7d", "168h", "7d"),
+        ("36h", "36h", "1d12h"),
+        ("90m", "1h30m", "1h30m"),
+        ("1d12h", "36h", "1d12h"),
+        ("45s", "45s", "45s"),
+        ("2d3h4m5s", "51h4m5s", "2d3h4m5s"),
+    ],
 )
-def test_soak_time_is_in_hours(factory, delay, soak):
+@pytest.mark.parametrize(("auto", "role"), [("true", "soak"), ("false", "rebuild")])
+def test_soak_time_is_in_hours(factory, delay, soak, text, auto, role):
     factory.write(
         "images.yaml",
         f"""
@@ -276,18 +310,87 @@ def test_soak_time_is_in_hours(factory, delay, soak):
             registry: ghcr.io
             repository: acme/app
             rebuildDelay: {delay}
+            autoRebuild: {auto}
             source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: b.yml}}
         """,
     )
     factory.write("app/Dockerfile", "FROM alpine:3.20\n")
     discover(factory.root)
-    stage = next(
+    (stage,) = [
         o
         for o in kargo_manifests.factory_manifests(*load_model(factory.root))
-        if o["metadata"]["labels"].get("image-factory.dev/role") == "rebuild"
-    )
+        if o["metadata"]["labels"].get("image-factory.dev/role") in ("soak", "rebuild")
+    ]
+    assert stage["metadata"]["labels"]["image-factory.dev/role"] == role
+    if role == "soak":  # named after the delay as images.yaml writes it, one text per duration
+        assert stage["metadata"]["name"] == kargo_names.soak_name(watched("alpine:3.20"), text)
     assert stage["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"] == soak
     assert validate_object(stage) == []
+
+
+SHARED_BASE = """
+kargo: {factoryRepo: acme/factory}
+images:
+"""
+
+
+def _on_alpine(factory, images: dict[str, str]) -> dict[str, dict]:
+    """Stages of a factory whose managed images (name → extra enrolment lines) all build on alpine."""
+    text = SHARED_BASE
+    for name, extra in images.items():
+        text += (
+            f"  - name: {name}\n    registry: ghcr.io\n    repository: acme/{name}\n"
+            f"    source: {{provider: local, repo: {name}, dockerfile: Dockerfile, workflow: b.yml}}\n"
+        )
+        text += "".join(f"    {line}\n" for line in extra.split("; ") if line)
+        factory.write(f"{name}/Dockerfile", "FROM alpine:3.20\n")
+    factory.write("images.yaml", text)
+    discover(factory.root)
+    objects = kargo_manifests.factory_manifests(*load_model(factory.root))
+    for body in objects:
+        assert validate_object(body) == [], body["metadata"]["name"]
+    return by_kind(objects, "Stage")
+
+
+def test_one_soak_stage_per_distinct_delay_of_the_images_without_a_stage_of_their_own(factory):
+    stages = _on_alpine(
+        factory,
+        {
+            "a": "rebuildDelay: 7d",
+            "b": "rebuildDelay: 168h",  # the same duration as a's: the same Stage
+            "c": "rebuildDelay: 36h",
+            "d": "rebuildDelay: 0s",
+            "e": "",  # the default, 7d
+            "f": "rebuildDelay: 2d; autoRebuild: false",  # a Stage of its own
+            "g": "rebuildDelay: 3d; test: {analysisTemplates: [smoke]}",  # a Stage of its own
+        },
+    )
+    alpine = watched("alpine:3.20")
+    soaks = {name: stage for name, stage in stages.items() if stage["metadata"]["labels"][kargo_names.ROLE] == "soak"}
+    assert list(soaks) == [kargo_names.soak_name(alpine, delay) for delay in ("0s", "1d12h", "7d")]
+    assert [s["spec"]["requestedFreight"][0]["sources"] for s in soaks.values()] == [
+        {"stages": [alpine]},  # no soak time at all
+        {"stages": [alpine], "requiredSoakTime": "36h"},
+        {"stages": [alpine], "requiredSoakTime": "168h"},
+    ]
+    assert all(s["metadata"]["labels"][kargo_names.AUTO_PROMOTE] == "true" for s in soaks.values())
+    rebuilds = [s for s in stages.values() if s["metadata"]["labels"][kargo_names.ROLE] == "rebuild"]
+    assert sorted(s["metadata"]["labels"][kargo_names.IMAGE] for s in rebuilds) == ["f", "g"]
+    assert [s["metadata"]["name"] for s in rebuilds] == [kargo_names.rebuild_name(i, alpine) for i in ("f", "g")]
+    assert len(stages) == 1 + 3 + 2  # the recording Stage, three soak Stages, two of their own
+
+
+def test_no_soak_stage_when_every_image_on_the_base_has_a_stage_of_its_own(factory):
+    stages = _on_alpine(factory, {"f": "autoRebuild: false", "g": "test: {analysisTemplates: [smoke]}"})
+    alpine = watched("alpine:3.20")
+    assert sorted(stages) == sorted(
+        [alpine, kargo_names.rebuild_name("f", alpine), kargo_names.rebuild_name("g", alpine)]
+    )
+    assert "image-factory.dev/auto-promote" not in stages[kargo_names.rebuild_name("f", alpine)]["metadata"]["labels"]
+    assert stages[kargo_names.rebuild_name("g", alpine)]["metadata"]["labels"][kargo_names.AUTO_PROMOTE] == "true"
+    assert stages[kargo_names.rebuild_name("g", alpine)]["spec"]["verification"]["analysisTemplates"] == [
+        {"name": "smoke"}
+    ]
 
 
 def test_zero_delay_needs_no_soak(factory):
@@ -306,6 +409,7 @@ def test_zero_delay_needs_no_soak(factory):
     factory.write("app/Dockerfile", "FROM alpine:3.20\n")
     discover(factory.root)
     stage = kargo_manifests.factory_manifests(*load_model(factory.root))[-1]
+    assert stage["metadata"]["name"] == kargo_names.soak_name(watched("alpine:3.20"), "0s")
     assert stage["spec"]["requestedFreight"][0]["sources"] == {"stages": [watched("alpine:3.20")]}
 
 
@@ -323,10 +427,15 @@ def test_names_are_dns_labels_stable_and_distinct():
     assert names[0].startswith("python-3-12-slim-") and names[0] == kargo_names.watched_name(parse_ref(refs[0]))
     long_image = "a" * 63
     stages = [kargo_names.rebuild_name(image, name) for image in (long_image, "app", "app-on") for name in names]
-    assert len(set(stages)) == len(stages)
-    for name in names + stages:
+    stages += [kargo_names.soak_name(name, delay) for delay in ("0s", "7d", "1d12h", "2d3h4m5s") for name in names]
+    others = [make(name) for make in (kargo_names.verify_name, kargo_names.key_name) for name in names]
+    others += [make(name) for make in (kargo_names.advisory_name, kargo_names.verified_name) for name in names]
+    assert len(set(names + stages + others)) == len(names + stages + others)
+    for name in names + stages + others:
         assert DNS_LABEL.match(name), name
     assert kargo_names.rebuild_name("app", names[0]) == f"app-on-{names[0]}"
+    assert kargo_names.soak_name(names[0], "1d12h") == f"{names[0]}-soak-1d12h"
+    assert kargo_names.soak_name(names[4], "2d3h4m5s") == kargo_names.soak_name(names[4], "2d3h4m5s")
     assert len(kargo_names.rebuild_name(long_image, names[0])) == 63
 
 
@@ -373,12 +482,14 @@ def test_argocd_application(model):
 
 
 def _fleet_of_watched(count: int, dependents: int, prefix: str = "base") -> list:
-    """`count` watched images with `dependents` rebuild Stages each (no model needed to place them)."""
+    """`count` watched images with a soak Stage and `dependents` rebuild Stages of their own
+    each (no model needed to place them)."""
     watched = []
     for i in range(count):
         ref = parse_ref(f"docker.io/library/{prefix}{i}:1")
-        base = BaseImageState(ref, "base", [Dependent(f"{prefix}{i}-svc{j}") for j in range(dependents)], None)
-        watched.append(kargo_manifests.Watched(kargo_names.watched_name(ref), base, None))
+        images = tuple(f"{prefix}{i}-svc{j}" for j in range(dependents))
+        base = BaseImageState(ref, "base", [Dependent(image) for image in images], None)
+        watched.append(kargo_manifests.Watched(kargo_names.watched_name(ref), base, None, ("7d",), images))
     return watched
 
 
@@ -387,12 +498,13 @@ def _placement(files: list[list]) -> dict[str, int]:
 
 
 def test_objects_spread_over_a_power_of_two_of_files_by_name():
-    watched = _fleet_of_watched(40, 9)  # 40 * (2 + 9) = 440 objects; one popular base below
+    watched = _fleet_of_watched(40, 9)  # 40 * (3 + 9) = 480 objects; one popular base below
     watched += _fleet_of_watched(1, 300, "popular")
     assert len(kargo_manifests.shards(watched, 1000)) == 1
     files = kargo_manifests.shards(watched, 100)
-    total = sum(1 + (p.image is None) for parts in files for p in parts)
-    assert total == 40 * 11 + 302 and len(files) == 8  # 742 objects: 8 * 100 is the first power of two to hold them
+    total = sum(1 if p.image else 3 for parts in files for p in parts)  # Warehouse, recording and soak Stages
+    assert total == sum(p.size for parts in files for p in parts)
+    assert total == 40 * 12 + 303 and len(files) == 8  # 783 objects: 8 * 100 is the first power of two to hold them
     placement = _placement(files)
     assert len(placement) == sum(len(parts) for parts in files)  # every part exactly once
     # The popular base's 300 Stages spread like the rest rather than filling one file.

@@ -19,17 +19,25 @@ import pytest
 
 from image_factory import kargo_names
 from image_factory.discover import discover, load_model
+from image_factory.durations import parse_duration
 from image_factory.signatures import public_keys
 
 from .conftest import REPO_ROOT
 from .cosign_signer import new_key, public_pem
 from .kargo_model import Freight, HttpResponse, Image, evaluate_verification_args, run_promotion
+from .kargo_model.go import go_parse_duration
 
 sys.path.insert(0, str(REPO_ROOT / "cdk8s"))
 import kargo_manifests
 
 TOKEN = "ghs_" + "t" * 36
 GITHUB_MESSAGE = 'Unexpected inputs provided: ["bases"]'
+# GitHub's REST description of POST /repos/{owner}/{repo}/dispatches (api.github.com 2022-11-28):
+# event_type "Must be 100 characters or fewer"; client_payload "The maximum number of top-level
+# properties is 10. The total size of the JSON payload must be less than 64KB."
+EVENT_TYPE_MAX = 100
+CLIENT_PAYLOAD_MAX_PROPERTIES = 10
+CLIENT_PAYLOAD_MAX_BYTES = 64 * 1024
 
 EVERY_FEATURE = """
 kargo:
@@ -89,6 +97,8 @@ class Generated:
     objects: list[dict]
     secrets: dict[str, dict[str, str]]
     branches: dict[str, str]  # managed image → the branch its build workflow runs on
+    delays: dict[str, set[str]]  # watched reference → the rebuildDelays of the images built on it
+    factory_repo: str
 
     def of_kind(self, kind: str) -> dict[str, dict]:
         return {o["metadata"]["name"]: o for o in self.objects if o["kind"] == kind}
@@ -134,6 +144,11 @@ def _generate(config, state, keys) -> Generated:
         kargo_manifests.factory_manifests(config, state, keys),
         {settings.token_secret_name: {settings.token_secret_key: TOKEN}},
         {name: image.enrolment["source"]["branch"] for name, image in state.images.items()},
+        {
+            ref: {state.images[d.image].enrolment["rebuildDelay"] for d in base.dependents}
+            for ref, base in state.base_images.items()
+        },
+        settings.factory_repo,
     )
 
 
@@ -199,6 +214,16 @@ def answers(*responses):
     return handler
 
 
+@dataclass(frozen=True)
+class DelayOf:
+    """Equal to a duration text (as images.yaml writes them) of `seconds`."""
+
+    seconds: float
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and parse_duration(other).total_seconds() == self.seconds
+
+
 def expected_body(generated: Generated, stage: dict, freight: Freight) -> dict:
     """What GitHub must receive from this Stage, from its labels and the Freight: no picture of
     the manifest, only of what the factory needs."""
@@ -212,6 +237,13 @@ def expected_body(generated: Generated, stage: dict, freight: Freight) -> dict:
     if role == "verified":
         payload = {"image": ref, "digest": image.digest, "freight": freight.name}
         return {"event_type": "base-image-verified", "client_payload": payload}
+    if role == "soak":
+        # The delay reported is the soak Kargo enforces, and the rebuildDelay of an image built on it.
+        (request,) = stage["spec"]["requestedFreight"]
+        soaked = go_parse_duration(request["sources"].get("requiredSoakTime", "0s"))
+        assert soaked in {parse_duration(delay).total_seconds() for delay in generated.delays[ref]}
+        payload = {"image": ref, "digest": image.digest, "delay": DelayOf(soaked)}
+        return {"event_type": "base-image-soaked", "client_payload": payload}
     assert role == "rebuild"
     image_name = labels[kargo_names.IMAGE]
     return {"ref": generated.branches[image_name], "inputs": {"image": image_name, "base": ref, "digest": image.digest}}
@@ -229,9 +261,41 @@ def test_every_stage_sends_github_the_freight_it_promotes(generated):
         assert request.header("Authorization") == f"Bearer {TOKEN}"
         assert request.header("Content-Type") == "application/json"
         assert request.header("X-GitHub-Api-Version") == "2022-11-28"
-        assert json.loads(request.body) == expected_body(generated, stage, freight), name
+        body = json.loads(request.body)
+        assert body == expected_body(generated, stage, freight), name
+        if request.url.endswith(f"/repos/{generated.factory_repo}/dispatches"):  # repository_dispatch
+            assert len(body["event_type"]) <= EVENT_TYPE_MAX
+            assert len(body["client_payload"]) <= CLIENT_PAYLOAD_MAX_PROPERTIES
+            assert len(json.dumps(body["client_payload"]).encode()) < CLIENT_PAYLOAD_MAX_BYTES
+            assert all(isinstance(value, str) for value in body["client_payload"].values()), body
         for step in result.steps:  # each evaluated config passed its step's schema to get here
             assert isinstance(step.config["body"], str)
+
+
+def test_a_soak_stage_tells_the_factory_the_digest_it_soaked(generated):
+    """What events.yml reads from a base-image-soaked dispatch (image, then `dispatch --base`), as
+    Kargo sends it for the Freight that soaked: one per distinct delay of the images without a
+    Stage of their own."""
+    soaks = [s for s in generated.stages() if s["metadata"]["labels"][kargo_names.ROLE] == "soak"]
+    assert soaks
+    for stage in soaks:
+        result, freight = generated.promote(stage, accepted)
+        assert result.phase == "Succeeded", result.message
+        (request,) = result.requests
+        assert request.url.endswith(f"/repos/{generated.factory_repo}/dispatches")
+        body = json.loads(request.body)
+        assert body["event_type"] == "base-image-soaked"
+        assert body["client_payload"]["image"] == stage["metadata"]["annotations"][kargo_names.REF_ANNOTATION]
+        assert body["client_payload"]["digest"] == freight.images[0].digest
+        assert parse_duration(body["client_payload"]["delay"])  # a duration `dispatch` can read
+    delays = {
+        (
+            s["metadata"]["labels"][kargo_names.WATCHED],
+            s["spec"]["requestedFreight"][0]["sources"].get("requiredSoakTime"),
+        )
+        for s in soaks
+    }
+    assert len(delays) == len(soaks)  # never two Stages for one (base, delay)
 
 
 def test_a_refusal_fails_the_promotion_at_once_with_githubs_message(generated):
@@ -360,7 +424,7 @@ def test_every_verification_argument_is_a_string_about_the_freight(generated):
 
 def test_the_every_feature_factory_has_every_kind_of_stage(every_feature):
     roles = sorted(s["metadata"]["labels"][kargo_names.ROLE] for s in every_feature.of_kind("Stage").values())
-    assert set(roles) == {"record", "rebuild", "verify", "verified"}
+    assert set(roles) == {"record", "soak", "rebuild", "verify", "verified"}
     numeric = [s for s in every_feature.stages() if every_feature.freight(s).images[0].tag == "7"]
     assert numeric  # redis:7: a tag Kargo would coerce to a number outside quote()
     for stage in numeric:

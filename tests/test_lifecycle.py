@@ -101,11 +101,15 @@ def watched(manifests: list[dict]) -> set[str]:
     return {m["metadata"]["annotations"]["image-factory.dev/ref"] for m in manifests if m["kind"] == "Warehouse"}
 
 
-def rebuilds(manifests: list[dict]) -> set[tuple[str, str]]:
+def rebuilt_on(manifests: list[dict]) -> set[str]:
+    """The watched images whose new digests rebuild managed images: those with a soak Stage (the
+    team's images here have no Stage of their own: autoRebuild on, no analysisTemplates)."""
+    stages = [m for m in manifests if m["kind"] == "Stage"]
+    assert not [m for m in stages if m["metadata"]["labels"]["image-factory.dev/role"] == "rebuild"]
     return {
-        (m["metadata"]["labels"]["image-factory.dev/image"], m["metadata"]["annotations"]["image-factory.dev/ref"])
-        for m in manifests
-        if m["kind"] == "Stage" and m["metadata"]["labels"]["image-factory.dev/role"] == "rebuild"
+        m["metadata"]["annotations"]["image-factory.dev/ref"]
+        for m in stages
+        if m["metadata"]["labels"]["image-factory.dev/role"] == "soak"
     }
 
 
@@ -118,7 +122,7 @@ def life(tmp_path, monkeypatch):
 def test_enrolling_a_new_image(life):
     life.dockerfile("payments-api", "FROM python:3.12-slim\n")
     pr = life.propose_and_merge()
-    assert rebuilds(life.synth()) == {("payments-api", PY312)}
+    assert rebuilt_on(life.synth()) == {PY312}
 
     life.images.append("payments-worker")  # the factory enrols a second image of the team
     life.write_images_yaml()
@@ -130,10 +134,10 @@ def test_enrolling_a_new_image(life):
         in pr["body"]
     )
     manifests = life.synth()
-    assert rebuilds(manifests) == {
-        ("payments-api", PY312),
-        ("payments-worker", "docker.io/library/node:22-bookworm-slim"),
-        ("payments-worker", "gcr.io/distroless/nodejs22:latest"),
+    assert rebuilt_on(manifests) == {
+        PY312,  # payments-api
+        "docker.io/library/node:22-bookworm-slim",  # payments-worker
+        "gcr.io/distroless/nodejs22:latest",  # payments-worker
     }
 
 
@@ -148,7 +152,7 @@ def test_changing_a_from_line(life):
     assert f"- `{old_file}`" in pr["body"].split("No longer referenced")[1]  # prune is proposed, not done
     manifests = life.synth()
     assert watched(manifests) == {PY313}
-    assert rebuilds(manifests) == {("payments-api", PY313)}
+    assert rebuilt_on(manifests) == {PY313}
     assert (life.factory / old_file).exists()
 
 
@@ -161,7 +165,7 @@ def test_removing_a_dockerfile_is_marked_and_never_silent(life):
     state = life.state("state/images/payments-api.yaml")
     assert state["dockerfileMissing"] is True
     assert [b["ref"] for b in state["baseImages"]] == [PY312]  # bases as last seen: still watched
-    assert rebuilds(life.synth()) == {("payments-api", PY312)}
+    assert rebuilt_on(life.synth()) == {PY312}
 
 
 def test_a_base_moves_from_external_to_managed(life, capsys):
@@ -188,7 +192,7 @@ def test_a_base_moves_from_external_to_managed(life, capsys):
     assert life.state("state/images/base.yaml")["runtime"]["history"] == history
     manifests = life.synth()
     assert watched(manifests) == {"docker.io/library/debian:bookworm-slim"}  # never a Warehouse for base
-    assert rebuilds(manifests) == {("base", "docker.io/library/debian:bookworm-slim")}  # payments-api cascades
+    assert rebuilt_on(manifests) == {"docker.io/library/debian:bookworm-slim"}  # base; payments-api cascades
     api = life.state("state/images/payments-api.yaml")
     assert api["baseImages"] == [{"ref": "ghcr.io/acme/base:1", "kind": "from", "stage": "0", "image": "base"}]
     capsys.readouterr()

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 import pytest
 
 from image_factory import parallel
-from image_factory.discover import discover, load_model
+from image_factory.config import load_config
+from image_factory.discover import discover, load_model, read_discoveries
 from image_factory.errors import FactoryError
 from image_factory.state import load_state
 
@@ -67,5 +68,23 @@ def test_errors_in_either_half_are_all_reported(example_factory, forking):
 
 def test_discover_reads_dockerfiles_while_state_loads(example_factory, forking):
     before = example_factory.snapshot()
-    outcome = discover(example_factory.root)
+    outcome = discover(example_factory.root, full=True)
     assert forking and outcome.written == [] and example_factory.snapshot() == before
+
+
+def test_dockerfiles_read_half_in_each_process_discover_the_same(example_factory, forking):
+    config = load_config(example_factory.root)
+    split: dict[str, dict] = {}
+    found = read_discoveries(example_factory.root, config, None, read=split)
+    assert forking and all(pid != os.getpid() for pid in forking)
+    parallel.WORTHWHILE_FILES = 10**9  # restored by monkeypatch
+    alone: dict[str, dict] = {}
+    assert read_discoveries(example_factory.root, config, None, read=alone) == found
+    assert alone == split and all(record["sha256"] for record in alone.values())
+    (example_factory.root / "examples/web/Dockerfile").write_text("FROM\n")
+    (example_factory.root / "examples/base-python/Dockerfile").unlink()
+    parallel.WORTHWHILE_FILES = 0
+    with pytest.raises(FactoryError) as raised:
+        read_discoveries(example_factory.root, config, None)
+    files = sorted(problem.file for problem in raised.value.problems)
+    assert files == ["examples/web/Dockerfile", "images.yaml"]  # both halves' problems, the missing one by its line

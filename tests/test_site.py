@@ -24,7 +24,7 @@ import pytest
 from image_factory import events, kargo_names, planner, site
 from image_factory.cli import main
 from image_factory.discover import discover, load_model
-from image_factory.durations import parse_duration
+from image_factory.durations import format_hours, parse_duration
 from image_factory.graph import _node_id
 from image_factory.overview import STATES, counts, overview
 from image_factory.refs import parse_ref
@@ -330,17 +330,38 @@ def test_image_page_has_history_attempts_digests_and_kargo_stages(built_site, hi
         assert {"type": "button", "class": "copy", "data-copy": digest(label)} in page.of("button")
     assert f"rejected at 2026-11-24T14:00:00Z: breaks npm ci {HOSTILE}" in text
     assert {"href": "https://github.com/acme/f/actions/runs/1", "rel": "noopener noreferrer"} in page.of("a")
-    # the Kargo Stages are exactly those synth makes for the image
-    stages = kargo_manifests.factory_manifests(config, state)
-    for name in state.images:
-        made = {
-            obj["metadata"]["name"]
-            for obj in stages
-            if obj["kind"] == "Stage" and obj["metadata"]["labels"].get(kargo_names.IMAGE) == name
-        }
-        assert {stage for stage, _ in site.kargo_stages(state).get(name, [])} == made, name
+    # the Kargo Stages shown are those synth makes that rebuild the image, one per watched base:
+    # its own rebuild Stage there if synth makes one, else the soak Stage of its delay on that base
+    made = [obj for obj in kargo_manifests.factory_manifests(config, state) if obj["kind"] == "Stage"]
+    role = lambda obj: obj["metadata"]["labels"][kargo_names.ROLE]  # noqa: E731
+    ref = lambda obj: obj["metadata"]["annotations"][kargo_names.REF_ANNOTATION]  # noqa: E731
+    shown_anywhere = set()
+    for name, image in state.images.items():
+        soak_time = format_hours(parse_duration(image.enrolment["rebuildDelay"]))
+        expected = set()
+        for key, base in state.base_images.items():
+            if base.warehouse is None or name not in {d.image for d in base.dependents}:
+                continue
+            own = [o for o in made if role(o) == "rebuild" and o["metadata"]["labels"][kargo_names.IMAGE] == name]
+            (stage,) = [o for o in own if ref(o) == key] or [
+                o
+                for o in made
+                if role(o) == "soak"
+                and ref(o) == key
+                and o["spec"]["requestedFreight"][0]["sources"].get("requiredSoakTime", "0s") == soak_time
+            ]
+            expected.add(stage["metadata"]["name"])
+        listed = site.kargo_stages(state).get(name, [])
+        assert {stage.name for stage in listed} == expected, name
         shown = Page((built_site / "images" / f"{name}.html").read_text())
-        assert made <= set(shown.text), name
+        assert expected <= set(shown.text), name
+        shown_anywhere |= expected
+    assert shown_anywhere == {o["metadata"]["name"] for o in made if role(o) in ("soak", "rebuild")}
+    # the bundled example has both kinds: web on the soak Stages, metrics-agent (autoRebuild: false) its own
+    text = " ".join(Page((built_site / "images" / "web.html").read_text()).text)
+    assert "the factory dispatches this image's rebuild when that Stage's promotion reports the soaked digest" in text
+    agent = " ".join(Page((built_site / "images" / "metrics-agent.html").read_text()).text)
+    assert "this image's own rebuild Stage on" in agent and "a person promotes it in Kargo's UI" in agent
     alpine = Page((built_site / "images" / "search-indexer.html").read_text())
     assert f"expedited at 2026-11-25T08:00:00Z: CVE-2026-1234 {HOSTILE}" in " ".join(alpine.text)
     distroless = Page((built_site / "images" / "metrics-agent.html").read_text())

@@ -133,6 +133,15 @@ def test_a_large_fleet_spreads_over_files_and_stale_files_go(fleet, capsys):
     assert pipelines == [f"kargo-pipelines-{n}-of-{expected}.k8s.yaml" for n in range(1, expected + 1)]
     assert [o["kind"] for o in objects(fleet.root / "dist/kargo.k8s.yaml")] == ["Namespace", "Project", "ProjectConfig"]
     spread = [o for name in pipelines for o in objects(fleet.root / "dist" / name)]
+    # a watched image's soak Stages are in its Warehouse's file
+    files = {
+        (o["kind"], o["metadata"]["name"]): name for name in pipelines for o in objects(fleet.root / "dist" / name)
+    }
+    soaks = [o for o in spread if o["kind"] == "Stage" and o["metadata"]["labels"]["image-factory.dev/role"] == "soak"]
+    assert len(soaks) == 3
+    for soak in soaks:
+        warehouse = soak["spec"]["requestedFreight"][0]["origin"]["name"]
+        assert files[("Stage", soak["metadata"]["name"])] == files[("Warehouse", warehouse)]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
     assert sorted(spread, key=key) == sorted(whole[3:], key=key)  # the same objects, each once
     for body in spread:
@@ -168,10 +177,19 @@ def test_tool_and_generator_agree_on_every_field(fleet):
         for o in stages
         if o["metadata"]["labels"]["image-factory.dev/role"] == "rebuild"
     }
+    soaks = {
+        (
+            o["metadata"]["annotations"]["image-factory.dev/ref"],
+            o["spec"]["requestedFreight"][0]["sources"].get("requiredSoakTime", "0s"),
+        ): o
+        for o in stages
+        if o["metadata"]["labels"]["image-factory.dev/role"] == "soak"
+    }
+    assert len(soaks) == len([o for o in stages if o["metadata"]["labels"]["image-factory.dev/role"] == "soak"])
     images = {p.stem: yaml.safe_load(p.read_text()) for p in (fleet.root / "state/images").glob("*.yaml")}
     bases = [yaml.safe_load(p.read_text()) for p in (fleet.root / "state/base-images").glob("*.yaml")]
 
-    expected_rebuilds = set()
+    expected_rebuilds, expected_soaks = set(), set()
     for base in bases:
         written = dict(base["warehouse"])
         interval = written.pop("interval", "3h")
@@ -181,20 +199,39 @@ def test_tool_and_generator_agree_on_every_field(fleet):
         assert records[base["ref"]]["spec"]["requestedFreight"][0]["origin"]["name"] == generated["metadata"]["name"]
         for dependent in base["dependents"]:
             enrolment = images[dependent["image"]]["enrolment"]
+            soak_time = format_hours(parse_duration(enrolment["rebuildDelay"]))
+            freight = Freight("f" * 40, (Image(base["warehouse"]["repoURL"], base["tag"], DIGEST),))
+            warehouse = {generated["metadata"]["name"]: [base["warehouse"]["repoURL"]]}
+            if enrolment["autoRebuild"] and not enrolment.get("test", {}).get("analysisTemplates"):
+                # no Stage of its own: the soak Stage of its delay tells the factory, which dispatches it
+                stage = soaks[(base["ref"], soak_time)]
+                expected_soaks.add((base["ref"], soak_time))
+                assert stage["spec"]["requestedFreight"][0]["sources"] == {
+                    "stages": [generated["metadata"]["name"]],
+                    "requiredSoakTime": soak_time,
+                }
+                assert stage["metadata"]["labels"]["image-factory.dev/auto-promote"] == "true"
+                sent = run_promotion(
+                    stage, freight=freight, warehouses=warehouse, secrets=SECRETS, http=lambda _: HttpResponse(204)
+                ).requests
+                assert sent[0].url == "https://api.github.com/repos/acme/factory/dispatches"
+                body = json.loads(sent[0].body)
+                assert body["event_type"] == "base-image-soaked"
+                assert {key: body["client_payload"][key] for key in ("image", "digest")} == {
+                    "image": base["ref"],
+                    "digest": DIGEST,
+                }
+                assert parse_duration(body["client_payload"]["delay"]) == parse_duration(enrolment["rebuildDelay"])
+                continue
             stage = rebuilds[(dependent["image"], base["ref"])]
             expected_rebuilds.add((dependent["image"], base["ref"]))
             sources = stage["spec"]["requestedFreight"][0]["sources"]
-            assert sources == {
-                "stages": [generated["metadata"]["name"]],
-                "requiredSoakTime": format_hours(parse_duration(enrolment["rebuildDelay"])),
-            }
+            assert sources == {"stages": [generated["metadata"]["name"]], "requiredSoakTime": soak_time}
             assert ("image-factory.dev/auto-promote" in stage["metadata"]["labels"]) is enrolment["autoRebuild"]
             http = stage["spec"]["promotionTemplate"]["spec"]["steps"][0]["config"]
             assert http["url"].endswith(
                 f"/repos/acme/factory/actions/workflows/{enrolment['source']['workflow']}/dispatches"
             )
-            freight = Freight("f" * 40, (Image(base["warehouse"]["repoURL"], base["tag"], DIGEST),))
-            warehouse = {generated["metadata"]["name"]: [base["warehouse"]["repoURL"]]}
             sent = run_promotion(
                 stage, freight=freight, warehouses=warehouse, secrets=SECRETS, http=lambda _: HttpResponse(204)
             ).requests
@@ -220,11 +257,12 @@ def test_tool_and_generator_agree_on_every_field(fleet):
     # and nothing the state does not call for
     assert set(warehouses) == set(records) == {base["ref"] for base in bases}
     assert set(rebuilds) == expected_rebuilds
-    assert expected_rebuilds == {
-        ("api", "docker.io/library/golang:1.23"),
-        ("base", "docker.io/library/debian:bookworm-slim"),
-        ("worker", "docker.io/library/golang:1.23"),
-        ("worker", "docker.io/library/postgres:16"),
+    assert expected_rebuilds == {("api", "docker.io/library/golang:1.23")}  # autoRebuild: false
+    assert set(soaks) == expected_soaks
+    assert expected_soaks == {
+        ("docker.io/library/debian:bookworm-slim", "48h"),  # base
+        ("docker.io/library/golang:1.23", "12h"),  # worker
+        ("docker.io/library/postgres:16", "12h"),  # worker, verified first
     }
     # managed bases (ghcr.io/acme/base) appear in state as dependencies, never as watched images
     assert {b["image"] for b in images["api"]["baseImages"] if "image" in b} == {"base"}

@@ -48,6 +48,11 @@ images:
     repository: library/redis
     tag: "7"
     verify: {key: {secret: cosign-redis}, required: false}
+  - name: worker
+    registry: ghcr.io
+    repository: acme/worker
+    rebuildDelay: 2d
+    source: {provider: local, repo: worker, dockerfile: Dockerfile, workflow: build.yml}
 """
 
 
@@ -59,6 +64,7 @@ def objects(factory):
         "app/Dockerfile",
         "FROM python:3.12-slim AS build\nFROM gcr.io/distroless/static:nonroot\nCOPY --from=redis:7 /x /x\n",
     )
+    factory.write("worker/Dockerfile", "FROM python:3.12-slim\nCOPY --from=redis:7 /x /x\n")
     discover(factory.root)
     config, state = load_model(factory.root)
     return kargo_manifests.factory_manifests(config, state, public_keys(config, factory.root))
@@ -75,6 +81,8 @@ def watched(ref):
 def test_every_generated_object_validates(objects):
     kinds = [o["kind"] for o in objects]
     assert kinds.count("AnalysisTemplate") == 3 and kinds.count("ConfigMap") == 1
+    roles = [o["metadata"]["labels"][kargo_names.ROLE] for o in objects if o["kind"] == "Stage"]
+    assert roles.count("soak") == 2 and roles.count("rebuild") == 3  # worker's; app's own on each base
     for body in objects:
         assert validate_object(body) == [], body["metadata"]["name"]
 
@@ -88,6 +96,8 @@ def test_required_verification_gates_the_recording_stage(objects):
     }
     rebuild = named(objects, "Stage", kargo_names.rebuild_name("app", python))
     assert rebuild["spec"]["requestedFreight"][0]["sources"]["stages"] == [python]  # only verified Freight
+    soak = named(objects, "Stage", kargo_names.soak_name(python, "2d"))  # worker's
+    assert soak["spec"]["requestedFreight"][0]["sources"] == {"stages": [python], "requiredSoakTime": "48h"}
     verified = named(objects, "Stage", f"{python}-verified")
     assert verified["spec"]["requestedFreight"][0]["sources"] == {"stages": [python]}
     # what the verified Stage reports, as Kargo evaluates and sends it
@@ -154,6 +164,9 @@ def test_advisory_verification_does_not_hold_rebuilds_back(objects):
     assert advisory["spec"]["requestedFreight"][0]["sources"] == {"stages": [redis]}
     verified = named(objects, "Stage", f"{redis}-verified")
     assert verified["spec"]["requestedFreight"][0]["sources"] == {"stages": [f"{redis}-verify"]}
+    # worker soaks in the recording Stage, not behind the advisory verification
+    soak = named(objects, "Stage", kargo_names.soak_name(redis, "2d"))
+    assert soak["spec"]["requestedFreight"][0]["sources"] == {"stages": [redis], "requiredSoakTime": "48h"}
 
 
 def test_no_credential_in_any_manifest(objects):
@@ -165,6 +178,7 @@ def test_no_credential_in_any_manifest(objects):
 def test_a_missing_or_broken_key_file_names_images_yaml(factory):
     factory.write("images.yaml", IMAGES_YAML)
     factory.write("app/Dockerfile", "FROM python:3.12-slim\n")
+    factory.write("worker/Dockerfile", "FROM python:3.12-slim\n")
     discover(factory.root)
     config, _ = load_model(factory.root)
     with pytest.raises(FactoryError) as raised:

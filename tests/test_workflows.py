@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -278,3 +279,63 @@ def test_the_tools_output_reaches_github_output_only_when_it_succeeded(path):
         if re.search(r'(image-factory|"\$TOOL") [a-z-]+[^&|]*>> "\$GITHUB_OUTPUT"', line)
     ]
     assert piped == []
+
+
+def test_events_takes_every_event_the_published_kargo_stages_send():
+    """Each Stage of the published example manifests, promoted as Kargo runs it: every
+    repository_dispatch it sends is a type events.yml listens to (GitHub drops any other silently)."""
+    from .kargo_model import Freight, HttpResponse, Image, run_promotion
+
+    objects = [o for o in yaml.safe_load_all((REPO_ROOT / "dist" / "kargo.k8s.yaml").read_text()) if o]
+    warehouses = {
+        o["metadata"]["name"]: [s["image"]["repoURL"] for s in o["spec"]["subscriptions"]]
+        for o in objects
+        if o["kind"] == "Warehouse"
+    }
+    sent = set()
+    for stage in (o for o in objects if o["kind"] == "Stage"):
+        origin = stage["spec"]["requestedFreight"][0]["origin"]["name"]
+        freight = Freight("f" * 40, (Image(warehouses[origin][0], "1", "sha256:" + "a" * 64),), origin)
+        result = run_promotion(
+            stage,
+            freight=freight,
+            warehouses=warehouses,
+            secrets={"image-factory-github": {"token": "t"}},
+            http=lambda _: HttpResponse(204),
+        )
+        events = [r for r in result.requests if r.url.endswith("/dispatches") and "/actions/workflows/" not in r.url]
+        sent |= {json.loads(r.body)["event_type"] for r in events}
+    on = load("events.yml").get("on", load("events.yml").get(True))
+    assert {"base-image-updated", "base-image-verified", "base-image-soaked"} <= sent
+    assert sent <= set(on["repository_dispatch"]["types"])
+
+
+def test_a_soaked_base_records_nothing_and_dispatches_the_builds_on_it():
+    """base-image-soaked runs no step that writes state (each is limited to its own event); the
+    dispatch step runs for it, limited to the images built on the soaked base."""
+    handle = load("events.yml")["jobs"]["handle"]
+    for step in handle["steps"]:
+        for action in re.findall(r"github\.event\.action == '([a-z-]+)'", step.get("if", "")):
+            assert action != "base-image-soaked", step["name"]
+    (dispatch,) = [s for s in handle["steps"] if s["name"] == "Dispatch the rebuilds that are due"]
+    assert "if" not in dispatch
+    assert dispatch["env"]["SUBJECT"] == "${{ github.event.client_payload.image }}"
+    assert 'if [ -n "$SUBJECT" ]; then\n  "$TOOL" dispatch --base "$SUBJECT" --push\n' in dispatch["run"]
+
+
+def test_every_event_plans_and_dispatches_only_what_is_built_on_its_image():
+    """Every repository_dispatch event names its image in client_payload.image (a watched base, or
+    the managed image built): the dispatch and the summary are scoped to it, so an event reads
+    the state files of what it touches, not the fleet's (issue 16); only a workflow_dispatch
+    without an image plans everything."""
+    handle = load("events.yml")["jobs"]["handle"]
+    steps = {step["name"]: step for step in handle["steps"]}
+    for name in ("Dispatch the rebuilds that are due", "Summary"):
+        step = steps[name]
+        assert step["env"]["SUBJECT"] == "${{ github.event.client_payload.image }}"
+        first = step["run"].splitlines()[:2]
+        assert first[0] == 'if [ -n "$SUBJECT" ]; then' and '--base "$SUBJECT"' in first[1], name
+    for step in handle["steps"]:  # every step that records an event names its image the same way
+        image = step.get("env", {}).get("IMAGE", "")
+        if "client_payload" in image:
+            assert image == "${{ github.event.client_payload.image }}", step["name"]

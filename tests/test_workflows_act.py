@@ -385,3 +385,32 @@ def test_events_record_a_build_success_only_for_a_digest_its_own_build_signed(fa
     state = git(origin, "show", "main:state/images/app.yaml")
     assert f"currentDigest: '{digest}'" in state or f"currentDigest: {digest}" in state
     assert "reportedBy: team-a" in state
+
+
+def test_a_soaked_base_dispatches_the_due_builds_on_it_and_records_nothing(factory_repo):
+    """base-image-soaked (a Kargo soak Stage's promotion) → `dispatch --base` that image: only the
+    builds due among the images built on it. With python's digest past every delay, the event for
+    node (nothing due on it) dispatches nothing; the event for python dispatches base-python (which
+    needs the GitHub token act does not have). Neither records anything in state."""
+    work, origin = factory_repo
+    python = "docker.io/library/python:3.12-slim"
+    record = ["record-update", "--root", str(work), "--image", python, "--digest", "sha256:" + "5" * 64]
+    subprocess.run([sys.executable, "-m", "image_factory", *record, "--seen-at", "2026-01-01T00:00:00Z"], check=True)
+    commit(work, "state: python has a digest older than every delay")
+    git(work, "push", "--quiet", "origin", "main")
+    before = git(origin, "rev-parse", "main")
+
+    def soaked(image: str) -> dict:
+        payload = {"image": image, "digest": "sha256:" + "6" * 64, "delay": "7d"}
+        return {"action": "base-image-soaked", "client_payload": payload, "sender": KARGO}
+
+    code, output = act(
+        work, "repository_dispatch", "events.yml", payload=soaked("docker.io/library/node:22-bookworm-slim")
+    )
+    assert code == 0, output[-4000:]
+    assert "nothing to dispatch: no build is due" in output
+    assert "Record a new base image digest" not in output  # nothing recorded for this event
+    code, output = act(work, "repository_dispatch", "events.yml", payload=soaked(python))
+    assert code != 0 and "GITHUB_TOKEN: no GitHub token" in output, output[-4000:]
+    assert "Failure - Main Dispatch the rebuilds that are due" in output
+    assert git(origin, "rev-parse", "main") == before

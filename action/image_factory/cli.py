@@ -9,36 +9,58 @@ import os
 import sys
 from pathlib import Path
 
-from . import (
-    __version__,
-    build_info,
-    cluster_notes,
-    collector,
-    discover,
-    dispatch,
-    events,
-    github_client,
-    gitops,
-    graph,
-    planner,
-    proposal,
-    pull_request,
-    report,
-    rollback,
-    sanity,
-    status,
-    synth,
-    timestamps,
-    trust,
-)
-from .config import load_config
-from .dockerfile import find_bases
-from .durations import parse_duration
+from . import __version__, collector
 from .errors import FactoryError, Problem
-from .refs import InvalidReference, parse_ref
-from .state import stray_files
 from .state_lock import state_lock
 from .user_text import code_block, command_data, command_property, one_line
+
+
+def _lazy(name: str):
+    """Module `image_factory.<name>`, loaded when first used: each command pays only for the
+    modules it uses (an event about one image runs in a fraction of a second)."""
+    import importlib.util
+
+    full = f"{__package__}.{name}"
+    if full in sys.modules:
+        return sys.modules[full]
+    spec = importlib.util.find_spec(full)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[full] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build_info, cluster_notes, discover, dispatch, events = map(
+    _lazy, ("build_info", "cluster_notes", "discover", "dispatch", "events")
+)
+github_client, gitops, graph, index, planner = map(_lazy, ("github_client", "gitops", "graph", "index", "planner"))
+proposal, pull_request, report, rollback, sanity = map(
+    _lazy, ("proposal", "pull_request", "report", "rollback", "sanity")
+)
+status, synth, timestamps, trust = map(_lazy, ("status", "synth", "timestamps", "trust"))
+config_module, dockerfile, durations, refs, state = map(_lazy, ("config", "dockerfile", "durations", "refs", "state"))
+
+
+def load_config(root: Path):
+    return config_module.load_config(root)
+
+
+def find_bases(*args):
+    return dockerfile.find_bases(*args)
+
+
+def parse_duration(text: str):
+    return durations.parse_duration(text)
+
+
+def parse_ref(text: str):
+    return refs.parse_ref(text)
+
+
+def stray_files(root: Path):
+    return state.stray_files(root)
+
 
 FORCE_HELP = "record a digest never seen yet (it never becomes the current digest; refused without --force)"
 PUSH_HELP = "commit the state change and push it, retrying on a rejected push (for CI)"
@@ -139,6 +161,11 @@ def _parser() -> argparse.ArgumentParser:
     disc.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     disc.add_argument("--check", action="store_true", help="write nothing; exit 1 when state/ is not up to date")
     disc.add_argument("--resolve-digests", action="store_true", help="record what every watched tag points at now")
+    disc.add_argument(
+        "--full",
+        action="store_true",
+        help="read and merge everything even when images.yaml and every Dockerfile are as the last discover read them",
+    )
     disc.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it")
     disc.set_defaults(run=_discover)
 
@@ -255,6 +282,11 @@ def _parser() -> argparse.ArgumentParser:
     planning.add_argument(
         "--cascade-delay", metavar="DURATION", help="wait after a parent's rebuild (default: images.yaml)"
     )
+    planning.add_argument(
+        "--base",
+        metavar="REF",
+        help="only the images built on REF (a watched reference, or a managed image's name), as dispatch --base",
+    )
     planning.add_argument("--json", action="store_true")
     planning.add_argument(
         "--markdown", action="store_true", help="as a Markdown section (a job summary): the text in a code block"
@@ -271,6 +303,12 @@ def _parser() -> argparse.ArgumentParser:
     send = commands.add_parser("dispatch", parents=[root], help="trigger the build workflow of every image due now")
     send.add_argument("--dry-run", action="store_true", help="say what would be dispatched, call nothing")
     send.add_argument("--image", metavar="NAME", help="only this image (also when its autoRebuild is off)")
+    send.add_argument(
+        "--base",
+        metavar="REF",
+        help="only the images built on REF (a watched reference, or a managed image's name), directly or through "
+        "other images: after an event about it, reading only their state",
+    )
     send.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
     send.add_argument(
         "--retry",
@@ -404,7 +442,7 @@ def _discover(args: argparse.Namespace) -> int:
         client = registry.RegistryClient(
             mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
         )
-    outcome = discover.discover(args.root, args.source_root, dry_run=dry_run, registry=client)
+    outcome = discover.discover(args.root, args.source_root, dry_run=dry_run, registry=client, full=args.full)
     print(report.discover_summary(outcome, dry_run=dry_run))
     if client is not None:
         print(f"{client.requests} registry requests", file=sys.stderr)
@@ -421,9 +459,11 @@ def _validate(args: argparse.Namespace) -> int:
         Problem(str(path.relative_to(args.root)), "left by an interrupted write; `image-factory discover` removes it")
         for path in stray_files(args.root)
     ]
+    index_problems, index_warnings = index.check(args.root, config, state)
+    problems += index_problems
     if problems:
         raise FactoryError(problems)
-    for warning in cluster_notes.receiver_warnings(config, state):
+    for warning in [*index_warnings, *cluster_notes.receiver_warnings(config, state)]:
         print(f"warning: {warning}", file=sys.stderr)
     if not (args.root / "state").is_dir():
         print(
@@ -459,6 +499,19 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_for(root: Path, image: str | None = None):
+    """images.yaml's settings (and managed `image`'s entry) for a command about one image: from
+    the state index while it is current, without reading all of images.yaml (see index)."""
+    fast = index.read_index(root)
+    if fast is not None:
+        if image is None:
+            return index.slim_config(fast)
+        found = index.managed(root, fast, image)
+        if found is not None:
+            return index.slim_config(fast, (index.enrolled(found),))
+    return load_config(root)
+
+
 def _time(text: str | None, what: str):
     return timestamps.parse_time(text, what) if text else timestamps.now()
 
@@ -488,7 +541,7 @@ def _record_update(args: argparse.Namespace) -> int:
         raise FactoryError(Problem("--reason", "goes with --verified"))
     if verified is not None:  # a plain sighting only starts the delay clock: anyone may report one
         subject = f"{args.image}@{args.digest}"
-        trust.check_sender(load_config(args.root), "base-image-verified", args.sender, subject)
+        trust.check_sender(_config_for(args.root), "base-image-verified", args.sender, subject)
 
     def apply():
         return events.record_update(
@@ -608,7 +661,7 @@ def _record_build(args: argparse.Namespace) -> int:
     signed = None if args.signed is None else args.signed == "true"
     checked = _build_signature(args) if args.require_signature and args.result == "success" else None
     if args.require_signature and args.run_url:  # from an event: only a run of the image's own repository
-        expected = trust.run_url_prefix(load_config(args.root), args.image)
+        expected = trust.run_url_prefix(_config_for(args.root, args.image), args.image)
         if not args.run_url.startswith(expected):
             print(f"warning: run URL {one_line(args.run_url)!r} ignored: not a run of {expected}", file=sys.stderr)
             args.run_url = None
@@ -645,7 +698,7 @@ def _build_signature(args: argparse.Namespace) -> str:
 
     if not args.digest:
         raise FactoryError(Problem("--digest", "a successful build needs the digest it pushed"))
-    config = load_config(args.root)
+    config = _config_for(args.root, args.image)
     required = trust.build_signature(config, args.image)
     client = registry.RegistryClient(
         mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
@@ -657,7 +710,7 @@ def _build_signature(args: argparse.Namespace) -> str:
 
 
 def _signing_policy(args: argparse.Namespace) -> int:
-    required = trust.build_signature(load_config(args.root), args.image)
+    required = trust.build_signature(_config_for(args.root, args.image), args.image)
     print(required.describe() if args.text else required.github_output(), end="\n" if args.text else "")
     return 0
 
@@ -665,7 +718,7 @@ def _signing_policy(args: argparse.Namespace) -> int:
 def _expedite(args: argparse.Namespace) -> int:
     at = _time(args.at, "--at")
     subject = f"{args.image}@{args.digest}"
-    trust.check_sender(load_config(args.root), "base-image-cve", args.sender, subject)
+    trust.check_sender(_config_for(args.root), "base-image-cve", args.sender, subject)
     return _base_event(
         args,
         lambda: events.expedite(args.root, args.image, args.digest, args.reason, at, force=args.force),
@@ -675,7 +728,7 @@ def _expedite(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    config, state = discover.load_model(args.root)
+    config, state = discover.load_scope(args.root, args.base) if args.base else discover.load_model(args.root)
     try:
         cascade_delay = parse_duration(args.cascade_delay or config.cascade_delay)
     except ValueError as error:
@@ -717,7 +770,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.retry and not args.image:
         raise FactoryError(Problem("--retry", "needs --image: which image's build to dispatch again"))
     now = _time(args.now, "--now")
-    results = dispatch.dispatch(args.root, now, token, dry_run=args.dry_run, only=args.image, retry=args.retry)
+    results = dispatch.dispatch(
+        args.root, now, token, dry_run=args.dry_run, only=args.image, retry=args.retry, after=args.base
+    )
     for item in results:
         pins = ", ".join(f"{ref}@{digest[:19]}…" for ref, digest in item.pins.items())
         print(f"{item.status:10} {item.image}: {item.detail} [{pins}]")
@@ -797,7 +852,7 @@ def _digest(args: argparse.Namespace) -> int:
 
     try:
         ref = parse_ref(args.ref)
-    except InvalidReference as error:
+    except refs.InvalidReference as error:
         raise FactoryError(Problem("REF", str(error))) from None
     client = registry.RegistryClient(
         mirrors=dict(_pairs(args.mirror, "--mirror", "REGISTRY=MIRROR")), insecure=set(args.insecure_registry)
@@ -813,13 +868,12 @@ def _verify(args: argparse.Namespace) -> int:
 
     try:
         ref = parse_ref(args.image)
-    except InvalidReference as error:
+    except refs.InvalidReference as error:
         raise FactoryError(Problem("--image", str(error))) from None
     mirrors, insecure, key_path, policy = {}, set(args.insecure_registry), args.key, None
     if (args.root / "images.yaml").is_file():
-        config = load_config(args.root)
+        config, policy = _verify_config(args.root, ref)
         mirrors, insecure = config.registry_mirrors, insecure | set(config.insecure_registries)
-        policy = _verify_policy(config, ref)
         if key_path is None and policy is not None and policy.key_file is not None:
             key_path = args.root / policy.key_file
     if key_path is None:
@@ -851,6 +905,18 @@ def _verify(args: argparse.Namespace) -> int:
         raise FactoryError(Problem("verify", f"{outcome.image}: not verified: {outcome.reason}"))
     print(f"{outcome.image}: verified: {outcome.reason} ({key_path})")
     return 0
+
+
+def _verify_config(root: Path, ref):
+    """images.yaml's settings and the verify policy it gives `ref`: from the state index and the
+    watched image's own state file when it names one (an event), else from all of images.yaml."""
+    fast = index.read_index(root)
+    if fast is not None:
+        watched = index.watched(root, fast, ref.without_digest())
+        if watched is not None and watched.verify is not None:
+            return index.slim_config(fast), watched.verify
+    config = load_config(root)
+    return config, _verify_policy(config, ref)
 
 
 def _verify_policy(config, ref):

@@ -59,16 +59,32 @@ def config_from_document(document: YamlDocument) -> Config:
     problems.extend(_duplicates(document, images))
     if problems:
         raise FactoryError(sorted(problems, key=lambda problem: problem.line or 0))
+    return config_with(settings(data), document.file, tuple(images))
+
+
+def settings(data: dict) -> dict:
+    """Everything images.yaml says but its images (checked with it): what state/index.json keeps."""
+    return {key: value for key, value in data.items() if key != "images"}
+
+
+def config_with(settings: dict, file: str, images: tuple[EnrolledImage, ...]) -> Config:
+    """The Config of images.yaml's `settings` (already checked) and `images`."""
+    raw_defaults = settings.get("defaults", {})
+    defaults = Policy(
+        rebuild_delay=raw_defaults.get("rebuildDelay", DEFAULT_REBUILD_DELAY),
+        auto_rebuild=raw_defaults.get("autoRebuild", True),
+    )
     return Config(
-        document.file,
-        tuple(images),
+        file,
+        images,
         defaults,
-        _kargo(data.get("kargo", {})),
-        _argocd(data.get("argocd", {})),
+        _kargo(settings.get("kargo", {})),
+        _argocd(settings.get("argocd", {})),
         cascade_delay=raw_defaults.get("cascadeDelay", "0s"),
-        registry_mirrors=dict(data.get("registryMirrors", {})),
-        insecure_registries=frozenset(data.get("insecureRegistries", [])),
-        trust=TrustSettings(senders=tuple(data.get("trust", {}).get("senders", ()))),
+        registry_mirrors=dict(settings.get("registryMirrors", {})),
+        insecure_registries=frozenset(settings.get("insecureRegistries", [])),
+        trust=TrustSettings(senders=tuple(settings.get("trust", {}).get("senders", ()))),
+        settings=settings,
     )
 
 
@@ -116,7 +132,7 @@ def _argocd(entry: dict) -> ArgoSettings:
 
 def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) -> EnrolledImage:
     path = ("images", index)
-    source = _source(entry["source"]) if "source" in entry else None
+    source = source_of(entry["source"]) if "source" in entry else None
     if source is not None:
         _check_paths(document, (*path, "source"), source)
     warehouse_entry = entry.get("warehouse", {})
@@ -187,7 +203,8 @@ def _inside(value: str) -> bool:
     return not pure.is_absolute() and "\\" not in value
 
 
-def _source(entry: dict) -> Source:
+def source_of(entry: dict) -> Source:
+    """A source as images.yaml (or a state file's enrolment) gives it."""
     return Source(
         provider=entry["provider"],
         repo=entry["repo"],

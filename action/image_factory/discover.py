@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import parallel, runtime_events, timestamps
+from . import index, parallel, runtime_events, timestamps
 from .config import load_config
 from .dockerfile import Discovery, find_bases
 from .errors import FactoryError, Problem
-from .files import apply_changes
+from .files import apply_changes, interrupted
 from .merge import Merge, merge_state
-from .model import Config, EnrolledImage
+from .model import Config, EnrolledImage, Source
 from .state import State, assemble, journal, load_files, load_state, render, state_files, stray_files
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 class Outcome:
     """What a run of discover did (or, dry, would do)."""
 
-    config: Config
-    merge: Merge
+    config: Config | None  # None (and merge): nothing changed since the last discover, nothing read
+    merge: Merge | None
     written: list[str]
     unchanged: list[str]
     removed: list[str]
@@ -48,7 +49,10 @@ def repository_path(
 ) -> Path | None:
     """The folder of a managed image's source repository: a local one inside the factory, a
     github one its checkout; None when no checkout is at hand."""
-    source = image.source
+    return _checkout(root, image.source, source_root, checkouts)
+
+
+def _checkout(root: Path, source: Source, source_root: Path | None, checkouts: dict[str, Path] | None) -> Path | None:
     if source.provider == "local":
         return root / source.repo
     checkout = (checkouts or {}).get(source.repo)
@@ -57,16 +61,30 @@ def repository_path(
     return checkout if checkout is not None and checkout.is_dir() else None
 
 
-def _escapes(path: Path, repository: Path, root: Path, local: bool) -> bool:
+def _real(path: Path, memo: dict[Path, Path]) -> Path:
+    """`path.resolve()`, with the resolved folders above it remembered: a fleet's Dockerfiles
+    share most of their folders, and resolving each from the root costs a stat per folder."""
+    parent = path.parent
+    if parent == path:
+        return path.resolve()
+    real_parent = memo.get(parent)
+    if real_parent is None:
+        real_parent = memo[parent] = _real(parent, memo)
+    candidate = real_parent / path.name
+    return candidate.resolve() if candidate.is_symlink() or path.name in ("..", ".") else candidate
+
+
+def _escapes(path: Path, repository: Path, root: Path, local: bool, memo: dict[Path, Path]) -> bool:
     """Whether `path` (or its repository folder) leads outside where it must stay, through a
     symlink: the factory for a local repository, the repository for its Dockerfile."""
-    real_repository = repository.resolve()
-    if local and not real_repository.is_relative_to(root.resolve()):
+    real_repository = _real(repository, memo)
+    if local and not real_repository.is_relative_to(_real(root, memo)):
         return True
-    return not path.resolve().is_relative_to(real_repository)
+    return not _real(path, memo).is_relative_to(real_repository)
 
 
 MAX_DOCKERFILE_BYTES = 1024 * 1024
+NOT_FOUND = "not found"
 
 
 def read_discoveries(
@@ -76,51 +94,141 @@ def read_discoveries(
     checkouts: dict[str, Path] | None = None,
     only: set[str] | None = None,
     missing_ok: bool = False,
+    read: dict[str, dict] | None = None,
 ) -> dict[str, Discovery | None]:
     """Discovery for each managed image whose Dockerfile can be read (of `only`, when given);
     every problem reported at once. With `missing_ok`, a Dockerfile gone from its checkout is
-    recorded as missing (a team removed it) instead of being an error."""
-    discoveries: dict[str, Discovery | None] = {}
+    recorded as missing (a team removed it) instead of being an error. `read`, when given,
+    gets each image's `dockerfile_record` (for state/graph.json). A large fleet's Dockerfiles
+    are read and parsed half in a second process."""
+    images = [image for image in config.managed if only is None or image.name in only]
+    items = [(image.name, image.source) for image in images]
+    middle = len(items) // 2
+    worthwhile = middle >= parallel.WORTHWHILE_FILES
+    with parallel.background(
+        _read_some, root, items[middle:], source_root, checkouts, missing_ok, worthwhile=worthwhile
+    ) as rest:
+        found = _read_some(root, items[:middle], source_root, checkouts, missing_ok)
+        found += rest.result()
+    discoveries: dict[str, Discovery | None] = {image.name: None for image in config.managed}
     problems: list[Problem] = []
-    for image in config.managed:
-        if only is not None and image.name not in only:
-            discoveries[image.name] = None
+    by_name = {image.name: image for image in images}
+    for name, outcome, record, trouble in found:
+        if read is not None:
+            read[name] = record
+        if isinstance(outcome, str):  # not found: said with the image's line in images.yaml
+            image = by_name[name]
+            problems.append(Problem(config.file, f"Dockerfile of {name!r} not found: {outcome}", image.line, "images"))
             continue
-        path = dockerfile_path(root, image, source_root, checkouts)
-        if path is None:
-            discoveries[image.name] = None
-            continue
-        display = _display(root, path)
-        repository = repository_path(root, image, source_root, checkouts)
-        if _escapes(path, repository, root, image.source.provider == "local"):
-            # Said before anything is read, the same whether the target exists or not.
-            problems.append(Problem(display, f"Dockerfile of {image.name!r} leads outside its repository (a symlink)"))
-            continue
-        try:
-            size = path.stat().st_size
-            if size > MAX_DOCKERFILE_BYTES:  # not read at all: one team's file never stops the fleet
-                message = f"Dockerfile of {image.name!r} is {size:,} bytes, over 1 MiB: refused"
-                problems.append(Problem(display, message))
-                continue
-            text = path.read_text(encoding="utf-8")
-        except (FileNotFoundError, NotADirectoryError):
-            if missing_ok and image.source.provider == "github":
-                discoveries[image.name] = Discovery((), missing=True)
-                continue
-            problems.append(
-                Problem(config.file, f"Dockerfile of {image.name!r} not found: {display}", image.line, "images")
-            )
-            continue
-        except (OSError, UnicodeDecodeError) as error:
-            problems.append(Problem(display, f"cannot read Dockerfile of {image.name!r}: {error}"))
-            continue
-        try:
-            discoveries[image.name] = find_bases(text, image.source.build_args, display)
-        except FactoryError as error:
-            problems.extend(error.problems)
+        discoveries[name] = outcome
+        problems += trouble
     if problems:
         raise FactoryError(problems)
     return discoveries
+
+
+def _read_some(
+    root: Path,
+    items: list[tuple[str, Source]],
+    source_root: Path | None,
+    checkouts: dict[str, Path] | None,
+    missing_ok: bool,
+) -> list[tuple[str, Discovery | str | None, dict, list[Problem]]]:
+    """For each managed image (name, source): its discovery (None: no checkout; a str: the
+    Dockerfile's display path, not found), its `dockerfile_record`, and its problems."""
+    memo: dict[Path, Path] = {}
+    return [_read_one(root, name, source, source_root, checkouts, missing_ok, memo) for name, source in items]
+
+
+def _read_one(
+    root: Path,
+    name: str,
+    source: Source,
+    source_root: Path | None,
+    checkouts: dict[str, Path] | None,
+    missing_ok: bool,
+    memo: dict[Path, Path],
+) -> tuple[str, Discovery | str | None, dict, list[Problem]]:
+    record = dockerfile_record(source)
+    checkout = _checkout(root, source, source_root, checkouts)
+    if checkout is None:
+        return name, None, record, []
+    path = checkout / source.dockerfile
+    display = _display(root, path)
+    if _escapes(path, checkout, root, source.provider == "local", memo):
+        # Said before anything is read, the same whether the target exists or not.
+        return (
+            name,
+            None,
+            record,
+            [Problem(display, f"Dockerfile of {name!r} leads outside its repository (a symlink)")],
+        )
+    try:
+        size = path.stat().st_size
+        if size > MAX_DOCKERFILE_BYTES:  # not read at all: one team's file never stops the fleet
+            return (
+                name,
+                None,
+                record,
+                [Problem(display, f"Dockerfile of {name!r} is {size:,} bytes, over 1 MiB: refused")],
+            )
+        data = path.read_bytes()
+        record["sha256"] = hashlib.sha256(data).hexdigest()
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads it
+    except (FileNotFoundError, NotADirectoryError):
+        if missing_ok and source.provider == "github":
+            return name, Discovery((), missing=True), record, []
+        return name, display, record, []
+    except (OSError, UnicodeDecodeError) as error:
+        return name, None, record, [Problem(display, f"cannot read Dockerfile of {name!r}: {error}")]
+    try:
+        return name, find_bases(text, source.build_args, display), record, []
+    except FactoryError as error:
+        return name, None, record, list(error.problems)
+
+
+def dockerfile_record(source: Source) -> dict:
+    """What state/graph.json keeps of a managed image's Dockerfile: its provider, its path from
+    the factory (local) or from a --source-root (github), and the sha256 of the bytes last read."""
+    return {"provider": source.provider, "path": f"{source.repo}/{source.dockerfile}", "sha256": None}
+
+
+def _as_read(root: Path, source_root: Path | None, record: dict) -> bool:
+    """Whether a Dockerfile is as discover last read it, so that reading it again changes nothing."""
+    if record.get("provider") not in ("local", "github") or not isinstance(record.get("path"), str):
+        return False
+    local = record["provider"] == "local"
+    if not local and source_root is None:
+        return True  # no checkout: discover keeps the bases it recorded
+    path = (root if local else source_root) / str(record.get("path"))
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == record.get("sha256")
+    except OSError:
+        # a github checkout that is not here keeps its recorded bases; anything else is an error
+        return not local and not (source_root / str(record.get("path")).split("/")[0]).exists()
+
+
+def _listing(paths) -> str:
+    """A digest of the names of the state files (images and base images)."""
+    return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()
+
+
+def _state_listing(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in state_files(root)}
+
+
+def unchanged(root: Path, source_root: Path | None, digest: str) -> bool:
+    """Whether a discover would change nothing: images.yaml, every Dockerfile and the set of state
+    files are as the last discover left them (state/index.json, state/graph.json), and no write
+    was interrupted. Runtime data that events changed since is no concern of discover's."""
+    graph = index.read_graph(root, digest)
+    if graph is None or index.read_index(root, digest) is None:
+        return False
+    if graph.listing is None or interrupted(journal(root)) or stray_files(root):
+        return False
+    if _listing(_state_listing(root)) != graph.listing:
+        return False
+    return all(_as_read(root, source_root, record) for record in graph.dockerfiles.values())
 
 
 def discover(
@@ -130,25 +238,68 @@ def discover(
     dry_run: bool = False,
     registry: RegistryClient | None = None,
     now: datetime | None = None,
+    full: bool = False,
 ) -> Outcome:
     """Bring state/ in line with images.yaml and the Dockerfiles; with a registry client, also
-    record the digest each watched tag points at now. Nothing is written on any error."""
+    record the digest each watched tag points at now. Nothing is written on any error. A rerun
+    with nothing changed reads only images.yaml's bytes and the Dockerfiles' (see `unchanged`),
+    unless `full`."""
+    digest = index.config_digest(root)
+    if not full and registry is None and digest is not None and unchanged(root, source_root, digest):
+        return Outcome(None, None, [], [], [])
     config = load_config(root)
     paths = state_files(root)
+    read: dict[str, dict] = {}
     # A large state loads in a second process while this one reads the Dockerfiles.
     with parallel.background(load_files, root, paths, worthwhile=len(paths) >= parallel.WORTHWHILE_FILES) as loaded:
-        discoveries = read_discoveries(root, config, source_root)
+        discoveries = read_discoveries(root, config, source_root, read=read)
         old = assemble(loaded.result())
     merge = merge_state(config, discoveries, old)
     if registry is not None:
         resolve_digests(merge.state, registry, now or timestamps.now())
-    changes, unchanged = changed_files(root, merge, old)
+    changes, unchanged_paths = changed_files(root, merge, old)
+    changes.update(index_changes(root, config, merge, read, changes))
     if not dry_run:
         apply_changes({root / path: text for path, text in changes.items()}, journal(root))
         for stray in stray_files(root):
             stray.unlink(missing_ok=True)
     written = sorted(path for path, text in changes.items() if text is not None)
-    return Outcome(config, merge, written, unchanged, merge.removed)
+    return Outcome(config, merge, written, unchanged_paths, merge.removed)
+
+
+def index_changes(
+    root: Path, config: Config, merge: Merge, read: dict[str, dict], changes: dict[str, str | None]
+) -> dict[str, str]:
+    """state/index.json and state/graph.json for the state `changes` leave, where they differ.
+    `read`: the Dockerfiles read (`read_discoveries`); for the others, what was read before holds."""
+    digest = index.config_digest(root)
+    if digest is None:
+        return {}
+    previous = index.read_graph(root, any_config=True)
+    for name, record in read.items():
+        kept = previous.dockerfiles.get(name) if previous is not None else None
+        if record["sha256"] is None and kept is not None and kept.get("path") == record["path"]:
+            read[name] = kept
+    for image in config.managed:
+        if image.name not in read:  # not even looked for
+            kept = previous.dockerfiles.get(image.name) if previous is not None else None
+            read[image.name] = kept or dockerfile_record(image.source)
+    listing = _state_listing(root) - {path for path, text in changes.items() if text is None}
+    listing |= {path for path, text in changes.items() if text is not None}
+    documents = {
+        index.INDEX: index.make_index(config, digest, merge.orphans),
+        index.GRAPH: index.make_graph(merge.state, digest, read, _listing(listing)),
+    }
+    found = {}
+    for path, document in documents.items():
+        text = index.render(document)
+        try:
+            if (root / path).read_text(encoding="utf-8") == text:
+                continue
+        except OSError:
+            pass
+        found[path] = text
+    return found
 
 
 def resolve_digests(state: State, registry: RegistryClient, now: datetime) -> None:
@@ -165,8 +316,17 @@ def prune(root: Path, *, dry_run: bool = False) -> list[str]:
     config = load_config(root)
     old = load_state(root)
     merge = merge_state(config, {image.name: None for image in config.managed}, old)
-    if not dry_run:
-        apply_changes({root / path: None for path in merge.orphans}, journal(root))
+    if not dry_run and merge.orphans:
+        changes: dict[Path, str | None] = {root / path: None for path in merge.orphans}
+        digest = index.config_digest(root)
+        current = index.read_index(root, digest)
+        if current is not None:  # still for this images.yaml: it lists no orphans now
+            changes[root / index.INDEX] = index.render(index.make_index(config, current.config_digest, []))
+            graph = index.read_graph(root, digest)
+            if graph is not None:
+                listing = _state_listing(root) - set(merge.orphans)
+                changes[root / index.GRAPH] = index.render(replace(graph, listing=_listing(listing)))
+        apply_changes(changes, journal(root))
     return merge.orphans
 
 
@@ -197,6 +357,27 @@ def load_model(root: Path) -> tuple[Config, State]:
         raise FactoryError(problems)
     merge = merge_state(config, {image.name: None for image in config.managed}, state)
     return config, merge.state
+
+
+def load_scope(root: Path, subject: str) -> tuple[Config, State]:
+    """images.yaml's settings and the part of the merged state a plan after an event about
+    `subject` (a watched reference, or a managed image's name) needs (`index.closure`), with
+    the images whose last dispatch failed (`index.failed_dispatches`: the next event retries
+    them): read from those files alone while the index is current, else cut from the full load."""
+    digest = index.config_digest(root)
+    fast, graph = index.read_index(root, digest), index.read_graph(root, digest)
+    retry = index.failed_dispatches(root)
+    if fast is not None and graph is not None:
+        scoped = index.scope(root, fast, graph, subject, retry)
+        if scoped is not None:
+            return index.slim_config(fast), scoped
+    config, state = load_model(root)
+    scoped = index.state_closure(state, subject, retry)
+    if scoped is None:
+        raise FactoryError(
+            Problem("--base", f"{subject!r} is neither a watched image nor a managed image in {config.file}")
+        )
+    return config, scoped
 
 
 def changed_files(root: Path, merge: Merge, old: State) -> tuple[dict[str, str | None], list[str]]:

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from . import github_client, planner, runtime_events
-from .discover import load_model
+from . import github_client, index, planner, runtime_events
+from .discover import load_model, load_scope
 from .durations import parse_duration
 from .errors import FactoryError, Problem
 from .files import apply_changes
+from .kargo_layout import own_rebuild_stage
 from .model import Config
 from .refs import parse_ref
 from .state import Build, ImageState, State, journal, render
@@ -171,6 +172,9 @@ def plan_dispatches(
                 )
         elif not auto[name] and only != name:
             item.status, item.detail = "skipped", "autoRebuild is off: promote its Kargo stage or run dispatch --image"
+        elif own_rebuild_stage(image.enrolment) and only != name and set(changed) <= set(state.base_images):
+            # its Kargo Stage for that base dispatches it, and runs its analysisTemplates after
+            item.status, item.detail = "skipped", "its own Kargo rebuild Stage dispatches it (test.analysisTemplates)"
         dispatches.append(item)
     return dispatches
 
@@ -184,10 +188,13 @@ def dispatch(
     only: str | None = None,
     retry: bool = False,
     connect: Callable = github_client.connect,
+    after: str | None = None,
 ) -> list[Dispatch]:
-    """Trigger every due build. Each attempt is recorded (pending) before GitHub is called, and
-    marked dispatch-failed with GitHub's reason when the call fails: an attempt is never lost."""
-    config, state = load_model(root)
+    """Trigger every due build (of the images built on `after`, when given: a watched reference
+    or a managed image, see `load_scope`). Each attempt is recorded (pending) before GitHub is
+    called, and marked dispatch-failed with GitHub's reason when the call fails: an attempt is
+    never lost."""
+    config, state = load_scope(root, after) if after else load_model(root)
     dispatches = plan_dispatches(config, state, now, only, retry)
     todo = [d for d in dispatches if d.status == "planned"]
     if dry_run:
@@ -196,7 +203,16 @@ def dispatch(
         return dispatches
     if not todo:
         return dispatches
-    client = connect(token, config.kargo.github_api_url)
+    try:
+        client = connect(token, config.kargo.github_api_url)
+        _send(root, state, todo, client, now)
+    finally:  # what failed is tried again by the next event's dispatch, whatever it is about
+        results = {item.image: item.attempt["result"] for item in todo if item.attempt is not None}
+        apply_changes(index.failed_dispatches_change(root, results), journal(root))
+    return dispatches
+
+
+def _send(root: Path, state: State, todo: list[Dispatch], client, now: datetime) -> None:
     for item in todo:
         image = state.images[item.image]
         attempt: Build = {"result": "pending", "startedAt": format_time(now), "baseDigests": item.pins}
@@ -211,4 +227,3 @@ def dispatch(
             item.status, item.detail, item.attempt = "failed", str(refused), failed
             continue
         item.status, item.detail, item.attempt = "dispatched", f"{item.workflow} in {item.repo} on {item.ref}", attempt
-    return dispatches

@@ -8,13 +8,19 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from . import runtime_events
-from .discover import load_model
+from . import index, runtime_events
 from .errors import FactoryError, Problem
 from .files import apply_changes
 from .refs import InvalidReference, parse_digest, parse_ref
 from .state import BaseImageState, Build, ImageState, journal, render
 from .timestamps import format_time
+
+
+def load_model(root: Path):
+    """The full load (discover.load_model), imported only when an event needs it."""
+    from .discover import load_model
+
+    return load_model(root)
 
 
 def _digest(text: str) -> str:
@@ -29,6 +35,11 @@ def _watched(root: Path, image: str) -> BaseImageState:
         ref = parse_ref(image).without_digest()
     except InvalidReference as error:
         raise FactoryError(Problem("--image", str(error))) from None
+    fast = index.read_index(root)
+    if fast is not None:  # only its own file (index.py says when that is the same)
+        base = index.watched(root, fast, ref) or index.watched(root, fast, ref.with_tag(None))
+        if base is not None:
+            return base
     _, state = load_model(root)
     base = state.base_images.get(ref.canonical) or state.base_images.get(ref.with_tag(None).canonical)
     if base is None:
@@ -132,18 +143,20 @@ def record_build(
     refuse_replay: bool = False,
 ) -> ImageState:
     """A build of a managed image finished. On success its dependents become due (the cascade)."""
-    _, state = load_model(root)
-    image = state.managed(name)
+    refs = {}
+    for ref_text in bases:
+        try:
+            refs[ref_text] = parse_ref(ref_text).without_digest()
+        except InvalidReference as error:
+            raise FactoryError(Problem("--base", str(error))) from None
+    image, managed = _built(root, name, list(refs.values()))
     if result == "success" and not digest:
         raise FactoryError(Problem("--digest", "a successful build needs the digest it pushed"))
     base_digests = {}
     for ref_text, base_digest in bases.items():
-        try:
-            ref = parse_ref(ref_text).without_digest()
-        except InvalidReference as error:
-            raise FactoryError(Problem("--base", str(error))) from None
+        ref = refs[ref_text]
         # a managed parent is keyed by its enrolled reference, whatever tag the Dockerfile used
-        parent = next((i for i in state.images.values() if i.ref.name == ref.name), None)
+        parent = managed.get(ref.name)
         base_digests[parent.ref.canonical if parent else ref.canonical] = _digest(base_digest)
     build: Build = {"result": result, "startedAt": format_time(finished_at), "finishedAt": format_time(finished_at)}
     if digest:
@@ -163,6 +176,24 @@ def record_build(
     image.runtime = runtime_events.record_build(image.runtime, build)
     _write(root, image)
     return image
+
+
+def _built(root: Path, name: str, refs: list) -> tuple[ImageState, dict[str, ImageState]]:
+    """Managed image `name` and the managed images `refs` may name, by repository: from their
+    own files when the index is current and every ref is a base of the image; else a full load."""
+    fast = index.read_index(root)
+    image = index.managed(root, fast, name) if fast is not None else None
+    if image is not None:
+        parents = {parent.ref.name: parent for parent in index.parents(root, fast, image).values()}
+        watched = {parse_ref(base.ref, default_tag=None).without_digest().canonical for base in image.base_images}
+        if all(ref.name in parents or ref.canonical in watched for ref in refs):
+            return image, parents
+    _, state = load_model(root)
+    image = state.managed(name)
+    by_repository: dict[str, ImageState] = {}
+    for other in state.images.values():
+        by_repository.setdefault(other.ref.name, other)
+    return image, by_repository
 
 
 def _refuse_replay(image: ImageState, build: Build, sender: str | None) -> None:
@@ -185,10 +216,14 @@ def _refuse_replay(image: ImageState, build: Build, sender: str | None) -> None:
 
 def apply_attempts(root: Path, attempts: dict[str, Build]) -> None:
     """Record build attempts again (after a rejected push), without dispatching anything."""
-    _, state = load_model(root)
+    fast, state = index.read_index(root), None
     changes = {}
     for name, attempt in attempts.items():
-        image = state.images[name]
+        image = index.managed(root, fast, name) if fast is not None else None
+        if image is None:
+            state = state or load_model(root)[1]
+            image = state.images[name]
         image.runtime = runtime_events.record_build(image.runtime, attempt)
         changes[root / image.path] = render(image.to_dict())
+    changes.update(index.failed_dispatches_change(root, {name: a["result"] for name, a in attempts.items()}))
     apply_changes(changes, journal(root))

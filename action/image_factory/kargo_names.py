@@ -47,6 +47,14 @@ def rebuild_name(image: str, watched: str) -> str:
     return fit(f"{image}-on-{watched}")
 
 
+def soak_name(watched: str, delay: str) -> str:
+    """The Stage that lets a watched image's Freight soak `delay` (a duration as images.yaml
+    writes it, `7d`) for the managed images on it without a Stage of their own, then tells the
+    factory (`base-image-soaked`): `python-3-12-slim-ea59dc55-soak-7d`. Unless shortened, it ends
+    in the delay's unit, where every other name ends in a hash, `verify` or `verified`."""
+    return fit(f"{watched}-soak-{_fold(delay)}")
+
+
 def verify_name(watched: str) -> str:
     """The AnalysisTemplate that checks the signature of a watched image's Freight."""
     return fit(f"verify-{watched}")

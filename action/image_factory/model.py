@@ -235,6 +235,7 @@ class Config:
     registry_mirrors: dict[str, str] = field(default_factory=dict)  # registry host → mirror host (reads)
     insecure_registries: frozenset[str] = frozenset()  # plain-HTTP registry hosts
     trust: TrustSettings = TrustSettings()
+    settings: dict = field(default_factory=dict, compare=False, repr=False)  # as images.yaml gives them
 
     @property
     def managed(self) -> tuple[EnrolledImage, ...]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import graph, planner, timestamps
 from .config import load_config
-from .discover import changed_files, read_discoveries
+from .discover import changed_files, index_changes, read_discoveries
 from .errors import FactoryError, Problem
 from .merge import merge_state
 from .planner import Held
@@ -140,9 +140,12 @@ def propose(
     config = load_config(factory_root)
     old = load_state(factory_root)
     images = team_images(config, team_repo, names)
-    discoveries = read_discoveries(factory_root, config, None, {team_repo: team_checkout}, set(images), missing_ok=True)
+    read: dict[str, dict] = {}
+    checkouts = {team_repo: team_checkout}
+    discoveries = read_discoveries(factory_root, config, None, checkouts, set(images), missing_ok=True, read=read)
     merge = merge_state(config, discoveries, old)
     files, _ = changed_files(factory_root, merge, old)
+    files.update(index_changes(factory_root, config, merge, read, files))  # kept in step with the state
     changes = []
     for name in images:
         before = tuple(b.ref for b in old.images[name].base_images) if name in old.images else ()

@@ -13,6 +13,11 @@ from .user_text import command_data, command_property, one_line
 
 
 def discover_summary(outcome: Outcome, *, dry_run: bool = False) -> str:
+    if outcome.config is None or outcome.merge is None:
+        return (
+            "images.yaml and every Dockerfile are as the last discover read them (state/graph.json), and so "
+            "are the state files: state/ is up to date, nothing written."
+        )
     config, state = outcome.config, outcome.merge.state
     lines = [
         f"{config.file}: {len(config.managed)} managed, {len(config.external)} external images",

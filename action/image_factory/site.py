@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from . import kargo_names, planner
+from . import kargo_layout, kargo_names, planner
 from .discover import load_model
 from .dispatch import base_key
 from .durations import parse_duration
@@ -336,23 +336,59 @@ def _attempt_rows(attempts: list[dict]) -> str:
     )
 
 
-def kargo_stages(state: State) -> dict[str, list[tuple[str, str]]]:
-    """Managed image → [(rebuild Stage, watched reference)]: the Stages `synth` makes for it."""
-    stages: dict[str, list[tuple[str, str]]] = {}
+@dataclass(frozen=True)
+class KargoStage:
+    """The Kargo Stage that rebuilds a managed image when watched image `ref` changes: the soak
+    Stage of its `delay`, shared with the other images on `ref` with that delay, or (`own`) a
+    rebuild Stage of its own (kargo_layout.own_rebuild_stage)."""
+
+    name: str
+    ref: str
+    own: bool
+    delay: str
+    auto: bool = True  # an own Stage: auto-promoted (else a person promotes it in Kargo's UI)
+
+
+def kargo_stages(state: State) -> dict[str, list[KargoStage]]:
+    """Managed image → the Stages `synth` makes that rebuild it, one per watched base."""
+    stages: dict[str, list[KargoStage]] = {}
     for key, base in sorted(state.base_images.items()):
         if base.warehouse is None:
             continue
         watched = kargo_names.watched_name(base.ref)
         for dependent in base.dependents:
-            stages.setdefault(dependent.image, []).append((kargo_names.rebuild_name(dependent.image, watched), key))
+            enrolment = state.images[dependent.image].enrolment
+            if kargo_layout.own_rebuild_stage(enrolment):
+                name = kargo_names.rebuild_name(dependent.image, watched)
+                stage = KargoStage(name, key, True, enrolment["rebuildDelay"], enrolment["autoRebuild"])
+            else:
+                delay = kargo_layout.soak_delay(enrolment)
+                stage = KargoStage(kargo_names.soak_name(watched, delay), key, False, delay)
+            stages.setdefault(dependent.image, []).append(stage)
     return stages
+
+
+def _stage_row(stage: KargoStage) -> str:
+    ref = f"<code>{e(stage.ref)}</code>"
+    if stage.own:
+        who = "Kargo promotes it" if stage.auto else "a person promotes it in Kargo's UI"
+        what = (
+            f"this image's own rebuild Stage on {ref}: once a digest has soaked {e(stage.delay)}, {who}"
+            " and its promotion dispatches this image's build"
+        )
+    else:
+        what = (
+            f"soaks {ref} for {e(stage.delay)}, for every image on it with that delay: the factory dispatches"
+            " this image's rebuild when that Stage's promotion reports the soaked digest (base-image-soaked)"
+        )
+    return f"<li><code>{e(stage.name)}</code> ({what})</li>"
 
 
 def render_image(
     state: State,
     image: ImageState,
     status: ImageStatus,
-    stages: list[tuple[str, str]],
+    stages: list[KargoStage],
     dependents: list[str],
 ) -> str:
     source = image.enrolment["source"]
@@ -418,7 +454,7 @@ def render_image(
         sections.append(head + pinned + text + _history_rows(watched.runtime.history))
     if image.unresolved:
         sections.append(f"<p>Unresolved: {e(', '.join(image.unresolved))}</p>\n")
-    stage_rows = "".join(f"<li><code>{e(name)}</code> (rebuilds on <code>{e(ref)}</code>)</li>" for name, ref in stages)
+    stage_rows = "".join(_stage_row(stage) for stage in stages)
     dependent_rows = "".join(f'<li><a href="{e(page_name(name))}">{e(name)}</a></li>' for name in dependents)
     body = (
         '<p><a href="../index.html">← all images</a></p>\n'
