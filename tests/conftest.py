@@ -61,6 +61,15 @@ class Factory:
         return sorted(str(p.relative_to(self.root)) for p in (self.root / "state").rglob("*.yaml"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_folder(tmp_path_factory):
+    """The tool's cache (compiled validators, parsed state files) in a folder of this run's own,
+    inherited by every command the tests start."""
+    import os
+
+    os.environ["IMAGE_FACTORY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(autouse=True)
 def _no_github_write_spacing(monkeypatch):
     """PyGithub waits a second between writes; against a mock that is only lost time."""

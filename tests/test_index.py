@@ -13,6 +13,7 @@ import yaml
 
 from image_factory import index
 from image_factory.cli import main
+from image_factory.errors import FactoryError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from scale import build_factory
@@ -209,3 +210,44 @@ def test_a_noop_discover_reads_nothing_and_any_change_is_read(example_factory):
     code, out, _ = run(root, "discover")
     assert code == 0 and f"wrote {victim.relative_to(root)}" in out
     assert run(root, "discover", "--check")[0] == 0
+
+
+def test_a_plan_with_a_current_index_loads_the_state_the_merge_gives(twins, tmp_path):
+    """load_model(settings_only=True) skips images.yaml and the merge while the index is current:
+    the state it gives is the merged state, runtime data included, without orphans."""
+    from image_factory.discover import load_model
+
+    fast, _ = twins
+    for event in EVENTS:
+        run(fast, *event)
+    config, state = load_model(fast)
+    quick_config, quick_state = load_model(fast, settings_only=True)
+    assert quick_state == state
+    assert quick_state.images.keys() == state.images.keys()  # in the same (sorted) order
+    assert list(quick_state.base_images) == list(state.base_images)
+    for field in ("cascade_delay", "kargo", "trust", "argocd", "registry_mirrors", "insecure_registries", "defaults"):
+        assert getattr(quick_config, field) == getattr(config, field), field
+    (fast / "images.yaml").write_text((fast / "images.yaml").read_text() + "# edited\n")
+    assert load_model(fast, settings_only=True)[0] == load_model(fast)[0]  # stale index: the full load
+
+
+def test_the_state_cache_parses_only_what_changed_and_never_serves_an_old_file(example_factory, monkeypatch):
+    from image_factory import state as state_module
+    from image_factory.state import load_state
+
+    root = example_factory.root
+    first = load_state(root)
+    parsed = []
+    real = state_module.load_files
+    monkeypatch.setattr(state_module, "load_files", lambda r, paths: parsed.extend(paths) or real(r, paths))
+    assert load_state(root) == first and parsed == []  # every file remembered
+    victim = root / "state/images/web.yaml"
+    text = victim.read_text()
+    victim.write_text(text.replace("currentDigest: null", "currentDigest: 'sha256:" + "a" * 64 + "'"))
+    changed = load_state(root)  # at once: same second, another size; the stat is not trusted anyway
+    assert parsed == [victim] and changed.images["web"].runtime.current_digest == "sha256:" + "a" * 64
+    victim.write_text(text)
+    assert load_state(root) == first  # the old content again: remembered by its digest
+    victim.write_text("name: [unclosed\n")
+    with pytest.raises(FactoryError, match=r"state/images/web\.yaml"):
+        load_state(root)  # a broken file is parsed, and refused, every time

@@ -566,7 +566,7 @@ def _record_update(args: argparse.Namespace) -> int:
 def _platforms(args: argparse.Namespace) -> int:
     from . import platforms, registry  # requests: only for the commands that talk to registries
 
-    config, state = discover.load_model(args.root)
+    config, state = discover.load_model(args.root, settings_only=True)
     image = state.managed(args.image)
     client = registry.RegistryClient(
         mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
@@ -728,7 +728,10 @@ def _expedite(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    config, state = discover.load_scope(args.root, args.base) if args.base else discover.load_model(args.root)
+    if args.base:
+        config, state = discover.load_scope(args.root, args.base)
+    else:
+        config, state = discover.load_model(args.root, settings_only=True)
     try:
         cascade_delay = parse_duration(args.cascade_delay or config.cascade_delay)
     except ValueError as error:
@@ -744,7 +747,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    config, state = discover.load_model(args.root)
+    config, state = discover.load_model(args.root, settings_only=True)
     now = _time(args.now, "--now")
     plan = planner.plan(state, now, parse_duration(config.cascade_delay))
     rows, unbuilt = status.stale_images(state, plan, now), status.never_built(state, plan, now)
@@ -787,7 +790,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _build_info(args: argparse.Namespace) -> int:
-    config, state = discover.load_model(args.root)
+    _, state = discover.load_model(args.root, settings_only=True)
     image = state.managed(args.image)
     if args.bases:
         given, flag = build_info.parse_pins(args.bases), "--bases"
@@ -801,7 +804,7 @@ def _build_info(args: argparse.Namespace) -> int:
         already = (
             f"{image.name} was built on exactly these digests already ({last['digest']}, {last.get('runUrl', '')})"
         )
-    policy = config.by_name(args.image).signing
+    policy = index.enrolled(image).signing
     signing = "key" if policy is not None and policy.key_file is not None else "keyless"
     print(build_info.build_info(state, args.image, pins, already, signing).github_output(), end="")
     return 0
@@ -928,7 +931,7 @@ def _verify_policy(config, ref):
 
 
 def _graph(args: argparse.Namespace) -> int:
-    _, state = discover.load_model(args.root)
+    _, state = discover.load_model(args.root, settings_only=True)
     print(graph.render(state, args.format))
     return 0
 
@@ -950,7 +953,7 @@ def _site(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from . import dashboard, dashboard_issue, overview
 
-    config, state = discover.load_model(args.root)
+    config, state = discover.load_model(args.root, settings_only=True)
     repo = args.repo or config.kargo.factory_repo or os.environ.get("GITHUB_REPOSITORY")
     if not repo:
         raise FactoryError(

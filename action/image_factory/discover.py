@@ -15,7 +15,18 @@ from .errors import FactoryError, Problem
 from .files import apply_changes, interrupted
 from .merge import Merge, merge_state
 from .model import Config, EnrolledImage, Source
-from .state import State, assemble, journal, load_files, load_state, render, state_files, stray_files
+from .state import (
+    State,
+    assemble,
+    journal,
+    load_files,
+    load_halves,
+    load_remembered,
+    load_state,
+    render,
+    state_files,
+    stray_files,
+)
 
 if TYPE_CHECKING:
     from .registry import RegistryClient
@@ -250,10 +261,8 @@ def discover(
     config = load_config(root)
     paths = state_files(root)
     read: dict[str, dict] = {}
-    # A large state loads in a second process while this one reads the Dockerfiles.
-    with parallel.background(load_files, root, paths, worthwhile=len(paths) >= parallel.WORTHWHILE_FILES) as loaded:
-        discoveries = read_discoveries(root, config, source_root, read=read)
-        old = assemble(loaded.result())
+    discoveries = read_discoveries(root, config, source_root, read=read)
+    old = assemble(load_remembered(root, paths, lambda misses: load_halves(root, misses)))
     merge = merge_state(config, discoveries, old)
     if registry is not None:
         resolve_digests(merge.state, registry, now or timestamps.now())
@@ -330,25 +339,42 @@ def prune(root: Path, *, dry_run: bool = False) -> list[str]:
     return merge.orphans
 
 
-def load_model(root: Path) -> tuple[Config, State]:
+def load_model(root: Path, *, settings_only: bool = False) -> tuple[Config, State]:
     """images.yaml and state/ checked and merged: what every generator reads.
 
     images.yaml wins; the bases come from state (as last discovered). Orphaned state files are
     left out. Raises FactoryError on a schema violation or a dependency cycle.
+
+    `settings_only`: the caller needs images.yaml's settings, not its images. While the state
+    index is current, state/ is what the merge would give (index.py), so neither images.yaml nor
+    the merge is read or done again: a plan of a large fleet costs its state files only.
     """
+    if settings_only and (fast := index.read_index(root)) is not None:
+        paths = [path for path in state_files(root) if str(path.relative_to(root)) not in fast.orphans]
+        state = assemble(load_remembered(root, paths, lambda misses: load_halves(root, misses)))
+        return index.slim_config(fast), State(
+            dict(sorted(state.images.items())), dict(sorted(state.base_images.items()))
+        )
     problems = []
     paths = state_files(root)
-    # A large state loads mostly in a second process while this one reads images.yaml (about
-    # half as long as all the state files) and the rest: both finish at about the same time.
-    cut = len(paths) * 2 // 5
-    worthwhile = len(paths) - cut >= parallel.WORTHWHILE_FILES
-    with parallel.background(load_files, root, paths[cut:], worthwhile=worthwhile) as rest:
-        try:
-            config = load_config(root)
-        except FactoryError as error:
-            problems.extend(error.problems)
-        loaded = load_files(root, paths[:cut])
-        loaded += rest.result()
+
+    def parse(misses: list[Path]) -> list:
+        # Many files load mostly in a second process while this one reads images.yaml (about
+        # half as long as all the state files) and the rest: both finish at about the same time.
+        cut = len(misses) * 2 // 5
+        worthwhile = len(misses) - cut >= parallel.WORTHWHILE_FILES
+        with parallel.background(load_files, root, misses[cut:], worthwhile=worthwhile) as rest:
+            configs.append(_config_or_problems(root))
+            return [*load_files(root, misses[:cut]), *rest.result()]
+
+    configs: list[Config | list[Problem]] = []
+    loaded = load_remembered(root, paths, parse)
+    found = configs[0] if configs else _config_or_problems(root)  # else: every file was remembered
+    config = None
+    if isinstance(found, list):
+        problems.extend(found)
+    else:
+        config = found
     try:
         state = assemble(loaded)
     except FactoryError as error:
@@ -378,6 +404,13 @@ def load_scope(root: Path, subject: str) -> tuple[Config, State]:
             Problem("--base", f"{subject!r} is neither a watched image nor a managed image in {config.file}")
         )
     return config, scoped
+
+
+def _config_or_problems(root: Path) -> Config | list[Problem]:
+    try:
+        return load_config(root)
+    except FactoryError as error:
+        return list(error.problems)
 
 
 def changed_files(root: Path, merge: Merge, old: State) -> tuple[dict[str, str | None], list[str]]:

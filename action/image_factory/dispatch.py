@@ -194,7 +194,7 @@ def dispatch(
     or a managed image, see `load_scope`). Each attempt is recorded (pending) before GitHub is
     called, and marked dispatch-failed with GitHub's reason when the call fails: an attempt is
     never lost."""
-    config, state = load_scope(root, after) if after else load_model(root)
+    config, state = load_scope(root, after) if after else load_model(root, settings_only=True)
     dispatches = plan_dispatches(config, state, now, only, retry)
     todo = [d for d in dispatches if d.status == "planned"]
     if dry_run:

@@ -66,7 +66,7 @@ def _fast_check(schema_name: str):
     schemas = all_schemas()
     by_id = {schema["$id"]: schema for schema in schemas.values()}
     text = json.dumps([schema_name, schemas, fastjsonschema.VERSION, sys.version], sort_keys=True)
-    cached = _cache_folder() / f"{schema_name}.{hashlib.sha256(text.encode()).hexdigest()[:20]}.marshal"
+    cached = cache_folder() / f"{schema_name}.{hashlib.sha256(text.encode()).hexdigest()[:20]}.marshal"
     try:
         code = marshal.loads(cached.read_bytes())
     except (OSError, ValueError, EOFError, TypeError):
@@ -78,7 +78,7 @@ def _fast_check(schema_name: str):
     return namespace[RefResolver.from_schema(schemas[schema_name]).get_scope_name()]
 
 
-def _cache_folder() -> Path:
+def cache_folder() -> Path:
     configured = os.environ.get("IMAGE_FACTORY_CACHE")
     if configured:
         return Path(configured)
@@ -91,7 +91,7 @@ def _keep(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temp.write_bytes(data)
-        os.replace(temp, path)
+        os.rename(temp, path)  # atomic on POSIX, as replace()
     except OSError:
         pass
 

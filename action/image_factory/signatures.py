@@ -28,6 +28,7 @@ from .refs import ImageRef
 
 if TYPE_CHECKING:
     from .registry import RegistryClient
+    from .state import State
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -69,27 +70,30 @@ def read_public_key(path: Path) -> PublicKey:
         raise FactoryError(Problem(str(path), f"cannot read the public key: {error.strerror}")) from None
 
 
-def public_keys(config: Config, root: Path) -> dict[str, str]:
+def public_keys(config: Config, root: Path, state: State | None = None) -> dict[str, str]:
     """The PEM text of every public key file images.yaml names (by its path there), each checked
-    to be a key; a missing or broken one is an error naming images.yaml's line."""
+    to be a key; a missing or broken one is an error naming images.yaml's line. With only
+    images.yaml's settings at hand (`load_model(settings_only=True)`), the keys are those the
+    watched images of `state` name, as images.yaml gave them."""
     keys, problems = {}, []
-    for image in config.external:
-        if image.verify is None or image.verify.key_file is None:
+    if config.images or state is None:
+        enrolled = [(image.name, image.verify, image.line) for image in config.external]
+    else:
+        enrolled = [(base.enrolled_as, base.verify, None) for base in state.base_images.values() if base.enrolled_as]
+    for name, verify, line in enrolled:
+        if verify is None or verify.key_file is None:
             continue
-        path = image.verify.key_file
+        path = verify.key_file
         try:
             text = (root / path).read_text(encoding="utf-8")
             load_public_key(text.encode(), path)
             keys[path] = text
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else str(error)
-            problems.append(
-                Problem(config.file, f"verify.key of {image.name!r}: cannot read {path}: {reason}", image.line)
-            )
+            problems.append(Problem(config.file, f"verify.key of {name!r}: cannot read {path}: {reason}", line))
         except FactoryError as error:
             problems += [
-                Problem(config.file, f"verify.key of {image.name!r}: {p.file}: {p.message}", image.line)
-                for p in error.problems
+                Problem(config.file, f"verify.key of {name!r}: {p.file}: {p.message}", line) for p in error.problems
             ]
     if problems:
         raise FactoryError(problems)

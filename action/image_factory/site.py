@@ -510,7 +510,7 @@ def _made_here(out: Path) -> list[str]:
 def build(root: Path, out: Path, now: datetime) -> SiteOutcome:
     """Write the site of the factory at `root`, as of `now`, to `out` (all files or none). Pages of
     images no longer managed are removed; other files in `out` are left alone."""
-    config, state = load_model(root)
+    config, state = load_model(root, settings_only=True)
     plan = planner.plan(state, now, parse_duration(config.cascade_delay))
     statuses = overview(state, plan, now, config.kargo.factory_repo)
     graph = graph_source(state, statuses)

@@ -7,6 +7,7 @@ model and reads and renders them; deciding what they should contain is `merge`'s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -226,13 +227,18 @@ def stray_files(root: Path) -> list[Path]:
 def load_state(root: Path) -> State:
     """Read and check every state file under `root`; raises FactoryError naming file and line.
 
-    A large state (thousands of files) loads in two processes, half each.
+    Only files the state cache does not hold are parsed; many of them load in two processes,
+    half each.
     """
-    paths = state_files(root)
+    return assemble(load_remembered(root, state_files(root), lambda paths: load_halves(root, paths)))
+
+
+def load_halves(root: Path, paths: list[Path]) -> list[ImageState | BaseImageState | list[Problem]]:
+    """`load_files`, half in a second process when there are enough files."""
     middle = len(paths) // 2
     with parallel.background(load_files, root, paths[middle:], worthwhile=middle >= parallel.WORTHWHILE_FILES) as rest:
         first = load_files(root, paths[:middle])
-        return assemble([*first, *rest.result()])
+        return [*first, *rest.result()]
 
 
 def assemble(loaded: list[ImageState | BaseImageState | list[Problem]]) -> State:
@@ -286,9 +292,13 @@ def _load_image(root: Path, path: Path) -> ImageState:
     data = document.data
     if path.stem != data["name"]:
         raise FactoryError(document.problem(("name",), f"{data['name']!r} does not match the file name {path.name}"))
+    return _image_from(data, _ref(document))
+
+
+def _image_from(data: dict, ref: ImageRef) -> ImageState:
     return ImageState(
         name=data["name"],
-        ref=_ref(document),
+        ref=ref,
         enrolment=data["enrolment"],
         base_images=[DiscoveredBase.from_dict(base) for base in data["baseImages"]],
         unresolved=list(data["unresolved"]),
@@ -305,6 +315,10 @@ def _load_base(root: Path, path: Path) -> BaseImageState:
         raise FactoryError(document.problem(("ref",), f"{ref} belongs in {ref.slug()}.yaml, not {path.name}"))
     if (ref.registry, ref.repository, ref.tag) != (data["registry"], data["repository"], data["tag"]):
         raise FactoryError(document.problem(("ref",), "ref disagrees with registry/repository/tag"))
+    return _base_from(data, ref)
+
+
+def _base_from(data: dict, ref: ImageRef) -> BaseImageState:
     warehouse = data["warehouse"]
     return BaseImageState(
         ref=ref,
@@ -316,3 +330,34 @@ def _load_base(root: Path, path: Path) -> BaseImageState:
         runtime=Runtime.from_dict(data["runtime"]),
         verify=VerifyPolicy.from_dict(data["verify"]) if "verify" in data else None,
     )
+
+
+def load_remembered(
+    root: Path, paths: list[Path], parse: Callable[[list[Path]], list[ImageState | BaseImageState | list[Problem]]]
+) -> list[ImageState | BaseImageState | list[Problem]]:
+    """`load_files` of `paths`, parsing (with `parse`: in one process or two) only the files the
+    state cache (state_cache) does not hold as they are."""
+    from . import state_cache
+
+    return state_cache.load(root, paths, parse, _rebuilt, _remembered)
+
+
+def _remembered(item) -> tuple[str, dict] | None:
+    """What the state cache keeps of a loaded file: its kind and data, when they give it back."""
+    if isinstance(item, list):
+        return None
+    kind = "image" if isinstance(item, ImageState) else "base"
+    data = item.to_dict()
+    return (kind, data) if _from(kind, data) == item else None
+
+
+def _rebuilt(path: Path, kind: str, data: dict) -> ImageState | BaseImageState | None:
+    """A remembered file back, if it still belongs at `path` (else None: it is parsed and refused)."""
+    item = _from(kind, data)
+    expected = ("images" if kind == "image" else "base-images", item.name if kind == "image" else item.ref.slug())
+    return item if (path.parent.name, path.stem) == expected else None
+
+
+def _from(kind: str, data: dict) -> ImageState | BaseImageState:
+    ref = parse_ref(data["ref"], default_tag=None)
+    return _image_from(data, ref) if kind == "image" else _base_from(data, ref)
