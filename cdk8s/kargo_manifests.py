@@ -6,6 +6,7 @@ expensive part of a synth).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -18,6 +19,8 @@ from image_factory.state import BaseImageState, ImageState, State
 from kargo_expressions import TARGET_FREIGHT, Expr, image_from, json_body, refuse_in, secret, string
 
 KARGO_API = "kargo.akuity.io/v1alpha1"
+KARGO_CHART = "kargo"  # the chart (file) of the Project, and of everything while it fits in one
+ARGOCD_CHART = "argocd-application"
 GITHUB_HEADERS = (("Accept", "application/vnd.github+json"), ("X-GitHub-Api-Version", "2022-11-28"))
 # GitHub answers a dispatch with 204. A 4xx is a refusal (bad token, unknown workflow, bad inputs)
 # and fails the promotion with GitHub's message, except for its rate limits: 429, and 403 with
@@ -598,3 +601,42 @@ def check_unique(objects: list[dict], seen: set[tuple[str, str | None, str]] | N
         if key in seen:  # names carry hashes of what they stand for: this is a bug, not input
             raise AssertionError(f"two generated objects named {key}")
         seen.add(key)
+
+
+def charts(
+    config: Config, state: State, keys: dict[str, str] | None = None
+) -> list[tuple[str, Callable[[], list[dict]]]]:
+    """The Project in `kargo.k8s.yaml`, with the Warehouses and Stages while they fit in one file
+    (`kargo.objectsPerFile`), else those spread over `kargo-pipelines-N-of-M.k8s.yaml`; and the
+    ArgoCD Application in a file of its own, applied once by hand. `keys`: the public keys
+    images.yaml names, by path (`signatures.public_keys`). Pure Python: each chart's objects
+    are built when asked for, one chart at a time, names checked across all of them.
+
+    Bounded files keep the peak memory of both Python and Node.js low on a large fleet (~1 MB of
+    YAML each by default).
+    """
+    project = project_manifests(config)
+    files = shards(watched_images(state), config.kargo.objects_per_file)
+    seen: set = set()
+
+    def objects(head: list[dict], parts: list[Part]) -> Callable[[], list[dict]]:
+        def build() -> list[dict]:
+            made = [*head]
+            for part in parts:
+                made += part_manifests(config, state, part, keys or {})
+            check_unique(made, seen)
+            return made
+
+        return build
+
+    made: list[tuple[str, Callable[[], list[dict]]]] = []
+    if len(files) == 1:
+        made.append((KARGO_CHART, objects(project, files[0])))
+    else:
+        made.append((KARGO_CHART, objects(project, [])))
+        width = len(str(len(files)))
+        for number, parts in enumerate(files, 1):
+            made.append((f"{KARGO_CHART}-pipelines-{number:0{width}d}-of-{len(files)}", objects([], parts)))
+    application = argocd_application(config, f"{KARGO_CHART}*.k8s.yaml")
+    made.append((ARGOCD_CHART, lambda: [application]))
+    return made

@@ -18,7 +18,10 @@ from image_factory.errors import FactoryError
 from image_factory.report import problems_text
 from image_factory.signatures import public_keys
 
-PART = "IMAGE_FACTORY_SYNTH_PART"  # "k/n": this process makes every n-th pipeline file from the k-th
+# A folder of charts made beforehand (`image-factory synth`: charts.json lists `[chart id, file]`,
+# each file the chart's objects as JSON, and notes.txt what to print); without it the app reads
+# the factory itself, as `cdk8s synth` runs it.
+CHARTS = "IMAGE_FACTORY_SYNTH_CHARTS"
 
 # jsii prints a banner at start-up because Node 20 is past its end of life; it is only a warning.
 # The variable lists the Node majors to keep quiet about: unsupported or broken ones still warn.
@@ -26,29 +29,35 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
 def main() -> int:
-    from factory_chart import build_app  # starts jsii and Node.js: after the setting above
+    from factory_chart import app_of  # starts jsii and Node.js: after the setting above
+    from kargo_manifests import charts
 
-    root = Path(os.environ.get("IMAGE_FACTORY_ROOT", Path(__file__).resolve().parent.parent))
     outdir = os.environ.get("CDK8S_OUTDIR", "dist")
-    mine, _, share = os.environ.get(PART, "0/1").partition("/")
-    seen: set = set()
+    made = os.environ.get(CHARTS)
+    if made:  # only the objects cross into this process: the fleet's state never does
+        folder = Path(made)
+        listed = json.loads((folder / "charts.json").read_text(encoding="utf-8"))
+        app_of([(chart_id, _reader(folder / name)) for chart_id, name in listed], outdir).synth()
+        sys.stderr.write((folder / "notes.txt").read_text(encoding="utf-8"))
+        return 0
+    root = Path(os.environ.get("IMAGE_FACTORY_ROOT", Path(__file__).resolve().parent.parent))
     with collector.paused():
         try:
             # images.yaml's settings suffice while the state index is current (index.py)
             config, state = load_model(root, settings_only=True)
-            keys = public_keys(config, root, state)
-            app = build_app(config, state, outdir, keys, (int(mine), int(share)), seen)
+            app = app_of(charts(config, state, public_keys(config, root, state)), outdir)
         except FactoryError as error:
             print(problems_text(error.problems), file=sys.stderr)
             return 1
         app.synth()
-    if PART in os.environ:  # for the check across the processes sharing the synth
-        with open(Path(outdir) / f".names-{mine}.json", "w", encoding="utf-8") as handle:
-            json.dump(sorted(seen, key=str), handle)
     note = verification_note(state)
     if note:
         print(note, file=sys.stderr)  # `image-factory synth` passes `note: ` lines on
     return 0
+
+
+def _reader(path: Path):
+    return lambda: json.loads(path.read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

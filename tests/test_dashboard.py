@@ -485,7 +485,8 @@ def test_events_updates_the_dashboard_after_every_event_and_never_fails_for_it()
     steps = job["steps"]
     names = [s["name"] for s in steps]
     step = steps[names.index("Update the dashboard issue")]
-    assert step["if"] == "always() && steps.install.outcome == 'success'"
+    # on by default; a very large fleet turns it off with a repository variable (docs/scale.md)
+    assert step["if"] == "always() && steps.install.outcome == 'success' && vars.IMAGE_FACTORY_DASHBOARD != 'off'"
     assert step["continue-on-error"] is True
     assert step["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
     assert step["env"]["REPO"] == "${{ github.repository }}"

@@ -139,9 +139,9 @@ def test_discover_is_deterministic_and_idempotent_in_git(chain):
     assert outcome.written == [] and outcome.removed == []
     assert outcome.merge is None  # nothing changed since: no state file or Dockerfile parsed again
     assert chain.snapshot() == before
-    (chain.root / "state/graph.json").unlink()  # without its memory, discover reads everything again
+    (chain.root / "state/discovered.json").unlink()  # without its memory, discover reads everything again
     outcome = discover(chain.root)
-    assert outcome.written == ["state/graph.json"] and len(outcome.unchanged) == 6
+    assert outcome.written == ["state/discovered.json"] and len(outcome.unchanged) == 6
     assert chain.snapshot() == before
     assert git("status", "--porcelain").stdout == ""
 
@@ -314,7 +314,8 @@ def test_github_sources_read_from_a_checkout_or_keep_what_was_recorded(factory, 
     factory.write("images.yaml", factory.read("images.yaml") + "# changed\n")
     outcome = discover(factory.root)  # read again, still without a checkout
     assert outcome.merge.not_checked == ["payments"]
-    assert outcome.written == ["state/graph.json", "state/index.json"]  # the digest of images.yaml they are for
+    # the digest of images.yaml they are for
+    assert outcome.written == ["state/discovered.json", "state/graph.json", "state/index.json"]
     assert bases() == ["docker.io/library/node:22-bookworm-slim"]
 
     (checkouts / "acme/payments/docker/Dockerfile").unlink()
@@ -368,7 +369,7 @@ def test_a_failed_write_half_way_restores_every_file(chain, monkeypatch):
 def test_check_and_dry_run_write_nothing(chain, capsys):
     before = chain.snapshot()
     assert main(["discover", "--root", str(chain.root), "--dry-run"]) == 0
-    assert "State: 8 to write, 0 unchanged, 0 to remove." in capsys.readouterr().out  # with index, graph
+    assert "State: 9 to write, 0 unchanged, 0 to remove." in capsys.readouterr().out  # with index, graph
     assert main(["discover", "--root", str(chain.root), "--check"]) == 1
     assert "state/ is not up to date" in capsys.readouterr().err
     assert chain.snapshot() == before

@@ -49,6 +49,7 @@ def twins(example_factory, tmp_path):
     shutil.copytree(fast, full)
     (full / index.INDEX).unlink()
     (full / index.GRAPH).unlink()
+    (full / index.DISCOVERED).unlink()
     return fast, full
 
 
@@ -204,7 +205,7 @@ def test_a_noop_discover_reads_nothing_and_any_change_is_read(example_factory):
     dockerfile = next((root / "examples").rglob("Dockerfile"))
     dockerfile.write_text(dockerfile.read_text() + "\nFROM busybox:1.36 AS extra\n")
     code, out, _ = run(root, "discover")
-    assert code == 0 and "busybox" in out and "wrote state/graph.json" in out
+    assert code == 0 and "busybox" in out and "wrote state/discovered.json" in out
     victim = next((root / "state/images").glob("*.yaml"))
     victim.unlink()
     code, out, _ = run(root, "discover")

@@ -344,34 +344,3 @@ def test_runtime_events_never_change_the_manifests(fleet, capsys):
     assert main(["record-build", *root, "--image", "api", "--result", "failure", "--error", "x"]) == 0
     capsys.readouterr()
     assert synth(fleet.root, "--check") == 0, capsys.readouterr().err
-
-
-def test_two_app_processes_make_exactly_the_files_one_makes(fleet, monkeypatch):
-    """A large fleet's synth shares the pipeline files between two cdk8s app processes (both
-    cores); the files are the same, byte for byte, as one process makes, with the state index
-    current (settings only) and without it (the full load)."""
-    from image_factory import synth as synth_module
-
-    fleet.write(
-        "images.yaml",
-        fleet.read("images.yaml").replace("warehouseInterval: 3h", "warehouseInterval: 3h, objectsPerFile: 10"),
-    )
-    for current_index in (False, True):
-        if current_index:
-            assert main(["discover", "--root", str(fleet.root)]) == 0
-        monkeypatch.setattr(synth_module, "_processes", lambda root: 1)
-        one, notes = synth_module.synthesize(fleet.root)
-        monkeypatch.setattr(synth_module, "_processes", lambda root: 2)
-        two, two_notes = synth_module.synthesize(fleet.root)
-        assert len(one) >= 4 and two == one and two_notes == notes  # two pipeline files at least
-
-
-def test_objects_made_by_two_processes_never_share_a_name(tmp_path):
-    from image_factory.synth import _check_names_across
-
-    (tmp_path / ".names-0.json").write_text(json.dumps([["Stage", "p", "a"], ["Warehouse", "p", "a"]]))
-    (tmp_path / ".names-1.json").write_text(json.dumps([["Stage", "p", "b"]]))
-    _check_names_across(tmp_path, 2)
-    (tmp_path / ".names-1.json").write_text(json.dumps([["Stage", "p", "b"], ["Stage", "p", "a"]]))
-    with pytest.raises(AssertionError, match="two generated objects named"):
-        _check_names_across(tmp_path, 2)

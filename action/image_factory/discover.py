@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from .state import (
     load_halves,
     load_remembered,
     load_state,
+    remember_written,
     render,
     state_files,
     stray_files,
@@ -72,26 +74,31 @@ def _checkout(root: Path, source: Source, source_root: Path | None, checkouts: d
     return checkout if checkout is not None and checkout.is_dir() else None
 
 
-def _real(path: Path, memo: dict[Path, Path]) -> Path:
-    """`path.resolve()`, with the resolved folders above it remembered: a fleet's Dockerfiles
-    share most of their folders, and resolving each from the root costs a stat per folder."""
-    parent = path.parent
-    if parent == path:
-        return path.resolve()
+def _real(path: str, memo: dict[str, str]) -> str:
+    """os.path.realpath(path) for an absolute path, with the resolved folders above it
+    remembered: a fleet's Dockerfiles share most of their folders, and resolving each from the
+    root costs a stat per folder."""
+    parent, name = os.path.split(path)
+    if not name or parent == path:
+        return os.path.realpath(path)
     real_parent = memo.get(parent)
     if real_parent is None:
         real_parent = memo[parent] = _real(parent, memo)
-    candidate = real_parent / path.name
-    return candidate.resolve() if candidate.is_symlink() or path.name in ("..", ".") else candidate
+    candidate = os.path.join(real_parent, name)
+    return os.path.realpath(candidate) if name in (".", "..") or os.path.islink(candidate) else candidate
 
 
-def _escapes(path: Path, repository: Path, root: Path, local: bool, memo: dict[Path, Path]) -> bool:
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _escapes(path: Path, repository: Path, root: Path, local: bool, memo: dict[str, str]) -> bool:
     """Whether `path` (or its repository folder) leads outside where it must stay, through a
     symlink: the factory for a local repository, the repository for its Dockerfile."""
-    real_repository = _real(repository, memo)
-    if local and not real_repository.is_relative_to(_real(root, memo)):
+    real_repository = _real(os.path.abspath(repository), memo)
+    if local and not _inside(real_repository, _real(os.path.abspath(root), memo)):
         return True
-    return not _real(path, memo).is_relative_to(real_repository)
+    return not _inside(_real(os.path.abspath(path), memo), real_repository)
 
 
 MAX_DOCKERFILE_BYTES = 1024 * 1024
@@ -110,7 +117,7 @@ def read_discoveries(
     """Discovery for each managed image whose Dockerfile can be read (of `only`, when given);
     every problem reported at once. With `missing_ok`, a Dockerfile gone from its checkout is
     recorded as missing (a team removed it) instead of being an error. `read`, when given,
-    gets each image's `dockerfile_record` (for state/graph.json). A large fleet's Dockerfiles
+    gets each image's `dockerfile_record` (for state/discovered.json). A large fleet's Dockerfiles
     are read and parsed half in a second process."""
     images = [image for image in config.managed if only is None or image.name in only]
     items = [(image.name, image.source) for image in images]
@@ -147,7 +154,8 @@ def _read_some(
 ) -> list[tuple[str, Discovery | str | None, dict, list[Problem]]]:
     """For each managed image (name, source): its discovery (None: no checkout; a str: the
     Dockerfile's display path, not found), its `dockerfile_record`, and its problems."""
-    memo: dict[Path, Path] = {}
+    memo: dict[str, str] = {}
+    root = Path(os.path.abspath(root))  # relative paths would cost a getcwd() per use
     return [_read_one(root, name, source, source_root, checkouts, missing_ok, memo) for name, source in items]
 
 
@@ -158,7 +166,7 @@ def _read_one(
     source_root: Path | None,
     checkouts: dict[str, Path] | None,
     missing_ok: bool,
-    memo: dict[Path, Path],
+    memo: dict[str, str],
 ) -> tuple[str, Discovery | str | None, dict, list[Problem]]:
     record = dockerfile_record(source)
     checkout = _checkout(root, source, source_root, checkouts)
@@ -199,7 +207,7 @@ def _read_one(
 
 
 def dockerfile_record(source: Source) -> dict:
-    """What state/graph.json keeps of a managed image's Dockerfile: its provider, its path from
+    """What state/discovered.json keeps of a managed image's Dockerfile: its provider, its path from
     the factory (local) or from a --source-root (github), and the sha256 of the bytes last read."""
     return {"provider": source.provider, "path": f"{source.repo}/{source.dockerfile}", "sha256": None}
 
@@ -230,16 +238,16 @@ def _state_listing(root: Path) -> set[str]:
 
 def unchanged(root: Path, source_root: Path | None, digest: str) -> bool:
     """Whether a discover would change nothing: images.yaml, every Dockerfile and the set of state
-    files are as the last discover left them (state/index.json, state/graph.json), and no write
+    files are as the last discover left them (state/index.json, state/discovered.json), and no write
     was interrupted. Runtime data that events changed since is no concern of discover's."""
-    graph = index.read_graph(root, digest)
-    if graph is None or index.read_index(root, digest) is None:
+    read = index.read_discovered(root, digest)
+    if read is None or index.read_index(root, digest) is None or index.read_graph(root, digest) is None:
         return False
-    if graph.listing is None or interrupted(journal(root)) or stray_files(root):
+    if read.listing is None or interrupted(journal(root)) or stray_files(root):
         return False
-    if _listing(_state_listing(root)) != graph.listing:
+    if _listing(_state_listing(root)) != read.listing:
         return False
-    return all(_as_read(root, source_root, record) for record in graph.dockerfiles.values())
+    return all(_as_read(root, source_root, record) for record in read.dockerfiles.values())
 
 
 def discover(
@@ -272,6 +280,8 @@ def discover(
         apply_changes({root / path: text for path, text in changes.items()}, journal(root))
         for stray in stray_files(root):
             stray.unlink(missing_ok=True)
+        entries = {entry.path: entry for entry in merge.state.entries()}
+        remember_written(root, [(text, entries[path]) for path, text in changes.items() if path in entries and text])
     written = sorted(path for path, text in changes.items() if text is not None)
     return Outcome(config, merge, written, unchanged_paths, merge.removed)
 
@@ -279,12 +289,12 @@ def discover(
 def index_changes(
     root: Path, config: Config, merge: Merge, read: dict[str, dict], changes: dict[str, str | None]
 ) -> dict[str, str]:
-    """state/index.json and state/graph.json for the state `changes` leave, where they differ.
+    """state/index.json, graph.json and discovered.json for the state `changes` leave, where they differ.
     `read`: the Dockerfiles read (`read_discoveries`); for the others, what was read before holds."""
     digest = index.config_digest(root)
     if digest is None:
         return {}
-    previous = index.read_graph(root, any_config=True)
+    previous = index.read_discovered(root, any_config=True)
     for name, record in read.items():
         kept = previous.dockerfiles.get(name) if previous is not None else None
         if record["sha256"] is None and kept is not None and kept.get("path") == record["path"]:
@@ -297,7 +307,8 @@ def index_changes(
     listing |= {path for path, text in changes.items() if text is not None}
     documents = {
         index.INDEX: index.make_index(config, digest, merge.orphans),
-        index.GRAPH: index.make_graph(merge.state, digest, read, _listing(listing)),
+        index.GRAPH: index.make_graph(merge.state, digest),
+        index.DISCOVERED: index.make_discovered(digest, read, _listing(listing)),
     }
     found = {}
     for path, document in documents.items():
@@ -331,10 +342,10 @@ def prune(root: Path, *, dry_run: bool = False) -> list[str]:
         current = index.read_index(root, digest)
         if current is not None:  # still for this images.yaml: it lists no orphans now
             changes[root / index.INDEX] = index.render(index.make_index(config, current.config_digest, []))
-            graph = index.read_graph(root, digest)
-            if graph is not None:
+            read = index.read_discovered(root, digest)
+            if read is not None:
                 listing = _state_listing(root) - set(merge.orphans)
-                changes[root / index.GRAPH] = index.render(replace(graph, listing=_listing(listing)))
+                changes[root / index.DISCOVERED] = index.render(replace(read, listing=_listing(listing)))
         apply_changes(changes, journal(root))
     return merge.orphans
 

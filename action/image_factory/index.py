@@ -1,11 +1,13 @@
 """The state index: what a command about one image needs, without images.yaml and all of state/.
 
-`discover` and `prune` write two files beside the state files, in the same journalled change:
+`discover`, `prune` and `open-pr` write three files beside the state files, in the same
+journalled change:
 
 - `state/index.json` (small: every event reads it): the digest of the images.yaml they merged,
   its settings (everything but its images), and the state files they left orphaned.
-- `state/graph.json` (read by discover and by plans scoped to one event): who builds on each
-  managed image, and a digest of each Dockerfile discover read.
+- `state/graph.json` (read by plans scoped to one event): who builds on each managed image.
+- `state/discovered.json` (read by discover): a digest of each Dockerfile it read and of the
+  list of state files it left.
 
 While images.yaml has the digest the index records, state/ is what merging it gives (images.yaml
 wins, and it has not changed since), so an event reads and writes only the files it touches;
@@ -38,6 +40,7 @@ from .state import (
 
 INDEX = f"{STATE_DIR}/index.json"
 GRAPH = f"{STATE_DIR}/graph.json"
+DISCOVERED = f"{STATE_DIR}/discovered.json"
 FAILED_DISPATCHES = f"{STATE_DIR}/dispatch-failed.json"
 VERSION = 1
 
@@ -61,10 +64,20 @@ class Index:
 
 @dataclass(frozen=True)
 class Graph:
-    """state/graph.json."""
+    """state/graph.json: read by plans scoped to one event."""
 
     config_digest: str
     children: dict[str, list[str]]  # managed image → the managed images built on it
+
+    def to_dict(self) -> dict:
+        return {"version": VERSION, "configDigest": self.config_digest, "children": self.children}
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """state/discovered.json: what discover read, so that a rerun with nothing changed reads no more."""
+
+    config_digest: str
     dockerfiles: dict[str, dict] = field(default_factory=dict)  # managed image → discover.dockerfile_record
     listing: str | None = None  # a digest of the names of the state files discover left
 
@@ -73,7 +86,6 @@ class Graph:
             "version": VERSION,
             "configDigest": self.config_digest,
             "listing": self.listing,
-            "children": self.children,
             "dockerfiles": self.dockerfiles,
         }
 
@@ -90,18 +102,21 @@ def make_index(config: Config, digest: str, orphans: list[str]) -> Index:
     return Index(digest, config.settings, frozenset(orphans))
 
 
-def make_graph(state: State, digest: str, dockerfiles: dict[str, dict], listing: str) -> Graph:
+def make_graph(state: State, digest: str) -> Graph:
     children: dict[str, list[str]] = {}
     for image in state.images.values():
         for parent in sorted({base.image for base in image.base_images if base.image}):
             children.setdefault(parent, []).append(image.name)
-    kids = {name: sorted(names) for name, names in sorted(children.items())}
-    return Graph(digest, kids, dict(sorted(dockerfiles.items())), listing)
+    return Graph(digest, {name: sorted(names) for name, names in sorted(children.items())})
 
 
-def render(document: Index | Graph) -> str:
-    """One key per line, sorted: a change diffs as the lines it changes."""
-    return json.dumps(document.to_dict(), indent=1, sort_keys=True) + "\n"
+def make_discovered(digest: str, dockerfiles: dict[str, dict], listing: str) -> Discovered:
+    return Discovered(digest, dict(sorted(dockerfiles.items())), listing)
+
+
+def render(document: Index | Graph | Discovered) -> str:
+    """Sorted keys, one entry per line: a change diffs as the lines it changes."""
+    return json.dumps(document.to_dict(), indent=0, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def _read_json(path: Path) -> dict | None:
@@ -124,19 +139,30 @@ def read_index(root: Path, digest: str | None = None) -> Index | None:
         return None
 
 
-def read_graph(root: Path, digest: str | None = None, *, any_config: bool = False) -> Graph | None:
-    """The graph, when it was written for images.yaml as it is now (or for any, with `any_config`)."""
-    data = _read_json(root / GRAPH)
-    if data is None:
-        return None
-    if not any_config:
-        digest = digest or config_digest(root)
-        if digest is None or data.get("configDigest") != digest:
-            return None
+def _read_current(path: Path, digest: str | None, any_config: bool) -> dict | None:
+    data = _read_json(path)
+    if data is None or any_config:
+        return data
+    digest = digest or config_digest(path.parent.parent)
+    return data if digest is not None and data.get("configDigest") == digest else None
+
+
+def read_graph(root: Path, digest: str | None = None) -> Graph | None:
+    """The graph, when it was written for images.yaml as it is now."""
+    data = _read_current(root / GRAPH, digest, False)
     try:
         children = {str(name): [str(kid) for kid in kids] for name, kids in data["children"].items()}
+        return Graph(data["configDigest"], children)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def read_discovered(root: Path, digest: str | None = None, *, any_config: bool = False) -> Discovered | None:
+    """What discover read, when it was for images.yaml as it is now (or for any, `any_config`)."""
+    data = _read_current(root / DISCOVERED, digest, any_config)
+    try:
         dockerfiles = {str(name): dict(record) for name, record in data["dockerfiles"].items()}
-        return Graph(data["configDigest"], children, dockerfiles, data.get("listing"))
+        return Discovered(data["configDigest"], dockerfiles, data.get("listing"))
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
 
@@ -296,7 +322,7 @@ def check(root: Path, config: Config, state: State) -> tuple[list[Problem], list
         problems.append(Problem(INDEX, f"its settings are not those of {config.file}: run `image-factory discover`"))
     if set(current.orphans) != on_disk - live:
         problems.append(Problem(INDEX, "its orphans are not the state files images.yaml no longer refers to"))
-    expected = make_graph(state, digest, {}, "").children
+    expected = make_graph(state, digest).children
     if graph.children != expected:
         wrong = sorted(
             name for name in set(expected) | set(graph.children) if expected.get(name) != graph.children.get(name)

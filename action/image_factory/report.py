@@ -15,7 +15,7 @@ from .user_text import command_data, command_property, one_line
 def discover_summary(outcome: Outcome, *, dry_run: bool = False) -> str:
     if outcome.config is None or outcome.merge is None:
         return (
-            "images.yaml and every Dockerfile are as the last discover read them (state/graph.json), and so "
+            "images.yaml and every Dockerfile are as the last discover read them (state/discovered.json), and so "
             "are the state files: state/ is up to date, nothing written."
         )
     config, state = outcome.config, outcome.merge.state

@@ -109,6 +109,19 @@ def load(
     return items
 
 
+def remember(root: Path, written: list[tuple[str, Item]], dump: Callable[[Item], tuple[str, dict] | None]) -> None:
+    """Add files just written (their text, and what they load as) to the cache, so that the next
+    full load (the first plan after a discover, say) reads and hashes them but parses none."""
+    key = _key()
+    where = cache_path(root)
+    stats, parsed = _read(where, key)
+    for text, item in written:
+        dumped = dump(item)
+        if dumped is not None:
+            parsed[hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()] = dumped
+    _write(where, {"key": key, "stats": stats, "parsed": parsed})
+
+
 def _write(path: Path, data: dict) -> None:
     """Best effort, atomic: a cache that cannot be written only costs the next load its parsing."""
     try:

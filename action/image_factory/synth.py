@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from . import parallel
 from .errors import FactoryError, Problem
 from .files import apply_changes
 
 APP_ENTRY = "main.py"
-PART = "IMAGE_FACTORY_SYNTH_PART"  # cdk8s/main.py: "k/n", every n-th pipeline file from the k-th
+CHARTS = "IMAGE_FACTORY_SYNTH_CHARTS"  # cdk8s/main.py: the folder of charts made beforehand
 OUTPUT_SUFFIX = ".k8s.yaml"
 JOURNAL = ".journal"  # files.apply_changes: a write in flight (not a manifest: ArgoCD skips it)
 
@@ -39,56 +40,62 @@ def app_dir() -> Path:
 
 def synthesize(root: Path) -> tuple[dict[str, str], list[str]]:
     """Run the cdk8s app on the factory at `root`: the manifests it writes, by file name, and
-    its notes."""
+    its notes.
+
+    The objects are made in Python first, in a process of their own that exits before the app
+    starts (a fleet's state never shares memory with Node.js); the app then hands them to cdk8s.
+    """
     if shutil.which("node") is None:
         raise FactoryError(Problem("synth", "cdk8s needs Node.js, and `node` is not on PATH"))
-    share = _processes(root)
-    if share > 1:  # the model is read (and the state cache filled) once, before the apps start
-        from .discover import load_model
-
-        load_model(root, settings_only=True)
-    with tempfile.TemporaryDirectory(prefix="image-factory-synth-") as outdir:
-        env = {**os.environ, "IMAGE_FACTORY_ROOT": str(root.resolve()), "CDK8S_OUTDIR": outdir}
+    with tempfile.TemporaryDirectory(prefix="image-factory-synth-") as work:
+        made, outdir = Path(work) / "charts", Path(work) / "out"
+        made.mkdir()
+        outdir.mkdir()
+        with parallel.background(_write_charts, root, made) as written:
+            problems = written.result()
+        if problems:
+            raise FactoryError(problems)
+        env = {**os.environ, "IMAGE_FACTORY_ROOT": str(root.resolve()), "CDK8S_OUTDIR": str(outdir), CHARTS: str(made)}
         app = app_dir()
-        command = [sys.executable, APP_ENTRY]
-        if share == 1:
-            running = [subprocess.Popen(command, cwd=app, env=env, stderr=subprocess.PIPE, text=True)]
-        else:  # the pipeline files are independent: each process makes every n-th one
-            running = [
-                subprocess.Popen(command, cwd=app, env={**env, PART: f"{k}/{share}"}, stderr=subprocess.PIPE, text=True)
-                for k in range(share)
-            ]
-        stderr = [process.communicate()[1] for process in running]
-        for process, text in zip(running, stderr, strict=True):
-            if process.returncode != 0:
-                errors = [line.removeprefix("error: ") for line in text.splitlines() if line.startswith("error: ")]
-                if errors:
-                    raise FactoryError([Problem("", line) for line in errors])
-                raise FactoryError(Problem(str(app / APP_ENTRY), f"the cdk8s app failed:\n{text.strip()}"))
-        if share > 1:
-            _check_names_across(Path(outdir), share)
-        files = {path.name: path.read_text(encoding="utf-8") for path in sorted(Path(outdir).glob("*.yaml"))}
-        notes = [line for line in stderr[0].splitlines() if line.startswith("note: ")]
-        return files, notes
+        result = subprocess.run(
+            [sys.executable, APP_ENTRY], cwd=app, env=env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            errors = [line.removeprefix("error: ") for line in result.stderr.splitlines() if line.startswith("error: ")]
+            if errors:
+                raise FactoryError([Problem("", line) for line in errors])
+            raise FactoryError(Problem(str(app / APP_ENTRY), f"the cdk8s app failed:\n{result.stderr.strip()}"))
+        files = {path.name: path.read_text(encoding="utf-8") for path in sorted(outdir.glob("*.yaml"))}
+        return files, [line for line in result.stderr.splitlines() if line.startswith("note: ")]
 
 
-def _processes(root: Path) -> int:
-    """How many app processes share a synth: two for a large fleet on two CPUs, else one."""
-    from .parallel import WORTHWHILE_FILES, can_fork
-    from .state import state_files
+def _write_charts(root: Path, folder: Path) -> list[Problem]:
+    """Make every chart's objects (cdk8s/kargo_manifests.py, pure Python) into `folder` for the
+    app (cdk8s/main.py); the problems of the factory, if any, instead."""
+    from .cluster_notes import verification_note
+    from .collector import paused
+    from .discover import load_model
+    from .signatures import public_keys
 
-    return 2 if can_fork() and len(state_files(root)) >= WORTHWHILE_FILES else 1
+    if str(app_dir()) not in sys.path:
+        sys.path.insert(0, str(app_dir()))
+    import kargo_manifests
 
-
-def _check_names_across(outdir: Path, share: int) -> None:
-    """No two objects of the same kind and name, made by different processes."""
-    seen: dict[tuple, int] = {}
-    for k in range(share):
-        for key in json.loads((outdir / f".names-{k}.json").read_text(encoding="utf-8")):
-            key = tuple(key)
-            if key in seen:  # names carry hashes of what they stand for: this is a bug, not input
-                raise AssertionError(f"two generated objects named {key}")
-            seen[key] = k
+    with paused():
+        try:
+            config, state = load_model(root, settings_only=True)
+            made = kargo_manifests.charts(config, state, public_keys(config, root, state))
+            listed = []
+            for number, (chart_id, objects) in enumerate(made):
+                name = f"{number}.json"
+                (folder / name).write_text(json.dumps(objects()), encoding="utf-8")
+                listed.append([chart_id, name])
+        except FactoryError as error:
+            return list(error.problems)
+    (folder / "charts.json").write_text(json.dumps(listed), encoding="utf-8")
+    note = verification_note(state)
+    (folder / "notes.txt").write_text(f"{note}\n" if note else "", encoding="utf-8")
+    return []
 
 
 def synth(root: Path, out: Path, *, check: bool = False) -> SynthOutcome:
