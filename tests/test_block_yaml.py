@@ -105,6 +105,7 @@ def test_what_it_reads_is_what_pyyaml_reads_or_it_leaves_the_text_to_pyyaml(tmp_
             if loaded is not None:
                 read += 1
                 assert loaded == yaml.safe_load(written) == data, written
+                assert block_yaml.dump(loaded) == written  # only what dump writes is read
     assert read > 2000
     # texts no dump writes: another indentation, comments, flow style, anchors, a missing newline
     edited = [

@@ -10,7 +10,8 @@ mappings, lists, strings, integers, booleans and nulls:
   (a string PyYAML might quote otherwise or fold, a list in a list, a float): the caller then
   gives it to PyYAML.
 - `load` reads what `dump` writes, and returns None for any other text: it accepts a text only
-  when `dump` of what it read gives that text back, so what it reads is what PyYAML reads.
+  in the layout `dump` makes, each scalar written as `dump` writes what it reads, so what it
+  reads is what PyYAML reads.
 
 tests/test_block_yaml.py compares both with PyYAML on every state file the tests write and on
 generated documents.
@@ -113,8 +114,10 @@ def dump(data: dict) -> str | None:
 
 
 def load(text: str) -> dict | None:
-    """The mapping `text` holds when `dump` wrote it (checked: `dump` gives `text` back); None
-    for any other text, which the caller gives to PyYAML."""
+    """The mapping `text` holds when `dump` wrote it; None for any other text, which the caller
+    gives to PyYAML. Every line must be the one `dump` writes for what it reads: the layout is
+    the only one `dump` makes, and each scalar and key reads as a value `dump` writes as exactly
+    that text (so what it reads is what PyYAML reads)."""
     lines = text.split("\n")
     if lines[-1] != "":
         return None
@@ -125,7 +128,7 @@ def load(text: str) -> dict | None:
             return None
     except (Unsure, IndexError, ValueError):
         return None
-    return data if dump(data) == text else None
+    return data or None  # dump writes no empty mapping
 
 
 class _Reader:
@@ -148,9 +151,11 @@ class _Reader:
             key, sep, rest = line.partition(":")
             if not sep or (rest and not rest.startswith(" ")):
                 raise Unsure
-            key = _plain(key)
-            if type(key) is not str or key in result:
+            text = key
+            key = _plain(text)
+            if type(key) is not str or key in result or (text not in _KEYS and _key(key) != text):
                 raise Unsure
+            _KEYS.add(text)
             if rest:
                 result[key] = _value(rest[1:])
             elif self._next_starts(pad + "- "):
@@ -185,19 +190,39 @@ def _value(text: str) -> object:
     return _plain(text)
 
 
+_KEYS: set[str] = set()  # key texts already read as keys
+_READ: dict[str, object] = {}  # scalar texts already read: state files repeat most of them
+_MISSING = object()
+
+
 def _plain(text: str) -> object:
-    """A scalar as `_scalar` writes it: quoted (a string), or plain, typed as PyYAML types it."""
+    """A scalar as `_scalar` writes it: quoted (a string), or plain, typed as PyYAML types it;
+    Unsure unless `_scalar` writes what it reads as exactly `text`."""
+    value = _READ.get(text, _MISSING)
+    if value is not _MISSING:
+        return value
+    value = _read_scalar(text)
+    if len(_READ) < 100_000:
+        _READ[text] = value
+    return value
+
+
+def _read_scalar(text: str) -> object:
     if len(text) >= 2 and text[0] == "'" and text[-1] == "'" and "'" not in text[1:-1]:
-        return text[1:-1]
-    if text == "null":
-        return None
-    if text in ("true", "false"):
-        return text == "true"
-    if _DECIMAL.fullmatch(text):
-        return int(text)
-    tag = _TAGS.get(text)
-    if tag is None:
-        tag = _TAGS[text] = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
-    if tag != _STR:
+        value: object = text[1:-1]
+    elif text == "null":
+        value = None
+    elif text in ("true", "false"):
+        value = text == "true"
+    elif _DECIMAL.fullmatch(text):
+        value = int(text)
+    else:
+        tag = _TAGS.get(text)
+        if tag is None:
+            tag = _TAGS[text] = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+        if tag != _STR:
+            raise Unsure
+        value = text
+    if _scalar(value) != text:
         raise Unsure
-    return text
+    return value
