@@ -242,9 +242,9 @@ def test_an_image_with_a_base_that_has_no_digest_yet_is_not_dispatched(factory_d
 @responses.activate
 def test_a_refused_dispatch_is_tried_again_by_the_next_event_whatever_it_is_about(factory_due, capsys):
     """A scoped dispatch (`--base`, after one event) reads only what the event touches; a build
-    GitHub refused is listed in state/dispatch-failed.json, so the next event's dispatch, about
+    GitHub refused is listed in state/dispatch-queue.json, so the next event's dispatch, about
     any image, sends it again; once sent, it leaves the list."""
-    failed = factory_due.root / "state/dispatch-failed.json"
+    failed = factory_due.root / "state/dispatch-queue.json"
     responses.add(responses.POST, LOCAL_DISPATCH, status=204)
     unavailable = {"message": "Server Error", "documentation_url": DOCS}
     responses.add(responses.POST, APP_DISPATCH, status=503, json=unavailable)
@@ -260,3 +260,32 @@ def test_a_refused_dispatch_is_tried_again_by_the_next_event_whatever_it_is_abou
     assert "dispatched app:" in " ".join(out.split()) and "base:" not in out.replace("ghcr.io/acme/base", "")
     assert not failed.exists()
     assert [a["result"] for a in attempts(factory_due, "app")][-1] == "pending"
+
+
+@responses.activate
+def test_an_image_with_its_own_kargo_stage_is_left_to_it_unless_its_digest_is_expedited(factory_due, capsys):
+    """test.analysisTemplates keeps a Kargo rebuild Stage per base (kargo_layout): that Stage
+    dispatches the rebuild once the delay is over, so dispatch leaves it alone; an expedited
+    digest skips the delay, which the Stage would still wait, so that one the factory sends."""
+    source_line = (
+        "source: {provider: github, repo: acme/app, branch: release, dockerfile: Dockerfile, workflow: build.yml}"
+    )
+    config = factory_due.read("images.yaml")
+    assert source_line in config
+    factory_due.write(
+        "images.yaml", config.replace(source_line, source_line + "\n    test: {analysisTemplates: [smoke]}")
+    )
+    discover(factory_due.root, factory_due.root / "checkouts")
+    responses.add(responses.POST, LOCAL_DISPATCH, status=204)
+    responses.add(responses.POST, APP_DISPATCH, status=204)
+    assert run_dispatch(factory_due) == 0
+    out = capsys.readouterr().out
+    assert "its own Kargo rebuild Stage dispatches it" in out
+    assert [call.request.url for call in responses.calls] == [LOCAL_DISPATCH]
+
+    fresh = digest("py-2")
+    events.record_update(factory_due.root, PYTHON, fresh, NOW - timedelta(hours=1), "f-2")
+    events.expedite(factory_due.root, PYTHON, fresh, "CVE-2026-1234", NOW - timedelta(minutes=5))
+    assert run_dispatch(factory_due) == 0
+    (app_call,) = [call for call in responses.calls if call.request.url == APP_DISPATCH]
+    assert json.loads(json.loads(app_call.request.body)["inputs"]["bases"])[PYTHON] == fresh

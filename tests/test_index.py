@@ -264,3 +264,23 @@ def test_the_state_cache_parses_only_what_changed_and_never_serves_an_old_file(e
     victim.write_text("name: [unclosed\n")
     with pytest.raises(FactoryError, match=r"state/images/web\.yaml"):
         load_state(root)  # a broken file is parsed, and refused, every time
+
+
+def test_a_state_file_edited_against_images_yaml_is_refused_by_validate(twins):
+    """With the index current, commands read an image's enrolment (its signing policy, its source
+    repository) from its state file: one edited to say otherwise than images.yaml must not pass
+    validate (the pull request check), and discover --full writes it again."""
+    fast, _ = twins
+    path = fast / "state/images/orders-api.yaml"
+    original = path.read_text()
+    path.write_text(
+        original.replace("provider: local", "provider: github", 1).replace(
+            "repo: examples/orders-api", "repo: attacker/evil", 1
+        )
+    )
+    assert path.read_text() != original
+    code, _, err = run(fast, "validate")
+    assert code == 1 and "state/images/orders-api.yaml: differs from what images.yaml" in err
+    assert run(fast, "discover", "--full")[0] == 0
+    assert path.read_text() == original
+    assert run(fast, "validate")[0] == 0

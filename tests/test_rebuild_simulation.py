@@ -241,6 +241,7 @@ def test_plan_json_contract(sim, capsys):
             "reason": f"{PYTHON}: {digest('py-1')} first seen 2026-11-02T09:00:00Z, past the 7d delay",
             "wave": 1,
             "auto": True,
+            "expedited": False,
         }
     ]
     assert parse_time("2026-11-10T00:00:00Z") > START

@@ -28,6 +28,7 @@ def _lazy(name: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules[full] = module
     spec.loader.exec_module(module)
+    setattr(sys.modules[__package__], name, module)  # as `import image_factory.<name>` leaves it
     return module
 
 

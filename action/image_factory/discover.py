@@ -245,6 +245,8 @@ def unchanged(root: Path, source_root: Path | None, digest: str) -> bool:
         return False
     if read.listing is None or interrupted(journal(root)) or stray_files(root):
         return False
+    if read.tool != index.MERGE:  # another version of the tool may merge otherwise
+        return False
     if _listing(_state_listing(root)) != read.listing:
         return False
     return all(_as_read(root, source_root, record) for record in read.dockerfiles.values())
@@ -399,11 +401,11 @@ def load_model(root: Path, *, settings_only: bool = False) -> tuple[Config, Stat
 def load_scope(root: Path, subject: str) -> tuple[Config, State]:
     """images.yaml's settings and the part of the merged state a plan after an event about
     `subject` (a watched reference, or a managed image's name) needs (`index.closure`), with
-    the images whose last dispatch failed (`index.failed_dispatches`: the next event retries
-    them): read from those files alone while the index is current, else cut from the full load."""
+    the images queued for any event's dispatch (`index.dispatch_queue`): read from those files
+    alone while the index is current, else cut from the full load."""
     digest = index.config_digest(root)
     fast, graph = index.read_index(root, digest), index.read_graph(root, digest)
-    retry = index.failed_dispatches(root)
+    retry = index.dispatch_queue(root)
     if fast is not None and graph is not None:
         scoped = index.scope(root, fast, graph, subject, retry)
         if scoped is not None:

@@ -125,15 +125,21 @@ def target_of(config: Config, image: ImageState) -> tuple[str, str, str]:
 
 
 def plan_dispatches(
-    config: Config, state: State, now: datetime, only: str | None = None, retry: bool = False
+    config: Config,
+    state: State,
+    now: datetime,
+    only: str | None = None,
+    retry: bool = False,
+    plan: planner.Plan | None = None,
 ) -> list[Dispatch]:
-    """What dispatch would do at `now`, without doing it. The same bases are never dispatched
-    twice, unless the first dispatch's report never came (PENDING_TIMEOUT) or `retry` (with
-    `only`) says so."""
+    """What dispatch would do at `now` (by `plan`, else the plan at `now`), without doing it.
+    The same bases are never dispatched twice, unless the first dispatch's report never came
+    (PENDING_TIMEOUT) or `retry` (with `only`) says so."""
     if only:
         state.managed(only)  # refuses an unknown name
-    plan = planner.plan(state, now, parse_duration(config.cascade_delay))
+    plan = plan or planner.plan(state, now, parse_duration(config.cascade_delay))
     auto = {item.image: item.auto for item in plan.due}
+    expedited = {(item.image, item.base) for item in plan.due if item.expedited}
     dispatches = []
     for name, changed in sorted(plan.builds().items()):
         if only and name != only:
@@ -172,8 +178,14 @@ def plan_dispatches(
                 )
         elif not auto[name] and only != name:
             item.status, item.detail = "skipped", "autoRebuild is off: promote its Kargo stage or run dispatch --image"
-        elif own_rebuild_stage(image.enrolment) and only != name and set(changed) <= set(state.base_images):
-            # its Kargo Stage for that base dispatches it, and runs its analysisTemplates after
+        elif (
+            own_rebuild_stage(image.enrolment)
+            and only != name
+            and set(changed) <= set(state.base_images)
+            and not any((name, base) in expedited for base in changed)
+        ):
+            # its Kargo Stage for that base dispatches it once the delay is over (an expedited
+            # digest, which skips the delay, is the factory's to dispatch)
             item.status, item.detail = "skipped", "its own Kargo rebuild Stage dispatches it (test.analysisTemplates)"
         dispatches.append(item)
     return dispatches
@@ -195,21 +207,36 @@ def dispatch(
     called, and marked dispatch-failed with GitHub's reason when the call fails: an attempt is
     never lost."""
     config, state = load_scope(root, after) if after else load_model(root, settings_only=True)
-    dispatches = plan_dispatches(config, state, now, only, retry)
+    plan = planner.plan(state, now, parse_duration(config.cascade_delay))
+    dispatches = plan_dispatches(config, state, now, only, retry, plan)
     todo = [d for d in dispatches if d.status == "planned"]
     if dry_run:
         for item in todo:
             item.status, item.detail = "dry-run", "would dispatch"
         return dispatches
-    if not todo:
-        return dispatches
     try:
-        client = connect(token, config.kargo.github_api_url)
-        _send(root, state, todo, client, now)
-    finally:  # what failed is tried again by the next event's dispatch, whatever it is about
-        results = {item.image: item.attempt["result"] for item in todo if item.attempt is not None}
-        apply_changes(index.failed_dispatches_change(root, results), journal(root))
+        if todo:
+            _send(root, state, todo, connect(token, config.kargo.github_api_url), now)
+    finally:  # what still waits is looked at by the next event's dispatch, whatever it is about
+        looked_at = set(state.images) if only is None else {only}
+        change = index.dispatch_queue_change(root, looked_at, waiting(state, plan) & looked_at)
+        apply_changes(change, journal(root))
     return dispatches
+
+
+def waiting(state: State, plan: planner.Plan) -> set[str]:
+    """The images no event might bring up again: GitHub refused their last dispatch, or they
+    wait out a cascade delay after a parent's rebuild. (A dispatch never reported is sent again
+    after PENDING_TIMEOUT by the next dispatch about its bases, or by a full `dispatch`: queuing
+    every build in flight would make each event of a rebuild wave read them all.)"""
+    found = set()
+    for name, image in state.images.items():
+        attempts = image.runtime.attempts
+        if attempts and attempts[-1]["result"] == "dispatch-failed":
+            found.add(name)
+    managed_refs = {image.ref.canonical for image in state.images.values()}
+    found |= {item.image for item in plan.pending if item.base in managed_refs and item.eligible_at is not None}
+    return found
 
 
 def _send(root: Path, state: State, todo: list[Dispatch], client, now: datetime) -> None:

@@ -225,5 +225,6 @@ def apply_attempts(root: Path, attempts: dict[str, Build]) -> None:
             image = state.images[name]
         image.runtime = runtime_events.record_build(image.runtime, attempt)
         changes[root / image.path] = render(image.to_dict())
-    changes.update(index.failed_dispatches_change(root, {name: a["result"] for name, a in attempts.items()}))
+    waiting = {name for name, attempt in attempts.items() if attempt["result"] == "dispatch-failed"}
+    changes.update(index.dispatch_queue_change(root, set(attempts), waiting))
     apply_changes(changes, journal(root))

@@ -35,14 +35,19 @@ from .state import (
     ImageState,
     State,
     load_files,
+    load_state,
     state_files,
 )
 
 INDEX = f"{STATE_DIR}/index.json"
 GRAPH = f"{STATE_DIR}/graph.json"
 DISCOVERED = f"{STATE_DIR}/discovered.json"
-FAILED_DISPATCHES = f"{STATE_DIR}/dispatch-failed.json"
+DISPATCH_QUEUE = f"{STATE_DIR}/dispatch-queue.json"
 VERSION = 1
+# Bump when discover would write state/ differently from the same images.yaml and Dockerfiles
+# (merge.py, the state format): a rerun then reads and merges everything instead of saying
+# "up to date".
+MERGE = 1
 
 
 @dataclass(frozen=True)
@@ -80,12 +85,14 @@ class Discovered:
     config_digest: str
     dockerfiles: dict[str, dict] = field(default_factory=dict)  # managed image → discover.dockerfile_record
     listing: str | None = None  # a digest of the names of the state files discover left
+    tool: int | None = None  # the MERGE version of the discover that wrote it
 
     def to_dict(self) -> dict:
         return {
             "version": VERSION,
             "configDigest": self.config_digest,
             "listing": self.listing,
+            "tool": self.tool,
             "dockerfiles": self.dockerfiles,
         }
 
@@ -111,7 +118,7 @@ def make_graph(state: State, digest: str) -> Graph:
 
 
 def make_discovered(digest: str, dockerfiles: dict[str, dict], listing: str) -> Discovered:
-    return Discovered(digest, dict(sorted(dockerfiles.items())), listing)
+    return Discovered(digest, dict(sorted(dockerfiles.items())), listing, MERGE)
 
 
 def render(document: Index | Graph | Discovered) -> str:
@@ -162,7 +169,7 @@ def read_discovered(root: Path, digest: str | None = None, *, any_config: bool =
     data = _read_current(root / DISCOVERED, digest, any_config)
     try:
         dockerfiles = {str(name): dict(record) for name, record in data["dockerfiles"].items()}
-        return Discovered(data["configDigest"], dockerfiles, data.get("listing"))
+        return Discovered(data["configDigest"], dockerfiles, data.get("listing"), data.get("tool"))
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
 
@@ -318,6 +325,14 @@ def check(root: Path, config: Config, state: State) -> tuple[list[Problem], list
     live = {entry.path for entry in state.entries()}
     on_disk = {str(path.relative_to(root)) for path in state_files(root)}
     problems = []
+    # While the index is current, commands read state files as images.yaml's merge (a signing
+    # policy, a source repository): a file that says otherwise was edited, and must not be trusted.
+    written = {entry.path: entry for entry in load_state(root).entries()}
+    for entry in state.entries():
+        found = written.get(entry.path)
+        if found is not None and found.to_dict() != entry.to_dict():
+            message = f"differs from what {config.file} and the Dockerfiles make of it (edited by hand?): "
+            problems.append(Problem(entry.path, message + "`image-factory discover --full` writes it again"))
     if current.settings != config.settings:
         problems.append(Problem(INDEX, f"its settings are not those of {config.file}: run `image-factory discover`"))
     if set(current.orphans) != on_disk - live:
@@ -335,23 +350,22 @@ def check(root: Path, config: Config, state: State) -> tuple[list[Problem], list
     return problems, []
 
 
-def failed_dispatches(root: Path) -> list[str]:
-    """The managed images whose last dispatch GitHub refused or never answered
-    (state/dispatch-failed.json): every scoped dispatch tries them again."""
+def dispatch_queue(root: Path) -> list[str]:
+    """The managed images every dispatch after an event looks at, whatever the event is about
+    (state/dispatch-queue.json): a build GitHub refused to dispatch, one waiting out a cascade
+    delay. Nothing else would bring them up again."""
     try:
-        names = json.loads((root / FAILED_DISPATCHES).read_text(encoding="utf-8"))
+        names = json.loads((root / DISPATCH_QUEUE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return []
     return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
 
 
-def failed_dispatches_change(root: Path, results: dict[str, str]) -> dict[Path, str | None]:
-    """state/dispatch-failed.json after dispatches with these results (image → attempt result),
-    when it changes (None: no image left, the file goes)."""
-    before = set(failed_dispatches(root))
-    after = (before | {n for n, r in results.items() if r == "dispatch-failed"}) - {
-        n for n, r in results.items() if r != "dispatch-failed"
-    }
-    if after == before and (after or not (root / FAILED_DISPATCHES).exists()):
+def dispatch_queue_change(root: Path, looked_at: set[str], waiting: set[str]) -> dict[Path, str | None]:
+    """state/dispatch-queue.json after a dispatch that looked at `looked_at` and found `waiting`
+    still waiting, when it changes (None: nothing waits, the file goes)."""
+    before = set(dispatch_queue(root))
+    after = (before - looked_at) | waiting
+    if after == before and (after or not (root / DISPATCH_QUEUE).exists()):
         return {}
-    return {root / FAILED_DISPATCHES: json.dumps(sorted(after), indent=1) + "\n" if after else None}
+    return {root / DISPATCH_QUEUE: json.dumps(sorted(after), indent=0) + "\n" if after else None}

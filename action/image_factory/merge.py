@@ -39,9 +39,9 @@ def merge_state(config: Config, discoveries: dict[str, Discovery | None], old: S
     for image in config.managed:
         discovery = discoveries.get(image.name)
         missing = discovery is not None and discovery.missing
+        previous = old.images.get(image.name)
         if discovery is None or missing:
             not_checked.append(image.name)
-            previous = old.images.get(image.name)
             bases = list(previous.base_images) if previous else []
             bases = [_relink(base, config) for base in bases]
             unresolved = list(previous.unresolved) if previous else []
@@ -59,7 +59,8 @@ def merge_state(config: Config, discoveries: dict[str, Discovery | None], old: S
             base_images=bases,
             unresolved=unresolved,
             runtime=runtimes.for_managed(image),
-            dockerfile_missing=missing,
+            # not read this time: what the last read found still holds
+            dockerfile_missing=missing or (discovery is None and previous is not None and previous.dockerfile_missing),
         )
     if problems:
         raise FactoryError(problems)

@@ -30,6 +30,7 @@ class Due:
     reason: str
     wave: int  # 1: can be built now; n: after its ancestors in earlier waves
     auto: bool = True  # autoRebuild: dispatched without a human
+    expedited: bool = False  # the digest skips the delay (its Kargo Stage, if any, would wait it)
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,9 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
                 else f"first seen {candidate['firstSeen']}, past the {image.enrolment['rebuildDelay']} delay"
             )
             reason = f"{key}: {candidate['digest']} {why}"
-            due.append({"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason})
+            expedited = _expedited_by(candidate, now)
+            item = {"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason}
+            due.append({**item, "expedited": expedited})
         after = history.index(candidate) + 1 if candidate else 0
         waiting = []
         for position, entry in enumerate(history[start:], start):

@@ -32,9 +32,18 @@ def cache_path(root: Path) -> Path:
 
 
 def _key() -> str:
-    """What the remembered data depends on besides the files: the schemas and the tool."""
+    """What the remembered data depends on besides the files: the schemas and the tool's code
+    (a changed parser or check must not be served what the old one made)."""
     bundle = repr(sorted(schemas.all_schemas().items())).encode()
-    return f"{VERSION}:{__version__}:{hashlib.sha256(bundle).hexdigest()}"
+    return f"{VERSION}:{__version__}:{hashlib.sha256(bundle).hexdigest()}:{code_digest()}"
+
+
+def code_digest() -> str:
+    """A digest of the package's own modules: the tool that made (or would make) what is kept."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _read(path: Path, key: str) -> tuple[dict, dict]:
@@ -88,7 +97,7 @@ def load(
                 missing.append(position)
                 continue
         digests[relative] = digest
-        if stat is not None and stat[1] < settled:
+        if stat is not None and max(stat[1], stat[3]) < settled:
             new_stats[relative] = (*stat, digest)
         remembered = parsed.get(digest)
         item = build(path, *remembered) if remembered is not None else None
