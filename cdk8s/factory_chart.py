@@ -7,11 +7,6 @@ from collections.abc import Callable
 from constructs import Construct
 
 import cdk8s
-import kargo_manifests
-from image_factory.model import Config
-from image_factory.state import State
-
-KARGO_CHART, ARGOCD_CHART = kargo_manifests.KARGO_CHART, kargo_manifests.ARGOCD_CHART
 
 
 class ManifestChart(cdk8s.Chart):
@@ -30,11 +25,6 @@ class ManifestChart(cdk8s.Chart):
 
     def to_json(self) -> list:
         return [*self.objects(), *super().to_json()]
-
-
-def build_app(config: Config, state: State, outdir: str, keys: dict[str, str] | None = None) -> cdk8s.App:
-    """The app of the factory's charts (`charts`)."""
-    return app_of(kargo_manifests.charts(config, state, keys), outdir)
 
 
 def app_of(made: list[tuple[str, Callable[[], list[dict]]]], outdir: str) -> cdk8s.App:

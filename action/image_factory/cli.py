@@ -660,9 +660,10 @@ def _record_build(args: argparse.Namespace) -> int:
     finished_at = _time(args.finished_at, "--finished-at")
 
     signed = None if args.signed is None else args.signed == "true"
-    checked = _build_signature(args) if args.require_signature and args.result == "success" else None
-    if args.require_signature and args.run_url:  # from an event: only a run of the image's own repository
-        expected = trust.run_url_prefix(_config_for(args.root, args.image), args.image)
+    config = _config_for(args.root, args.image) if args.require_signature else None
+    checked = _build_signature(args, config) if config is not None and args.result == "success" else None
+    if config is not None and args.run_url:  # from an event: only a run of the image's own repository
+        expected = trust.run_url_prefix(config, args.image)
         if not args.run_url.startswith(expected):
             print(f"warning: run URL {one_line(args.run_url)!r} ignored: not a run of {expected}", file=sys.stderr)
             args.run_url = None
@@ -693,13 +694,12 @@ def _record_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_signature(args: argparse.Namespace) -> str:
+def _build_signature(args: argparse.Namespace, config) -> str:
     """Refuse a reported success whose digest is not signed as the image's policy says (see trust)."""
     from . import registry  # requests: only for the commands that talk to registries
 
     if not args.digest:
         raise FactoryError(Problem("--digest", "a successful build needs the digest it pushed"))
-    config = _config_for(args.root, args.image)
     required = trust.build_signature(config, args.image)
     client = registry.RegistryClient(
         mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)

@@ -15,7 +15,7 @@ from .dockerfile import Discovery, find_bases
 from .errors import FactoryError, Problem
 from .files import apply_changes, interrupted
 from .merge import Merge, merge_state
-from .model import Config, EnrolledImage, Source
+from .model import Config, Source
 from .state import (
     State,
     assemble,
@@ -45,27 +45,10 @@ class Outcome:
     removed: list[str]
 
 
-def dockerfile_path(
-    root: Path, image: EnrolledImage, source_root: Path | None, checkouts: dict[str, Path] | None = None
-) -> Path | None:
-    """Where the Dockerfile of a managed image is on this machine; None when no checkout is at hand.
-
-    A github source is read from `checkouts[owner/name]` (a team's own checkout, in its action)
-    or from `source_root/owner/name`.
-    """
-    checkout = repository_path(root, image, source_root, checkouts)
-    return checkout / image.source.dockerfile if checkout is not None else None
-
-
-def repository_path(
-    root: Path, image: EnrolledImage, source_root: Path | None, checkouts: dict[str, Path] | None = None
-) -> Path | None:
-    """The folder of a managed image's source repository: a local one inside the factory, a
-    github one its checkout; None when no checkout is at hand."""
-    return _checkout(root, image.source, source_root, checkouts)
-
-
 def _checkout(root: Path, source: Source, source_root: Path | None, checkouts: dict[str, Path] | None) -> Path | None:
+    """The folder of a managed image's source repository: a local one inside the factory, a
+    github one its checkout (`checkouts[owner/name]`, a team's own in its action, or
+    `source_root/owner/name`); None when no checkout is at hand."""
     if source.provider == "local":
         return root / source.repo
     checkout = (checkouts or {}).get(source.repo)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from .dispatch import base_keys, pins_for
-from .planner import Blocked, Due, Held, Pending, Plan
+from .planner import Plan
 from .state import ImageState, State
 
 STATES = ("failed", "blocked", "rebuilding", "due", "waiting", "held", "never-built", "up-to-date")
@@ -53,25 +53,15 @@ class ImageStatus:
 def overview(state: State, plan: Plan, now: datetime, factory_repo: str | None) -> list[ImageStatus]:
     """Every managed image's status, by name. Linear in the fleet: the plan is grouped by image
     once, and managed parents are found by reference through one index."""
-    items: dict[str, _ImagePlan] = {}
+    items: dict[str, Plan] = {}
     for kind in ("due", "pending", "blocked", "held"):
         for item in getattr(plan, kind):
-            getattr(items.setdefault(item.image, _ImagePlan()), kind).append(item)
+            getattr(items.setdefault(item.image, Plan()), kind).append(item)
     managed = {image.ref.canonical: image for image in state.images.values()}
     return [
-        _status(state, items.get(name, _ImagePlan()), now, image, factory_repo, managed)
+        _status(state, items.get(name, Plan()), now, image, factory_repo, managed)
         for name, image in sorted(state.images.items())
     ]
-
-
-@dataclass
-class _ImagePlan:
-    """The plan's items about one image."""
-
-    due: list[Due] = field(default_factory=list)
-    pending: list[Pending] = field(default_factory=list)
-    blocked: list[Blocked] = field(default_factory=list)
-    held: list[Held] = field(default_factory=list)
 
 
 def counts(statuses: list[ImageStatus]) -> dict[str, int]:
@@ -80,7 +70,7 @@ def counts(statuses: list[ImageStatus]) -> dict[str, int]:
 
 
 def _status(
-    state: State, plan: _ImagePlan, now: datetime, image: ImageState, factory_repo: str | None, managed: dict
+    state: State, plan: Plan, now: datetime, image: ImageState, factory_repo: str | None, managed: dict
 ) -> ImageStatus:
     name = image.name
     source = image.enrolment["source"]

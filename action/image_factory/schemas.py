@@ -82,18 +82,13 @@ def _fast_check(schema_name: str):
 MANY_DEPENDENTS = 256
 
 
+@cache
 def _dependent_patterns() -> tuple[re.Pattern, re.Pattern] | None:
     """The patterns base-image-state.schema.json gives a dependent's `image` and `pinnedDigest`;
     None when the schema says more than that (the compiled check then does it all)."""
     schemas = all_schemas()
-    return _patterns_of(json.dumps([schemas["common.schema.json"], schemas[BASE_IMAGE_STATE]], sort_keys=True))
-
-
-@cache
-def _patterns_of(text: str) -> tuple[re.Pattern, re.Pattern] | None:
-    common, base = json.loads(text)
-    common = common.get("$defs", {})
-    item = base["properties"]["dependents"]["items"]
+    common = schemas["common.schema.json"].get("$defs", {})
+    item = schemas[BASE_IMAGE_STATE]["properties"]["dependents"]["items"]
     # fastjsonschema's resolver makes the schemas' references absolute, in place
     refs = {key: value.get("$ref", "") for key, value in item.get("properties", {}).items()}
     shape = {key: item.get(key) for key in ("type", "additionalProperties", "required")}
