@@ -266,6 +266,52 @@ def test_the_state_cache_parses_only_what_changed_and_never_serves_an_old_file(e
         load_state(root)  # a broken file is parsed, and refused, every time
 
 
+def test_what_discover_remembers_is_served_to_the_next_command(example_factory, tmp_path, monkeypatch):
+    """Each command is its own process: the state cache's key must not depend on what the
+    process checked before (fastjsonschema rewrites the schemas it compiles, in place), or the
+    first plan after a discover parses every file again."""
+    import marshal
+    import os
+    import subprocess
+
+    from image_factory import state_cache
+
+    root = example_factory.root
+    monkeypatch.setenv("IMAGE_FACTORY_CACHE", str(tmp_path / "cache"))
+    env = dict(os.environ)
+    tool = [sys.executable, "-m", "image_factory.cli"]
+    subprocess.run([*tool, "discover", "--full", "--root", str(root)], check=True, env=env, capture_output=True)
+    kept = marshal.loads(state_cache.cache_path(root).read_bytes())
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from image_factory import state_cache; print(state_cache._key())"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert kept["key"] == fresh
+    assert len(kept["parsed"]) == len(list((root / "state").rglob("*.yaml")))
+
+
+def test_a_watched_image_read_without_its_dependents_is_the_full_read_less_them(twins):
+    """Scoped plans read the watched images other than the event's own without their dependents
+    (a toolchain's 20,000): everything else as the full read, and any problem worded by it."""
+    from dataclasses import replace
+
+    from image_factory.state import load_base_without_dependents, load_files
+
+    fast, _ = twins
+    paths = sorted((fast / "state/base-images").glob("*.yaml"))
+    assert any("dependents:\n- image:" in path.read_text() for path in paths)
+    for path in paths:
+        (whole,) = load_files(fast, [path])
+        assert load_base_without_dependents(fast, path) == replace(whole, dependents=[]), path.name
+    path = next(path for path in paths if "dependents:\n- image:" in path.read_text())
+    path.write_text(path.read_text().replace("history: []", "history: 7"))
+    (whole,) = load_files(fast, [path])
+    assert isinstance(whole, list) and load_base_without_dependents(fast, path) == whole  # same line named
+
+
 def test_a_state_file_edited_against_images_yaml_is_refused_by_validate(twins):
     """With the index current, commands read an image's enrolment (its signing policy, its source
     repository) from its state file: one edited to say otherwise than images.yaml must not pass

@@ -31,6 +31,7 @@ _STR = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)")
 _TAGS: dict[str, str] = {}
+_WRITTEN: dict[str, str] = {}  # string → how it is written: state files repeat most of theirs
 MAX_LENGTH = 200  # far below the width PyYAML folds at (1000)
 MAX_KEY_LENGTH = 120  # PyYAML writes a key as simple below 128 characters
 
@@ -40,6 +41,13 @@ class Unsure(Exception):
 
 
 def _scalar(value: object) -> str:
+    if type(value) is str:
+        written = _WRITTEN.get(value)
+        if written is None:
+            written = _string(value)
+            if len(_WRITTEN) < 200_000:
+                _WRITTEN[value] = written
+        return written
     if value is None:
         return "null"
     if value is True:
@@ -48,15 +56,27 @@ def _scalar(value: object) -> str:
         return "false"
     if type(value) is int:
         return str(value)
-    if type(value) is not str:
-        raise Unsure
+    raise Unsure
+
+
+# PyYAML's resolver (resolver.py, Resolver.add_implicit_resolver) reads a plain scalar that starts
+# with a letter as a string unless it is one of these words (bool, null): for a word of letters,
+# digits, `-` and `_` (no `.`, `:`, space: nothing else of YAML's) that settles it.
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_NOT_STRINGS = {
+    *("yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE"),
+    *("on", "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL"),
+}
+
+
+def _string(value: str) -> str:
     if value == "":
         return "''"
+    if len(value) <= MAX_LENGTH and _WORD.fullmatch(value):
+        return value if value not in _NOT_STRINGS else f"'{value}'"
     if len(value) > MAX_LENGTH or not _PLAIN.fullmatch(value) or _BAD.search(value) or value.startswith("..."):
         raise Unsure  # ("..." ends a document)
-    tag = _TAGS.get(value)
-    if tag is None:
-        tag = _TAGS[value] = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
     return value if tag == _STR else f"'{value}'"  # it would read back as a number, a date…
 
 
@@ -172,11 +192,39 @@ class _Reader:
         while self.position < len(self.lines) and self.lines[self.position].startswith(dash):
             item = self.lines[self.position][len(dash) :]
             if ": " in item or item.endswith(":"):  # a mapping, its first key on the dash's line
+                start = self.position
                 result.append(self.mapping(indent + 2, first=item))
+                if self.position - start == len(result[-1]) > 0:  # one line per key: a record
+                    result += self.records(indent, list(result[-1]))
             else:
                 self.position += 1
                 result.append(_value(item))
         return result
+
+    def records(self, indent: int, keys: list[str]) -> list[dict]:
+        """The items that follow a record (a mapping of scalars) with the same keys, one line
+        each: a base's thousands of dependents, read without asking what each line is."""
+        heads = [(" " * indent + "- " + keys[0] + ": ", keys[0])]
+        heads += [(" " * (indent + 2) + key + ": ", key) for key in keys[1:]]
+        lines, found, width = self.lines, [], len(keys)
+        position = self.position
+        while position + width <= len(lines):
+            record = {}
+            for offset, (head, key) in enumerate(heads):
+                line = lines[position + offset]
+                if not line.startswith(head):
+                    break
+                value = _value(line[len(head) :])
+                if type(value) is list or type(value) is dict:
+                    break  # `[]`, `{}`: the general reader takes it from here
+                record[key] = value
+            else:
+                found.append(record)
+                position += width
+                continue
+            break
+        self.position = position
+        return found
 
     def _next_starts(self, prefix: str) -> bool:
         return self.position < len(self.lines) and self.lines[self.position].startswith(prefix)
@@ -216,6 +264,8 @@ def _read_scalar(text: str) -> object:
         value = text == "true"
     elif _DECIMAL.fullmatch(text):
         value = int(text)
+    elif len(text) <= MAX_LENGTH and _WORD.fullmatch(text) and text not in _NOT_STRINGS:
+        return text  # a string, and _scalar writes it as it is (see _WORD)
     else:
         tag = _TAGS.get(text)
         if tag is None:

@@ -538,6 +538,8 @@ def _lex(text: str, args: dict[str, str | None], escape: str = "\\", quotes: boo
     Raises _LexError for a malformed word, ExpansionTooLarge past MAX_NESTING levels or
     MAX_EXPANSION characters (ARGs that double each other grow exponentially).
     """
+    if "$" not in text and not (quotes and ("'" in text or '"' in text or escape in text)):
+        return text  # nothing to expand, unquote or unescape: most words
     return _Lexer(text, args, escape, quotes).word(None, 0)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 PATTERN = r"^(?=[0-9])(?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?$"
 _PARTS = re.compile(r"([0-9]+)([dhms])")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
+@lru_cache(maxsize=1024)  # a fleet writes the same few delays: a plan asks once per image
 def parse_duration(text: str) -> timedelta:
     """`7d` → 7 days; raises ValueError for anything that is not a duration."""
     if not isinstance(text, str) or not re.match(PATTERN, text):

@@ -2,8 +2,9 @@
 
 A change goes through a small journal beside the files:
 
-1. *staging*: the journal lists every path; each new text is written to a temporary file beside
-   its target, and each file that exists gets a hard-linked backup. One filesystem flush.
+1. *staging*: the journal lists every path; each file that exists gets a hard-linked backup and
+   its new text is written to a temporary file beside it; a file that does not exist yet is
+   written in place (undoing it is removing it). One filesystem flush.
 2. *committing*: the journal says so (flushed), then each temporary file is renamed onto its
    target and each deletion made; the backups go, then the journal.
 
@@ -62,8 +63,10 @@ def apply_changes(changes: dict[Path, str | None], journal: Path) -> None:
                 if entry.path.parent not in folders:
                     entry.path.parent.mkdir(parents=True, exist_ok=True)
                     folders.add(entry.path.parent)
-                mode = stat.S_IMODE(entry.path.stat().st_mode) if entry.existed else fresh
-                _write_new(entry.temp(token), text, mode)
+                if entry.existed:
+                    _write_new(entry.temp(token), text, stat.S_IMODE(entry.path.stat().st_mode))
+                else:  # a first discover writes a whole fleet: one rename per file saved
+                    _write_new(entry.path, text, fresh)
         # One flush makes every new file durable before any rename (one fsync per file costs
         # ~0.3 ms each: seconds for a large fleet).
         os.sync()
@@ -109,11 +112,10 @@ def _roll_forward(journal: Path, token: str, entries: list[_Entry]) -> None:
 
 def _rename(token: str, entries: list[_Entry]) -> None:
     for entry in entries:
-        if entry.write:
-            if entry.temp(token).exists():
-                os.replace(entry.temp(token), entry.path)
-        else:
+        if not entry.write:
             _remove(entry.path)
+        elif entry.existed and entry.temp(token).exists():  # a new file was written in place
+            os.replace(entry.temp(token), entry.path)
 
 
 def _clean_up(journal: Path, token: str, entries: list[_Entry]) -> None:
@@ -140,7 +142,8 @@ def _roll_back(journal: Path, token: str, entries: list[_Entry]) -> None:
 def _write_journal(journal: Path, token: str, phase: str, entries: list[_Entry]) -> None:
     """Atomically, and flushed: the phase must be on disk before the step it allows."""
     journal.parent.mkdir(parents=True, exist_ok=True)
-    rows = [[os.path.relpath(e.path, journal.parent), e.write, e.existed] for e in entries]
+    folder = str(journal.parent) + os.sep
+    rows = [[_relative(str(e.path), folder), e.write, e.existed] for e in entries]
     temp = _journal_temp(journal)
     with open(temp, "w", encoding="utf-8") as handle:
         json.dump({"token": token, "phase": phase, "entries": rows}, handle)
@@ -152,6 +155,12 @@ def _write_journal(journal: Path, token: str, phase: str, entries: list[_Entry])
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _relative(path: str, folder: str) -> str:
+    if path.startswith(folder) and "/." not in path[len(folder) - 1 :]:  # no . or .. to resolve
+        return path[len(folder) :]
+    return os.path.relpath(path, folder)
 
 
 def _journal_temp(journal: Path) -> Path:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import CONFIG_FILE, config_with, source_of
@@ -34,6 +34,7 @@ from .state import (
     BaseImageState,
     ImageState,
     State,
+    load_base_without_dependents,
     load_files,
     load_state,
     state_files,
@@ -193,10 +194,10 @@ def enrolled(image: ImageState) -> EnrolledImage:
     )
 
 
-def _load_one(root: Path, path: Path) -> ImageState | BaseImageState | None:
+def _load_one(root: Path, path: Path, dependents: bool = True) -> ImageState | BaseImageState | None:
     if not path.is_file():
         return None
-    (loaded,) = load_files(root, [path])
+    (loaded,) = load_files(root, [path]) if dependents else [load_base_without_dependents(root, path)]
     if isinstance(loaded, list):  # its problems: the same error the full load gives
         raise FactoryError(loaded)
     return loaded
@@ -212,12 +213,13 @@ def managed(root: Path, index: Index, name: str) -> ImageState | None:
     return image if isinstance(image, ImageState) and image.name == name else None
 
 
-def watched(root: Path, index: Index, ref: ImageRef) -> BaseImageState | None:
-    """The watched image `ref` (a digest-free reference) from its own state file, if it has one."""
+def watched(root: Path, index: Index, ref: ImageRef, dependents: bool = True) -> BaseImageState | None:
+    """The watched image `ref` (a digest-free reference) from its own state file, if it has one;
+    without `dependents`, read without them (`load_base_without_dependents`)."""
     relative = f"{BASE_IMAGES_DIR}/{ref.slug()}.yaml"
     if relative in index.orphans:
         return None
-    base = _load_one(root, root / relative)
+    base = _load_one(root, root / relative, dependents)
     return base if isinstance(base, BaseImageState) and base.ref.canonical == ref.canonical else None
 
 
@@ -237,7 +239,7 @@ def scope(root: Path, index: Index, graph: Graph, subject: str, extra: list[str]
     return closure(
         subject,
         lambda name: managed(root, index, name),
-        lambda ref: watched(root, index, ref),
+        lambda ref, dependents: watched(root, index, ref, dependents),
         lambda name: graph.children.get(name, []),
         extra,
     )
@@ -249,14 +251,18 @@ def state_closure(state: State, subject: str, extra: list[str] = ()) -> State | 
     for image in state.images.values():
         for parent in {base.image for base in image.base_images if base.image}:
             children.setdefault(parent, []).append(image.name)
-    watched_of = lambda ref: state.base_images.get(ref.canonical)  # noqa: E731
+
+    def watched_of(ref: ImageRef, dependents: bool) -> BaseImageState | None:
+        base = state.base_images.get(ref.canonical)
+        return base if base is None or dependents else replace(base, dependents=[])
+
     return closure(subject, state.images.get, watched_of, children.get, extra)
 
 
 def closure(
     subject: str,
     image_of: Callable[[str], ImageState | None],
-    watched_of: Callable[[ImageRef], BaseImageState | None],
+    watched_of: Callable[[ImageRef, bool], BaseImageState | None],
     children_of: Callable[[str], list[str] | None],
     extra: list[str] = (),
 ) -> State | None:
@@ -264,7 +270,10 @@ def closure(
     on it (directly or through other managed images), their managed ancestors (whose failures
     block them and whose rebuilds come first), and every watched image all of these are built
     on. `subject`: a managed image's name or a watched reference; None when it is neither.
-    `extra`: managed images to plan as well (those gone from state are left out)."""
+    `extra`: managed images to plan as well (those gone from state are left out).
+    `watched_of(ref, dependents)`: a watched image, with its dependents or not: of the watched
+    images only the subject's are read (nothing a plan reads needs the others')."""
+    subject_base = None
     if image_of(subject) is not None:
         start = list(children_of(subject) or [])
     else:
@@ -272,9 +281,10 @@ def closure(
             ref = parse_ref(subject).without_digest()
         except ValueError:
             return None
-        base = watched_of(ref) or watched_of(ref.with_tag(None))
+        base = watched_of(ref, True) or watched_of(ref.with_tag(None), True)
         if base is None:
             return None
+        subject_base = base
         start = [dependent.image for dependent in base.dependents]
     images: dict[str, ImageState] = {}
 
@@ -305,7 +315,11 @@ def closure(
         for base in image.base_images:
             if base.image is None:
                 ref = parse_ref(base.ref, default_tag=None).without_digest()
-                if ref.canonical not in bases and (found := watched_of(ref)) is not None:
+                if ref.canonical in bases:
+                    continue
+                if subject_base is not None and ref.canonical == subject_base.ref.canonical:
+                    bases[ref.canonical] = subject_base
+                elif (found := watched_of(ref, False)) is not None:
                     bases[ref.canonical] = found
     return State(dict(sorted(images.items())), dict(sorted(bases.items())))
 

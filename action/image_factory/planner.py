@@ -187,7 +187,6 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
     pending: list[Pending] = []
     held: list[Held] = []
     for base in image.base_images:
-        ref = parse_ref(base.ref, default_tag=None)
         if base.image:
             parent = state.images.get(base.image)
             build = parent.runtime.last_build if parent else None
@@ -209,6 +208,7 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
             else:
                 pending.append(Pending(image.name, key, build["digest"], format_time(ready_at)))
             continue
+        ref = parse_ref(base.ref, default_tag=None)
         watched = state.base_images.get(ref.without_digest().canonical)
         if watched is None or watched.warehouse is None:
             continue  # a digest-only reference never changes

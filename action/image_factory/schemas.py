@@ -36,11 +36,20 @@ def schema_dir() -> Path:
 
 
 @cache
+def _schema_texts() -> dict[str, str]:
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(schema_dir().glob("*.schema.json"))}
+
+
+@cache
 def all_schemas() -> dict[str, dict]:
     """Every schema in `schemas/`, by file name."""
-    return {
-        path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(schema_dir().glob("*.schema.json"))
-    }
+    return {name: json.loads(text) for name, text in _schema_texts().items()}
+
+
+@cache
+def bundle_digest() -> str:
+    """A digest of every schema file as written: what a cache of checked data is keyed by."""
+    return hashlib.sha256(json.dumps(_schema_texts(), sort_keys=True).encode()).hexdigest()
 
 
 @cache
@@ -64,9 +73,11 @@ def _fast_check(schema_name: str):
     Generating and compiling it costs a command ~0.1 s, more than a one-image event takes
     otherwise: its bytecode is kept in the user's cache folder, keyed by everything it depends on.
     """
-    schemas = all_schemas()
+    # fastjsonschema's resolver rewrites the references of the schemas it reads, in place: its
+    # own copy, so that all_schemas() stays what the files say
+    schemas = {name: json.loads(text) for name, text in _schema_texts().items()}
     by_id = {schema["$id"]: schema for schema in schemas.values()}
-    text = json.dumps([schema_name, schemas, fastjsonschema.VERSION, sys.version], sort_keys=True)
+    text = json.dumps([schema_name, bundle_digest(), fastjsonschema.VERSION, sys.version], sort_keys=True)
     cached = cache_folder() / f"{schema_name}.{hashlib.sha256(text.encode()).hexdigest()[:20]}.marshal"
     try:
         code = marshal.loads(cached.read_bytes())
@@ -89,7 +100,6 @@ def _dependent_patterns() -> tuple[re.Pattern, re.Pattern] | None:
     schemas = all_schemas()
     common = schemas["common.schema.json"].get("$defs", {})
     item = schemas[BASE_IMAGE_STATE]["properties"]["dependents"]["items"]
-    # fastjsonschema's resolver makes the schemas' references absolute, in place
     refs = {key: value.get("$ref", "") for key, value in item.get("properties", {}).items()}
     shape = {key: item.get(key) for key in ("type", "additionalProperties", "required")}
     if shape != {"type": "object", "additionalProperties": False, "required": ["image", "pinnedDigest"]}:

@@ -271,9 +271,37 @@ def load_files(root: Path, paths: list[Path]) -> list[ImageState | BaseImageStat
     return loaded
 
 
+def load_base_without_dependents(root: Path, path: Path) -> BaseImageState | list[Problem]:
+    """A base image's state file read as `load_files` reads it, but for its dependents (left
+    empty): a toolchain image's list of 20,000 dependents is most of its file, and a plan after
+    an event about another image does not look at it. A file not as `render` wrote it, or with a
+    problem, is read whole (so that its errors name the right lines)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    cut = _DEPENDENTS_BLOCK.sub("dependents: []\n", text, count=1) if text.startswith(HEADER) else None
+    data = block_yaml.load(cut[len(HEADER) :]) if cut else None
+    if data is not None:
+        document = YamlDocument(str(path.relative_to(root)), data, cut)
+        try:
+            return _base(root, path, _checked(document, schemas.BASE_IMAGE_STATE))
+        except FactoryError:
+            pass
+    return load_files(root, [path])[0]
+
+
+# The `dependents:` list as `render` writes it: its items, and the lines of their keys, start with
+# `- ` and `  `; the next key of the file does not.
+_DEPENDENTS_BLOCK = re.compile(r"^dependents:\n(?:[- ].*\n)*", re.MULTILINE)
+
+
 def _document(root: Path, path: Path, schema: str) -> YamlDocument:
     display = str(path.relative_to(root))
-    document = _read_as_written(path, display) or load_yaml(path, display)
+    return _checked(_read_as_written(path, display) or load_yaml(path, display), schema)
+
+
+def _checked(document: YamlDocument, schema: str) -> YamlDocument:
     if not isinstance(document.data, dict):
         raise FactoryError(Problem(document.file, "expected a mapping"))
     problems = with_expression_problems(document, schemas.validate(document, schema))
@@ -324,7 +352,10 @@ def _image_from(data: dict, ref: ImageRef) -> ImageState:
 
 
 def _load_base(root: Path, path: Path) -> BaseImageState:
-    document = _document(root, path, schemas.BASE_IMAGE_STATE)
+    return _base(root, path, _document(root, path, schemas.BASE_IMAGE_STATE))
+
+
+def _base(root: Path, path: Path, document: YamlDocument) -> BaseImageState:
     data = document.data
     ref = _ref(document)
     if path.stem != ref.slug():
@@ -377,8 +408,8 @@ def _remembered(item) -> tuple[str, dict] | None:
 def _rebuilt(path: Path, kind: str, data: dict) -> ImageState | BaseImageState | None:
     """A remembered file back, if it still belongs at `path` (else None: it is parsed and refused)."""
     item = _from(kind, data)
-    expected = ("images" if kind == "image" else "base-images", item.name if kind == "image" else item.ref.slug())
-    return item if (path.parent.name, path.stem) == expected else None
+    expected = f"{IMAGES_DIR}/{item.name}.yaml" if kind == "image" else f"{BASE_IMAGES_DIR}/{item.ref.slug()}.yaml"
+    return item if f"/{path}".endswith("/" + expected) else None  # (str: 100,000 Path operations cost a second)
 
 
 def _from(kind: str, data: dict) -> ImageState | BaseImageState:

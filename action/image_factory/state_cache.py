@@ -34,8 +34,7 @@ def cache_path(root: Path) -> Path:
 def _key() -> str:
     """What the remembered data depends on besides the files: the schemas and the tool's code
     (a changed parser or check must not be served what the old one made)."""
-    bundle = repr(sorted(schemas.all_schemas().items())).encode()
-    return f"{VERSION}:{__version__}:{hashlib.sha256(bundle).hexdigest()}:{code_digest()}"
+    return f"{VERSION}:{__version__}:{schemas.bundle_digest()}:{code_digest()}"
 
 
 def code_digest() -> str:
@@ -85,8 +84,10 @@ def load(
     digests: dict[str, str] = {}
     new_stats: dict[str, tuple] = {}
     missing: list[int] = []
+    prefix = "" if str(root) == "." else str(root) + os.sep  # Path(".") / "state" is "state"
     for position, path in enumerate(paths):
-        relative = str(path.relative_to(root))
+        text = str(path)
+        relative = text[len(prefix) :] if text.startswith(prefix) else str(path.relative_to(root))
         stat = _stat(path)
         known = stats.get(relative)
         digest = known[4] if known is not None and stat is not None and tuple(known[:4]) == stat else None
