@@ -124,3 +124,56 @@ def test_a_state_file_edited_by_hand_is_read_by_pyyaml_with_its_lines(tmp_path):
     path.write_text(path.read_text().replace("autoRebuild: true", "autoRebuild: true  # kept\n  colour: red"))
     code = main(["validate", "--root", str(root)])
     assert code == 1  # the unknown field, named with its line by the careful parse
+
+
+def test_plain_words_are_strings_exactly_where_pyyaml_says_so():
+    """block_yaml settles a word of letters, digits, `-` and `_` that starts with a letter without
+    PyYAML's resolver (only YAML 1.1's bool and null words read as something else): checked on
+    every casing of those words and on generated words."""
+    chance = random.Random(7)
+    words = {"y", "n", "Y", "N", "yes", "nO", "oN", "Off", "Null", "NuLL", "e10", "E1", "inf", "nan", "NaN", "a-1"}
+    for word in ("yes", "no", "true", "false", "on", "off", "null"):
+        words |= {"".join(c.upper() if chance.random() < 0.5 else c for c in word) for _ in range(20)}
+    tail = string.ascii_letters + string.digits + "-_"
+    words |= {chance.choice(string.ascii_letters) + "".join(chance.choices(tail, k=chance.randint(0, 8)))
+              for _ in range(20000)}  # fmt: skip
+    for word in sorted(words):
+        assert block_yaml._WORD.fullmatch(word)
+        assert block_yaml.dump({"k": word}) == pyyaml({"k": word}), word
+        assert block_yaml.load(pyyaml({"k": word})) == yaml.safe_load(pyyaml({"k": word})), word
+        assert block_yaml.load(f"k: {word}\n") in (None, yaml.safe_load(f"k: {word}\n")), word
+
+
+def test_runs_of_records_read_as_pyyaml_reads_them_whatever_breaks_the_run():
+    """A list of mappings with the same keys (a base's dependents) is read a record at a time:
+    an item with another key, one key fewer, other keys' order, a nested value or an edited line
+    anywhere in the run must read as PyYAML reads it, or be left to PyYAML."""
+    chance = random.Random(18)
+    values = ["svc-1", "null", "'sha256:1'", "[]", "{}", "true", "'7'", "x y", "a: b"]
+    checked = 0
+    for _ in range(3000):
+        items = []
+        for _ in range(chance.randint(1, 6)):
+            item = {"image": chance.choice(["svc-1", "svc-2", "web"]), "pinnedDigest": chance.choice([None, "d"])}
+            roll = chance.random()
+            if roll < 0.1:
+                item["extra"] = 1
+            elif roll < 0.2:
+                item.pop("pinnedDigest")
+            elif roll < 0.3:
+                item = dict(reversed(item.items()))
+            elif roll < 0.4:
+                item["pinnedDigest"] = {"nested": [1]}
+            items.append(item)
+        text = pyyaml({"dependents": items, "after": {"k": 1}})
+        lines = text.split("\n")
+        if chance.random() < 0.5:  # an edited line
+            at = chance.randrange(len(lines) - 1)
+            head, _, _ = lines[at].partition(": ")
+            lines[at] = f"{head}: {chance.choice(values)}" if ": " in lines[at] else lines[at] + " x"
+        text = "\n".join(lines)
+        loaded = block_yaml.load(text)
+        if loaded is not None:
+            checked += 1
+            assert loaded == yaml.safe_load(text), text
+    assert checked > 1000

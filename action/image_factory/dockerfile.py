@@ -409,9 +409,12 @@ def _scan(text: str) -> tuple[list[_Instruction], str]:
     return instructions, escape
 
 
+_CONTINUATION = {escape: re.compile(rf"(^|[^{re.escape(escape)}]){re.escape(escape)}[ \t]*$") for escape in "\\`"}
+
+
 def _trim_continuation(line: str, escape: str) -> tuple[str, bool]:
     """`line` without its continuation character, and whether the instruction ends with it."""
-    match = re.search(rf"(^|[^{re.escape(escape)}]){re.escape(escape)}[ \t]*$", line)
+    match = _CONTINUATION[escape].search(line)
     if match is None:
         return line, True
     return line[: match.start()] + match.group(1), False
