@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from image_factory.expression_guard import delimiter_in
+from image_factory.enrolment.expression_guard import delimiter_in
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-from image_factory import kargo_layout
-from image_factory import kargo_names as names
-from image_factory.durations import format_hours, parse_duration
+from image_factory.enrolment.durations import format_hours, parse_duration
+from image_factory.enrolment.model import Config, WarehouseConfig
 from image_factory.errors import FactoryError, Problem
-from image_factory.model import Config, WarehouseConfig
-from image_factory.state import BaseImageState, ImageState, State
+from image_factory.kargo import layout as kargo_layout
+from image_factory.kargo import names
+from image_factory.state.store import BaseImageState, ImageState, State
 from kargo_expressions import TARGET_FREIGHT, Expr, image_from, json_body, refuse_in, secret, string
 
 KARGO_API = "kargo.akuity.io/v1alpha1"

@@ -11,12 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from image_factory import collector
-from image_factory.cluster_notes import verification_note
-from image_factory.discover import load_model
+from image_factory.discovery.discover import load_model
 from image_factory.errors import FactoryError
-from image_factory.report import problems_text
-from image_factory.signatures import public_keys
+from image_factory.kargo.cluster_notes import verification_note
+from image_factory.output.report import problems_text
+from image_factory.speed import collector
+from image_factory.trust.signatures import public_keys
 
 # A folder of charts made beforehand (`image-factory synth`: charts.json lists `[chart id, file]`,
 # each file the chart's objects as JSON, and notes.txt what to print); without it the app reads

@@ -24,8 +24,12 @@ def test_wheel_carries_the_schemas_and_the_cdk8s_app(tmp_path):
             for name in archive.namelist()
             if name.startswith("image_factory/schemas/")
         }
-        assert "image_factory/cli.py" in archive.namelist()
-        assert {"image_factory/site_assets/site.css", "image_factory/site_assets/site.js"} <= set(archive.namelist())
+        package = REPO_ROOT / "action" / "image_factory"
+        modules = {f"image_factory/{path.relative_to(package)}" for path in package.rglob("*.py")}
+        assert modules <= set(archive.namelist()), "every module of every subpackage"
+        assert "image_factory/cli/__main__.py" in modules
+        assets = {"image_factory/output/site_assets/site.css", "image_factory/output/site_assets/site.js"}
+        assert assets <= set(archive.namelist())
         app = {
             name.removeprefix("image_factory/cdk8s_app/"): archive.read(name)
             for name in archive.namelist()

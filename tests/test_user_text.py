@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from image_factory import events
 from image_factory.cli import main
-from image_factory.discover import discover
+from image_factory.discovery.discover import discover
+from image_factory.rebuilds import events
 from image_factory.user_text import markdown_text, one_line
 
 HOSTILE = "broke npm ci\n::add-mask::ghs_secret\r\n::stop-commands::token\n::error file=x::forged"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from .errors import FactoryError, Problem
+from image_factory.errors import FactoryError, Problem
 
 
 def format_time(moment: datetime) -> str:

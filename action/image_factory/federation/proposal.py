@@ -1,0 +1,167 @@
+"""What a team repository proposes to the factory: its images' discovered bases as state changes,
+and the pull request text that explains them. Computed locally; nothing here talks to GitHub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from image_factory import timestamps
+from image_factory.discovery.discover import changed_files, index_changes, read_discoveries
+from image_factory.discovery.merge import merge_state
+from image_factory.enrolment.config import load_config
+from image_factory.errors import FactoryError, Problem
+from image_factory.rebuilds import planner
+from image_factory.rebuilds.planner import Held
+from image_factory.state import graph
+from image_factory.state.store import load_state
+from image_factory.user_text import markdown_text
+
+
+@dataclass(frozen=True)
+class ImageChange:
+    image: str
+    old_bases: tuple[str, ...]
+    new_bases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A base reference in a team's Dockerfile that names no image (an ARG without a value)."""
+
+    image: str
+    dockerfile: str  # the path in the team repository
+    line: int
+    ref: str
+
+    def warning(self) -> str:
+        return (
+            f"{self.image}: cannot resolve {self.ref!r} (an ARG without a default or build arg): "
+            "this base is not watched, so the image is not rebuilt when it changes"
+        )
+
+
+@dataclass
+class Proposal:
+    team_repo: str
+    images: list[str]
+    files: dict[str, str | None]  # path in the factory repo → new text, None to delete
+    changes: list[ImageChange] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # images whose Dockerfile the team removed
+    mermaid: str = ""
+    held: list[Held] = field(default_factory=list)  # base digests its images will not be built on, and why
+    unresolved: list[Unresolved] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files)
+
+    @property
+    def branch(self) -> str:
+        return "image-factory/" + self.team_repo.replace("/", "-")
+
+    @property
+    def title(self) -> str:
+        return f"Image Factory: bases of {self.team_repo}"
+
+    def body(self) -> str:
+        lines = [
+            f"Discovered from the Dockerfiles of **{self.team_repo}** by the Image Factory action.",
+            "",
+            "| image | bases before | bases now |",
+            "|---|---|---|",
+        ]
+        for change in self.changes:
+            old = "<br>".join(f"`{ref}`" for ref in change.old_bases) or "(new)"
+            new = "<br>".join(f"`{ref}`" for ref in change.new_bases) or "(none)"
+            lines.append(f"| {change.image} | {old} | {new} |")
+        if self.unresolved:
+            lines += [
+                "",
+                "**Base references that name no image** (an ARG without a default, and no build arg in"
+                " images.yaml): these bases are not watched, and the image is not rebuilt when they change.",
+                "",
+                "| image | where | reference |",
+                "|---|---|---|",
+            ]
+            lines += [
+                f"| {u.image} | {markdown_text(u.dockerfile)}:{u.line} | {markdown_text(u.ref)} |"
+                for u in self.unresolved
+            ]
+        lines += ["", "Files:"]
+        lines += [
+            f"- `{path}`" + (" (removed: its data moved)" if text is None else "")
+            for path, text in sorted(self.files.items())
+        ]
+        if self.missing:
+            lines += [
+                "",
+                "Dockerfiles no longer in the repository: these images are kept, with the bases last seen,"
+                " until they are retired. If they are, remove them from images.yaml and run"
+                " `image-factory prune` in the factory:",
+            ]
+            lines += [f"- **{name}**" for name in self.missing]
+        if self.held:
+            lines += ["", "Base digests these images are held back from (rejected, or not verified):", ""]
+            lines += ["| image | base | digest | why |", "|---|---|---|---|"]
+            lines += [f"| {h.image} | `{h.base}` | `{h.digest[:19]}…` | {markdown_text(h.reason)} |" for h in self.held]
+        if self.orphans:
+            lines += ["", "No longer referenced (run `image-factory prune` in the factory to remove them):"]
+            lines += [f"- `{path}`" for path in self.orphans]
+        lines += ["", "```mermaid", self.mermaid, "```"]
+        return "\n".join(lines) + "\n"
+
+
+def team_images(config, team_repo: str, names: list[str] | None) -> list[str]:
+    """The managed images this team builds: those named, or those whose source is its repository."""
+    if names:
+        unknown = [n for n in names if config.by_name(n) is None or not config.by_name(n).managed]
+        if unknown:
+            raise FactoryError(
+                Problem("images", f"not managed images in the factory's images.yaml: {', '.join(unknown)}")
+            )
+        return sorted(names)
+    mine = [i.name for i in config.managed if i.source.provider == "github" and i.source.repo == team_repo]
+    if not mine:
+        raise FactoryError(
+            Problem(config.file, f"no managed image has source.repo {team_repo}: enrol one, or name them with --image")
+        )
+    return sorted(mine)
+
+
+def propose(
+    factory_root: Path,
+    team_repo: str,
+    team_checkout: Path,
+    names: list[str] | None = None,
+    now: datetime | None = None,
+) -> Proposal:
+    """The state changes the team's current Dockerfiles call for in the factory at `factory_root`."""
+    config = load_config(factory_root)
+    old = load_state(factory_root)
+    images = team_images(config, team_repo, names)
+    read: dict[str, dict] = {}
+    checkouts = {team_repo: team_checkout}
+    discoveries = read_discoveries(factory_root, config, None, checkouts, set(images), missing_ok=True, read=read)
+    merge = merge_state(config, discoveries, old)
+    files, _ = changed_files(factory_root, merge, old)
+    files.update(index_changes(factory_root, config, merge, read, files))  # kept in step with the state
+    changes = []
+    for name in images:
+        before = tuple(b.ref for b in old.images[name].base_images) if name in old.images else ()
+        after = tuple(b.ref for b in merge.state.images[name].base_images)
+        if before != after or name not in old.images:
+            changes.append(ImageChange(name, before, after))
+    missing = [name for name in images if merge.state.images[name].dockerfile_missing]
+    unresolved = [
+        Unresolved(name, config.by_name(name).source.dockerfile, use.line, use.ref)
+        for name in images
+        if discoveries.get(name) is not None
+        for use in discoveries[name].uses
+        if not use.resolved
+    ]
+    held = [item for item in planner.plan(merge.state, now or timestamps.now()).held if item.image in images]
+    mermaid = graph.render(merge.state, "mermaid")
+    return Proposal(team_repo, images, files, changes, merge.orphans, missing, mermaid, held, unresolved)

@@ -1,0 +1,258 @@
+"""`dispatch` at the edges: trigger the builds the plan says are due, pinned, exactly once each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from image_factory.discovery.discover import load_model, load_scope
+from image_factory.edges import github_client
+from image_factory.enrolment.durations import parse_duration
+from image_factory.enrolment.model import Config
+from image_factory.enrolment.refs import parse_ref
+from image_factory.errors import FactoryError, Problem
+from image_factory.kargo.layout import own_rebuild_stage
+from image_factory.rebuilds import planner
+from image_factory.state import index, runtime_events
+from image_factory.state.files import apply_changes
+from image_factory.state.store import Build, ImageState, State, journal, render
+from image_factory.timestamps import format_time, parse_time
+
+# A build reports within its jobs' timeouts (about 1.5 h) plus GitHub's queue; a dispatch still
+# pending this long lost its run (runner gone, run cancelled) and may be sent again.
+PENDING_HOURS = 6
+PENDING_TIMEOUT = timedelta(hours=PENDING_HOURS)
+
+
+@dataclass
+class Dispatch:
+    """One build to trigger, or why not."""
+
+    image: str
+    repo: str
+    workflow: str
+    ref: str
+    pins: dict[str, str]  # every base of the build → the digest it must use
+    changed: dict[str, str]  # the bases whose new digest makes it due
+    status: str = "planned"  # dispatched | dry-run | skipped | failed
+    detail: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
+    attempt: Build | None = None  # what was recorded in state for it
+
+
+def pins_for(image: ImageState, changed: dict[str, str], state: State, now: datetime) -> dict[str, str]:
+    """The digest of every base: the changed ones, else what the last build used, else the newest
+    digest past the delay (a watched base) or the current build (a managed parent). A base with
+    none of these is left out: `build_pins` refuses that."""
+    last = dict((image.runtime.last_build or {}).get("baseDigests", {}))
+    pins = {}
+    for base in image.base_images:
+        key = base_key(base, state)
+        if base.image:
+            fallback = (state.images[base.image].runtime.last_build or {}).get("digest")
+        else:
+            ref = parse_ref(base.ref, default_tag=None)
+            watched = state.base_images.get(key)
+            entry = None
+            if watched is not None:
+                delay = parse_duration(image.enrolment["rebuildDelay"])
+                required = watched.verification_required
+                entry = planner.eligible(watched.runtime.history, delay, now, required)
+                rejected = {e["digest"] for e in watched.runtime.history if e.get("rejected")}
+                if last.get(key) in rejected:  # built on a digest rejected since: never again
+                    del last[key]
+            fallback = entry["digest"] if entry else ref.digest
+        digest = changed.get(key) or last.get(key) or fallback
+        if digest:
+            pins[key] = digest
+    return dict(sorted(pins.items()))
+
+
+def base_key(base, state: State) -> str:
+    """How pins name a base: its canonical reference without digest (a managed parent's own)."""
+    if base.image:
+        return state.images[base.image].ref.canonical
+    return parse_ref(base.ref, default_tag=None).without_digest().canonical
+
+
+def base_keys(image: ImageState, state: State) -> list[str]:
+    return sorted({base_key(base, state) for base in image.base_images})
+
+
+def unpinned(image: ImageState, state: State, pins: dict[str, str]) -> list[str]:
+    """The bases of `image` that `pins` leaves without a digest."""
+    return [key for key in base_keys(image, state) if key not in pins]
+
+
+def build_pins(image: ImageState, state: State, now: datetime, given: dict[str, str], flag: str) -> dict[str, str]:
+    """The pins of one build: `given` (from `flag`) over what the image's next build would use.
+    A build is never left floating on a tag: a given base the image is not built on, or a base
+    with no digest to pin, is an error naming it."""
+    keys = base_keys(image, state)
+    unknown = sorted(set(given) - set(keys))
+    if unknown:
+        raise FactoryError(
+            Problem(flag, f"{', '.join(unknown)}: not a base of {image.name} (its bases: {', '.join(keys) or 'none'})")
+        )
+    pins = pins_for(image, given, state, now)
+    missing = unpinned(image, state, pins)
+    if missing:
+        raise FactoryError(
+            [
+                Problem(
+                    image.name,
+                    f"no digest to pin {key} to: none recorded in state yet (Kargo reports new digests; "
+                    "`discover --resolve-digests` reads them now) and none given with --bases or --base",
+                )
+                for key in missing
+            ]
+        )
+    return pins
+
+
+def target_of(config: Config, image: ImageState) -> tuple[str, str, str]:
+    """Where the image's build workflow is: repository, workflow file, branch."""
+    source = image.enrolment["source"]
+    repo = source["repo"] if source["provider"] == "github" else config.kargo.factory_repo
+    if not repo:
+        raise FactoryError(
+            Problem(
+                config.file, f"kargo.factoryRepo is not set: needed to build local image {image.name!r}", field="kargo"
+            )
+        )
+    return repo, source["workflow"], source["branch"]
+
+
+def plan_dispatches(
+    config: Config,
+    state: State,
+    now: datetime,
+    only: str | None = None,
+    retry: bool = False,
+    plan: planner.Plan | None = None,
+) -> list[Dispatch]:
+    """What dispatch would do at `now` (by `plan`, else the plan at `now`), without doing it.
+    The same bases are never dispatched twice, unless the first dispatch's report never came
+    (PENDING_TIMEOUT) or `retry` (with `only`) says so."""
+    if only:
+        state.managed(only)  # refuses an unknown name
+    plan = plan or planner.plan(state, now, parse_duration(config.cascade_delay))
+    auto = {item.image: item.auto for item in plan.due}
+    expedited = {(item.image, item.base) for item in plan.due if item.expedited}
+    dispatches = []
+    for name, changed in sorted(plan.builds().items()):
+        if only and name != only:
+            continue
+        image = state.images[name]
+        repo, workflow, ref = target_of(config, image)
+        pins = pins_for(image, changed, state, now)
+        item = Dispatch(name, repo, workflow, ref, pins, changed)
+        first_base = next(iter(sorted(changed)))
+        item.inputs = {"image": name, "base": first_base, "digest": changed[first_base], "bases": json.dumps(pins)}
+        previous = next(
+            (
+                a
+                for a in reversed(image.runtime.attempts)
+                if a.get("baseDigests") == pins and a["result"] not in ("dispatch-failed", "lost")
+            ),
+            None,
+        )
+        missing = unpinned(image, state, pins)
+        if missing:
+            item.status, item.detail = "skipped", f"no digest to pin {', '.join(missing)} to yet"
+        elif previous is not None and not (retry and only == name):
+            since = now - parse_time(previous["startedAt"])
+            if previous["result"] == "pending" and since >= PENDING_TIMEOUT:
+                item.detail = f"again: dispatched at {previous['startedAt']}, no image-built within {PENDING_HOURS}h"
+            else:
+                item.status, item.detail = (
+                    "skipped",
+                    f"already dispatched at {previous['startedAt']} ({previous['result']})"
+                    + (
+                        f"; dispatched again after {PENDING_HOURS}h without image-built, or now with "
+                        f"`dispatch --image {name} --retry`"
+                        if previous["result"] == "pending"
+                        else ""
+                    ),
+                )
+        elif not auto[name] and only != name:
+            item.status, item.detail = "skipped", "autoRebuild is off: promote its Kargo stage or run dispatch --image"
+        elif (
+            own_rebuild_stage(image.enrolment)
+            and only != name
+            and set(changed) <= set(state.base_images)
+            and not any((name, base) in expedited for base in changed)
+        ):
+            # its Kargo Stage for that base dispatches it once the delay is over (an expedited
+            # digest, which skips the delay, is the factory's to dispatch)
+            item.status, item.detail = "skipped", "its own Kargo rebuild Stage dispatches it (test.analysisTemplates)"
+        dispatches.append(item)
+    return dispatches
+
+
+def dispatch(
+    root: Path,
+    now: datetime,
+    token: str | None,
+    *,
+    dry_run: bool = False,
+    only: str | None = None,
+    retry: bool = False,
+    connect: Callable = github_client.connect,
+    after: str | None = None,
+) -> list[Dispatch]:
+    """Trigger every due build (of the images built on `after`, when given: a watched reference
+    or a managed image, see `load_scope`). Each attempt is recorded (pending) before GitHub is
+    called, and marked dispatch-failed with GitHub's reason when the call fails: an attempt is
+    never lost."""
+    config, state = load_scope(root, after) if after else load_model(root, settings_only=True)
+    plan = planner.plan(state, now, parse_duration(config.cascade_delay))
+    dispatches = plan_dispatches(config, state, now, only, retry, plan)
+    todo = [d for d in dispatches if d.status == "planned"]
+    if dry_run:
+        for item in todo:
+            item.status, item.detail = "dry-run", "would dispatch"
+        return dispatches
+    try:
+        if todo:
+            _send(root, state, todo, connect(token, config.kargo.github_api_url), now)
+    finally:  # what still waits is looked at by the next event's dispatch, whatever it is about
+        looked_at = set(state.images) if only is None else {only}
+        change = index.dispatch_queue_change(root, looked_at, waiting(state, plan) & looked_at)
+        apply_changes(change, journal(root))
+    return dispatches
+
+
+def waiting(state: State, plan: planner.Plan) -> set[str]:
+    """The images no event might bring up again: GitHub refused their last dispatch, or they
+    wait out a cascade delay after a parent's rebuild. (A dispatch never reported is sent again
+    after PENDING_TIMEOUT by the next dispatch about its bases, or by a full `dispatch`: queuing
+    every build in flight would make each event of a rebuild wave read them all.)"""
+    found = set()
+    for name, image in state.images.items():
+        attempts = image.runtime.attempts
+        if attempts and attempts[-1]["result"] == "dispatch-failed":
+            found.add(name)
+    managed_refs = {image.ref.canonical for image in state.images.values()}
+    found |= {item.image for item in plan.pending if item.base in managed_refs and item.eligible_at is not None}
+    return found
+
+
+def _send(root: Path, state: State, todo: list[Dispatch], client, now: datetime) -> None:
+    for item in todo:
+        image = state.images[item.image]
+        attempt: Build = {"result": "pending", "startedAt": format_time(now), "baseDigests": item.pins}
+        image.runtime = runtime_events.record_build(image.runtime, attempt)
+        apply_changes({root / image.path: render(image.to_dict())}, journal(root))
+        try:
+            github_client.dispatch_workflow(client, item.repo, item.workflow, item.ref, item.inputs)
+        except github_client.DispatchFailed as refused:
+            failed: Build = {**attempt, "result": "dispatch-failed", "error": str(refused)}
+            image.runtime = runtime_events.record_build(image.runtime, failed)
+            apply_changes({root / image.path: render(image.to_dict())}, journal(root))
+            item.status, item.detail, item.attempt = "failed", str(refused), failed
+            continue
+        item.status, item.detail, item.attempt = "dispatched", f"{item.workflow} in {item.repo} on {item.ref}", attempt

@@ -1,0 +1,242 @@
+"""What should be rebuilt now, what will be and when, and what is blocked. Pure functions.
+
+For a managed image and a watched base it builds on, the *eligible digest* is the newest digest
+of that base first seen at least the image's rebuildDelay ago (or expedited). The image is due
+when that digest is newer than the one its last successful build used. Because the newest *aged*
+digest is taken, a base that changes more often than the delay still yields rebuilds: it never
+starves. A managed image rebuilt successfully makes the images built on it due (the cascade),
+after `cascade_delay` (default none); a failed one blocks them until it succeeds. A rejected
+digest is never used, nor an unverified one of a base that requires verification: those are
+listed as held, with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from image_factory.enrolment.durations import parse_duration
+from image_factory.enrolment.refs import parse_ref
+from image_factory.state.runtime_events import FORCED
+from image_factory.state.store import HistoryEntry, ImageState, State
+from image_factory.timestamps import format_time, parse_time
+
+
+@dataclass(frozen=True)
+class Due:
+    image: str  # the managed image to rebuild
+    base: str  # the canonical reference it is built on
+    digest: str  # the digest to build with
+    reason: str
+    wave: int  # 1: can be built now; n: after its ancestors in earlier waves
+    auto: bool = True  # autoRebuild: dispatched without a human
+    expedited: bool = False  # the digest skips the delay (its Kargo Stage, if any, would wait it)
+
+
+@dataclass(frozen=True)
+class Pending:
+    image: str
+    base: str
+    digest: str | None  # None: the digest a parent's coming rebuild will produce
+    eligible_at: str | None  # None: when that parent's rebuild succeeds
+    after: str | None = None
+    later: int = 0  # newer digests of the same base that become eligible after this one
+
+
+@dataclass(frozen=True)
+class Blocked:
+    image: str
+    blocked_by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """A digest newer than what the image was built with that no rebuild will use (yet)."""
+
+    image: str
+    base: str
+    digest: str
+    reason: str  # rejected (why), not verified yet, or its verification failed (why)
+
+
+@dataclass
+class Plan:
+    due: list[Due] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "due": [asdict(item) for item in self.due],
+            "pending": [asdict(item) for item in self.pending],
+            "blocked": [asdict(item) for item in self.blocked],
+            "held": [asdict(item) for item in self.held],
+        }
+
+    def builds(self, wave: int = 1) -> dict[str, dict[str, str]]:
+        """Image → {base: digest} for every image due in `wave`, ready to dispatch."""
+        builds: dict[str, dict[str, str]] = {}
+        for item in self.due:
+            if item.wave == wave:
+                builds.setdefault(item.image, {})[item.base] = item.digest
+        return builds
+
+
+def hold_reason(entry: HistoryEntry, verification_required: bool) -> str | None:
+    """Why no rebuild may use this digest, whatever its age; None when one may."""
+    if entry.get("rejected"):
+        return f"rejected: {entry['rejected']['reason']}"
+    if not verification_required:
+        return None
+    outcome = entry.get("verification")
+    if outcome is None:
+        return "not verified yet: its signature is checked before anything is built on it"
+    if not outcome["verified"]:
+        return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
+    return None
+
+
+def eligible(
+    history: list[HistoryEntry], delay: timedelta, now: datetime, verification_required: bool = False
+) -> HistoryEntry | None:
+    """The newest usable digest (not rejected; verified where that is required) first seen at
+    least `delay` ago, or expedited by `now`. Expediting skips the delay, never the verification."""
+    ready = [
+        entry
+        for entry in history
+        if hold_reason(entry, verification_required) is None
+        and (_expedited_by(entry, now) or (entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now))
+    ]
+    return ready[-1] if ready else None  # the history is in the order the digests were seen
+
+
+def _expedited_by(entry: HistoryEntry, now: datetime) -> bool:
+    """Expedited at or before `now`: a plan asked about an earlier time does not see it."""
+    expedited = entry.get("expedited")
+    return bool(expedited) and parse_time(expedited["at"]) <= now
+
+
+def _first_newer(history: list[HistoryEntry], than: str | None) -> int:
+    """Where the digests seen after `than` (a digest the image was built with) start in the
+    history, which is in the order the digests were seen; 0 when `than` is not in it."""
+    for index, entry in enumerate(history):
+        if entry["digest"] == than:
+            return index + 1
+    return 0
+
+
+def _last_attempt_failed(image: ImageState) -> bool:
+    finished = [a for a in image.runtime.attempts if a["result"] in ("success", "failure", "dispatch-failed")]
+    return bool(finished) and finished[-1]["result"] != "success"
+
+
+def _topological(state: State) -> list[str]:
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for base in state.images[name].base_images:
+            if base.image and base.image in state.images:
+                visit(base.image)
+        order.append(name)
+
+    for name in sorted(state.images):
+        visit(name)
+    return order
+
+
+def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0)) -> Plan:
+    """The rebuild plan at `now` for the (merged) state."""
+    result = Plan()
+    waves: dict[str, int] = {}  # images due now or waiting for a due ancestor → their wave
+    failing: dict[str, str] = {}  # image → the image whose failure blocks it
+    for name in _topological(state):
+        image = state.images[name]
+        parents = [base.image for base in image.base_images if base.image and base.image in state.images]
+        blocker = next((failing[p] for p in parents if p in failing), None)
+        if blocker is not None:
+            failing[name] = blocker
+            result.blocked.append(Blocked(name, blocker, f"{blocker}'s last build failed"))
+            continue
+        if _last_attempt_failed(image):
+            failing[name] = name
+        due, pending, held = _image_plan(state, image, now, cascade_delay)
+        result.held += held
+        waiting_on = [p for p in parents if p in waves]
+        wave = 1 + max((waves[p] for p in waiting_on), default=0)
+        if due or waiting_on:
+            waves[name] = wave
+        result.due += [Due(**item, wave=wave, auto=image.enrolment["autoRebuild"]) for item in due]
+        result.pending += pending
+        for parent in waiting_on:
+            parent_ref = state.images[parent].ref.canonical
+            if not any(item["base"] == parent_ref for item in due):
+                result.pending.append(Pending(name, parent_ref, None, None, after=parent))
+    return result
+
+
+def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: timedelta):
+    built = dict((image.runtime.last_build or {}).get("baseDigests", {}))
+    delay = parse_duration(image.enrolment["rebuildDelay"])
+    due: list[dict] = []
+    pending: list[Pending] = []
+    held: list[Held] = []
+    for base in image.base_images:
+        if base.image:
+            parent = state.images.get(base.image)
+            build = parent.runtime.last_build if parent else None
+            if not build or build["result"] != "success":
+                continue
+            key = parent.ref.canonical
+            if build["digest"] == built.get(key):
+                continue
+            ready_at = parse_time(build.get("finishedAt") or build["startedAt"]) + cascade_delay
+            if ready_at <= now:
+                due.append(
+                    {
+                        "image": image.name,
+                        "base": key,
+                        "digest": build["digest"],
+                        "reason": f"{base.image} was rebuilt ({build['digest']})",
+                    }
+                )
+            else:
+                pending.append(Pending(image.name, key, build["digest"], format_time(ready_at)))
+            continue
+        ref = parse_ref(base.ref, default_tag=None)
+        watched = state.base_images.get(ref.without_digest().canonical)
+        if watched is None or watched.warehouse is None:
+            continue  # a digest-only reference never changes
+        key = watched.ref.canonical
+        history = watched.runtime.history
+        baseline = built.get(key) or ref.digest  # a Dockerfile pin counts as what it was built with
+        required = watched.verification_required
+        candidate = eligible(history, delay, now, required)
+        start = _first_newer(history, baseline)
+        if candidate is not None and history.index(candidate) >= start:
+            why = (
+                f"expedited: {candidate['expedited']['reason']}"
+                if _expedited_by(candidate, now)
+                else f"first seen {candidate['firstSeen']}, past the {image.enrolment['rebuildDelay']} delay"
+            )
+            reason = f"{key}: {candidate['digest']} {why}"
+            expedited = _expedited_by(candidate, now)
+            item = {"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason}
+            due.append({**item, "expedited": expedited})
+        after = history.index(candidate) + 1 if candidate else 0
+        waiting = []
+        for position, entry in enumerate(history[start:], start):
+            why = hold_reason(entry, required)
+            if why is not None:
+                held.append(Held(image.name, key, entry["digest"], why))
+            elif position >= after and entry["seenBy"] != FORCED:  # a forced digest waits for a sighting
+                waiting.append(entry)
+        if waiting:  # the next one to become eligible; the newer ones only counted
+            ready_at = format_time(parse_time(waiting[0]["firstSeen"]) + delay)
+            pending.append(Pending(image.name, key, waiting[0]["digest"], ready_at, later=len(waiting) - 1))
+    return due, pending, held

@@ -1,0 +1,1 @@
+"""Speed helpers for large fleets: work in a second process, the cycle collector paused."""

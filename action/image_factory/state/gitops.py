@@ -1,0 +1,141 @@
+"""Committing state to git and pushing it, safely when several writers race. Git at the edge.
+
+A rejected push is retried on a fresh copy of the branch: fetch, reset to it, apply the same
+state edit again (edits are idempotent and free of side effects), commit, push. Nothing is
+lost when two events arrive together, nor when a burst of them does: each round one writer
+lands, and the others wait a random, growing while before they go again.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from image_factory.errors import FactoryError, Problem
+
+# What a state commit takes: state/, but never the dot files an interrupted write leaves beside
+# the state files (temporary files, the write journal); the next command finishes or removes them.
+STATE_PATHS = ("state", ":(exclude,glob)state/**/.*")
+
+# A burst of 50-100 writers racing for one branch (Kargo refreshes many Warehouses together, builds
+# report together, people push) must all land. Each round of pushes one of them wins; without a
+# wait the losers collide again in step, so each waits a random time in a window that doubles
+# with every rejection ("full jitter"), up to a cap: at most 4.7 minutes of waiting in all, about
+# half that on average.
+PUSH_ATTEMPTS = 40
+BACKOFF_FIRST = 0.25  # seconds: the first window
+BACKOFF_CAP = 8.0
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait after the `attempt`-th rejected push (1, 2, ...): random, in a growing window."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)))
+
+
+# The token `--push` authenticates with over HTTPS: a workflow's pushing steps set it (github.token).
+TOKEN_VARIABLE = "IMAGE_FACTORY_GIT_TOKEN"
+
+
+def _auth_environment(root: Path, remote: str) -> dict[str, str] | None:
+    """git's environment for fetch and push: with IMAGE_FACTORY_GIT_TOKEN set and an http(s)
+    remote, the auth header for exactly that remote's URL (so GitHub Enterprise's too) in
+    GIT_CONFIG_* variables: never on git's command line, which any process of the runner can read
+    in /proc, nor in .git/config. None when there is no token to send."""
+    token = os.environ.get(TOKEN_VARIABLE)
+    if not token:
+        return None
+    url = _git(root, "remote", "get-url", remote).stdout.strip()
+    if not url.startswith(("https://", "http://")):
+        return None
+    environment = {name: value for name, value in os.environ.items() if name != TOKEN_VARIABLE}
+    index = int(environment.get("GIT_CONFIG_COUNT") or 0)  # after any the caller set
+    credentials = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    environment.update(
+        {
+            "GIT_CONFIG_COUNT": str(index + 1),
+            f"GIT_CONFIG_KEY_{index}": f"http.{url}.extraheader",
+            f"GIT_CONFIG_VALUE_{index}": f"AUTHORIZATION: basic {credentials}",
+        }
+    )
+    return environment
+
+
+def _git(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False, env=env)
+    if check and result.returncode != 0:
+        raise FactoryError(Problem("git", f"git {' '.join(args)} failed: {result.stderr.strip()}"))
+    return result
+
+
+def _branch(root: Path) -> str:
+    return _git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+
+
+# What git says when the server will not take this push however often it is tried. Anything
+# else (a lost race, a 5xx, a dropped connection) is tried again: the sender of the event already
+# got its answer, and this checkout is thrown away when the run ends.
+REFUSALS = (
+    "Authentication failed",
+    "Permission to",
+    "permission denied",
+    "returned error: 401",
+    "returned error: 403",
+    "returned error: 404",
+    "protected branch",
+    "hook declined",
+)
+
+
+def _refused(stderr: str) -> bool:
+    folded = stderr.lower()
+    return any(marker.lower() in folded for marker in REFUSALS)
+
+
+def commit_and_push(
+    root: Path,
+    message: str,
+    reapply: Callable[[], object],
+    *,
+    remote: str = "origin",
+    attempts: int = PUSH_ATTEMPTS,
+    sleep: Callable[[float], object] = time.sleep,
+) -> str | None:
+    """Commit the state edit already made in `root` and push it; on a rejected push, wait
+    (`backoff`), redo the edit with `reapply` on top of the remote branch and try again. Returns
+    the pushed commit, or None when the edit changed nothing."""
+    branch = _branch(root)
+    auth = _auth_environment(root, remote)
+    for attempt in range(1, attempts + 1):
+        _git(root, "add", "--all", "--", *STATE_PATHS)
+        if not _git(root, "diff", "--cached", "--quiet", check=False).returncode:
+            return None  # nothing to commit: the event was already recorded
+        _git(
+            root,
+            "-c",
+            "user.name=image-factory",
+            "-c",
+            "user.email=image-factory@users.noreply.github.com",
+            "commit",
+            "--quiet",
+            "-m",
+            message,
+        )
+        pushed = _git(root, "push", "--quiet", remote, f"HEAD:{branch}", check=False, env=auth)
+        if pushed.returncode == 0:
+            return _git(root, "rev-parse", "HEAD").stdout.strip()
+        if _refused(pushed.stderr):  # credentials, permissions, a protected branch: retrying cannot help
+            raise FactoryError(Problem("git", f"push to {remote}/{branch} failed: {pushed.stderr.strip()}"))
+        if attempt == attempts:
+            raise FactoryError(
+                Problem("git", f"push to {remote}/{branch} rejected {attempts} times: {pushed.stderr.strip()}")
+            )
+        sleep(backoff(attempt))
+        _git(root, "fetch", "--quiet", remote, branch, env=auth)
+        _git(root, "reset", "--quiet", "--hard", f"{remote}/{branch}")
+        reapply()
+    return None

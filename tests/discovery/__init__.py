@@ -1,0 +1,1 @@
+"""Dockerfiles to base images, and the discover job."""

@@ -1,0 +1,1 @@
+"""A team repository's pull request to the factory."""

@@ -1,0 +1,246 @@
+"""`image-factory open-pr` against a mocked GitHub (responses), using GitHub's documented shapes.
+
+One tree (contents inline), one commit, one ref, one pull request: the calls do not grow with
+the number of changed files. A branch or pull request from an earlier run is updated.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+import responses
+
+from image_factory.cli import main
+from image_factory.discovery.discover import discover
+from image_factory.edges import github_client
+from image_factory.errors import FactoryError
+from image_factory.federation.proposal import propose
+from image_factory.federation.pull_request import open_or_update
+from image_factory.rebuilds import events
+
+from ..github_mocks import API, BASE, BRANCH, NEW_COMMIT, NEW_TREE, TREE, mock_happy_path
+
+
+@pytest.fixture
+def repos(tmp_path, monkeypatch):
+    """A factory checkout enrolling two images of acme/payments, and the team's checkout."""
+    factory = tmp_path / "factory"
+    team = tmp_path / "payments"
+    (factory).mkdir()
+    (factory / "images.yaml").write_text(
+        "kargo: {factoryRepo: acme/factory}\nimages:\n"
+        + "".join(
+            f"  - {{name: {name}, registry: ghcr.io, repository: acme/{name},"
+            f" source: {{provider: github, repo: acme/payments, dockerfile: {name}/Dockerfile,"
+            " workflow: build.yml}}\n"
+            for name in ("payments-api", "payments-worker")
+        )
+    )
+    for name, base in (("payments-api", "python:3.12-slim"), ("payments-worker", "python:3.12-slim")):
+        (team / name).mkdir(parents=True)
+        (team / name / "Dockerfile").write_text(f"FROM {base}\n")
+    discover(factory, tmp_path / "none")  # enrolled, not yet discovered: bases unknown
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_example")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))
+    return factory, team, tmp_path
+
+
+def open_pr(factory, team, *extra):
+    return main(
+        [
+            "open-pr",
+            "--factory-repo",
+            "acme/factory",
+            "--factory-root",
+            str(factory),
+            "--source-root",
+            str(team),
+            "--team-repo",
+            "acme/payments",
+            *extra,
+        ]
+    )
+
+
+@responses.activate
+def test_opens_one_commit_and_one_pull_request(repos, capsys):
+    factory, team, tmp = repos
+    mock_happy_path()
+    assert open_pr(factory, team) == 0
+    calls = [(c.request.method, c.request.url.split("?")[0].replace(API, "")) for c in responses.calls]
+    assert calls == [
+        ("GET", ""),
+        ("GET", "/git/ref/heads/main"),
+        ("GET", f"/git/commits/{BASE}"),
+        ("POST", "/git/trees"),
+        ("POST", "/git/commits"),
+        ("POST", "/git/refs"),
+        ("GET", "/pulls"),
+        ("POST", "/pulls"),
+    ]
+    tree = json.loads(responses.calls[3].request.body)
+    assert tree["base_tree"] == TREE
+    paths = sorted(entry["path"] for entry in tree["tree"])
+    assert "state/images/payments-api.yaml" in paths and "state/images/payments-worker.yaml" in paths
+    assert any(p.startswith("state/base-images/docker.io-library-python-3.12-slim-") for p in paths)
+    api_entry = next(e for e in tree["tree"] if e["path"] == "state/images/payments-api.yaml")
+    assert (api_entry["mode"], api_entry["type"]) == ("100644", "blob")
+    assert "ref: docker.io/library/python:3.12-slim" in api_entry["content"]
+    commit = json.loads(responses.calls[4].request.body)
+    assert commit["tree"] == NEW_TREE and commit["parents"] == [BASE]
+    assert json.loads(responses.calls[5].request.body) == {"ref": f"refs/heads/{BRANCH}", "sha": NEW_COMMIT}
+    assert "head=acme%3Aimage-factory%2Facme-payments" in responses.calls[6].request.url
+    pull = json.loads(responses.calls[7].request.body)
+    assert (pull["head"], pull["base"], pull["title"]) == (BRANCH, "main", "Image Factory: bases of acme/payments")
+    assert "| payments-api | (new) | `docker.io/library/python:3.12-slim` |" in pull["body"]
+    assert "```mermaid\ngraph LR" in pull["body"]
+    assert capsys.readouterr().out.strip() == "pull request: https://github.com/acme/factory/pull/8"
+    assert (tmp / "output").read_text() == "pr-url=https://github.com/acme/factory/pull/8\nchanged=true\n"
+    assert "| image | bases before | bases now |" in (tmp / "summary").read_text()
+
+
+@responses.activate
+def test_updates_the_branch_and_pull_request_of_an_earlier_run(repos):
+    factory, team, _ = repos
+    mock_happy_path(branch_exists=True, pull_exists=True)
+    assert open_pr(factory, team) == 0
+    methods = [(c.request.method, c.request.url.split("?")[0].replace(API, "")) for c in responses.calls]
+    assert methods[5:] == [
+        ("POST", "/git/refs"),
+        ("GET", f"/git/ref/heads/{BRANCH}"),
+        ("PATCH", f"/git/refs/heads/{BRANCH}"),
+        ("GET", "/pulls"),
+        ("PATCH", "/pulls/7"),
+    ]
+    assert json.loads(responses.calls[7].request.body) == {"sha": NEW_COMMIT, "force": True}
+    assert "payments-worker" in json.loads(responses.calls[9].request.body)["body"]
+
+
+@responses.activate
+def test_the_number_of_calls_does_not_grow_with_the_files(repos):
+    factory, team, _ = repos
+    mock_happy_path()
+    assert open_pr(factory, team, "--image", "payments-api") == 0
+    one_image = len(responses.calls)
+    files_one = len(json.loads(responses.calls[3].request.body)["tree"])
+    responses.calls.reset()
+    assert open_pr(factory, team) == 0
+    assert len(json.loads(responses.calls[3].request.body)["tree"]) > files_one
+    assert len(responses.calls) == one_image == 8
+
+
+@responses.activate
+def test_nothing_changed_calls_nothing(repos, capsys):
+    factory, team, tmp = repos
+    # the factory already has what the team's checkout says (as if the PR had been merged)
+    (tmp / "checkouts" / "acme").mkdir(parents=True)
+    (tmp / "checkouts" / "acme" / "payments").symlink_to(team)
+    discover(factory, tmp / "checkouts")
+    assert open_pr(factory, team) == 0
+    assert len(responses.calls) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    assert (tmp / "output").read_text() == "pr-url=\nchanged=false\n"
+
+
+@responses.activate
+def test_dry_run_prints_the_proposal_and_calls_nothing(repos, capsys):
+    factory, team, _ = repos
+    assert open_pr(factory, team, "--dry-run") == 0
+    assert len(responses.calls) == 0
+    assert "| payments-worker | (new) | `docker.io/library/python:3.12-slim` |" in capsys.readouterr().out
+
+
+@responses.activate
+def test_missing_factory_repo_says_which_repo_and_permission(repos, capsys):
+    factory, team, _ = repos
+    not_found = {
+        "message": "Not Found",
+        "documentation_url": "https://docs.github.com/rest/repos/repos#get-a-repository",
+        "status": "404",
+    }
+    responses.add(responses.GET, API, status=404, json=not_found)
+    assert open_pr(factory, team) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: github: acme/factory not found while reading acme/factory (404): the token needs Contents and"
+        " Pull requests write on acme/factory, and must be able to see it"
+    )
+
+
+@responses.activate
+def test_rate_limit_waits_briefly_or_fails_with_the_reset_time(repos):
+    factory, team, _ = repos
+    found = propose(factory, "acme/payments", team)
+    limited = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1795000030"}
+    body = {"message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest"}
+    responses.add(responses.GET, API, status=403, json=body, headers=limited)
+    mock_happy_path()
+    slept = []
+    client = github_client.connect("ghs_example", "https://api.github.com")
+    url = open_or_update(client, "acme/factory", "main", found, sleep=slept.append, clock=lambda: 1795000000)
+    assert url == "https://github.com/acme/factory/pull/8" and slept == [31]
+
+    responses.reset()
+    responses.add(responses.GET, API, status=403, json=body, headers=limited)
+    with pytest.raises(FactoryError) as raised:
+        open_or_update(client, "acme/factory", "main", found, sleep=slept.append, clock=lambda: 1794990000)
+    assert (
+        str(raised.value)
+        == "github: rate limit exhausted while reading acme/factory: it resets at 2026-11-18T11:07:10Z"
+    )
+
+
+def test_dockerfile_errors_become_annotations_in_actions(repos, monkeypatch, capsys):
+    factory, team, _ = repos
+    (team / "payments-api" / "Dockerfile").write_text("FROM python:3.12-slim\nFROM Bad:1\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(team))
+    assert open_pr(factory, team, "--dry-run") == 1
+    out = capsys.readouterr().out
+    message = "invalid image reference 'Bad:1': repository name must be lowercase"
+    assert f"::error file=payments-api/Dockerfile,line=2::{message}" in out  # the path in the team's repository
+
+    # a file outside the checkout GitHub maps annotations to: its place stays in the message
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(factory))
+    assert open_pr(factory, team, "--dry-run") == 1
+    dockerfile = team / "payments-api" / "Dockerfile"
+    assert f"::error::{dockerfile}:2: {message}" in capsys.readouterr().out
+
+
+@responses.activate
+def test_the_proposal_shows_base_digests_held_back_and_why(repos, capsys):
+    factory, team, tmp_path = repos
+    shutil.copytree(team, tmp_path / "sources" / "acme" / "payments")
+    discover(factory, tmp_path / "sources")  # the factory knows these images' bases...
+    (team / "payments-worker" / "Dockerfile").write_text("FROM python:3.12-slim\nCOPY --from=golang:1.23 /a /a\n")
+    # ...and python's digests; one was rejected (it broke a build).
+    bad = "sha256:" + "e" * 64
+    events.record_update(factory, "python:3.12-slim", bad, datetime(2026, 11, 1, tzinfo=UTC), None)
+    events.reject(factory, "python:3.12-slim", bad, "segfaults in ssl", datetime(2026, 11, 2, tzinfo=UTC))
+    assert open_pr(factory, team, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "Base digests these images are held back from (rejected, or not verified):" in out
+    row = f"| payments-api | `docker.io/library/python:3.12-slim` | `{bad[:19]}…` | rejected: segfaults in ssl |"
+    assert row in out
+    assert len(responses.calls) == 0
+
+
+def test_an_unresolved_base_is_shown_in_the_proposal_and_as_a_warning(repos, monkeypatch, capsys):
+    """`FROM $NOPE` once gave an empty table and exit 0: the image silently lost a watched base."""
+    factory, team, tmp_path = repos
+    (team / "payments-api" / "Dockerfile").write_text("ARG NOPE\nFROM python:3.12-slim AS build\nFROM $NOPE\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert open_pr(factory, team, "--dry-run") == 0
+    out, err = capsys.readouterr()
+    warning = (
+        "payments-api: cannot resolve '$NOPE' (an ARG without a default or build arg): "
+        "this base is not watched, so the image is not rebuilt when it changes"
+    )
+    assert f"::warning file=payments-api/Dockerfile,line=3::{warning}" in out.splitlines()
+    assert f"warning: payments-api/Dockerfile:3: {warning}" in err.splitlines()
+    assert "**Base references that name no image**" in out
+    assert "| payments-api | payments-api/Dockerfile:3 | $NOPE |" in out.splitlines()
+    assert "| payments-api/Dockerfile:3 |" in (tmp_path / "summary").read_text()

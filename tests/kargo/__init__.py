@@ -1,0 +1,1 @@
+"""Generated Kargo manifests: schemas, Kargo's runtime model, synth."""

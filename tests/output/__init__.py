@@ -1,0 +1,1 @@
+"""The status site, the dashboard issue and the graph."""

@@ -1,0 +1,1 @@
+"""Planning, dispatching, recording and rolling back rebuilds."""

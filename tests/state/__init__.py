@@ -1,0 +1,1 @@
+"""State files, the index, atomic writes, the state cache and git."""

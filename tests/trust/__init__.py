@@ -1,0 +1,1 @@
+"""Signatures and the trust boundary of events."""

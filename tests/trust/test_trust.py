@@ -1,0 +1,316 @@
+"""Forged events (issue 13, part 10): the commands the events workflow runs refuse a claim its
+sender may not make, say why, name the event and the sender, and change nothing.
+
+- base-image-verified (`record-update --verified`) and base-image-cve (`expedite`) only from a
+  login in images.yaml `trust.senders`; without --sender (an operator) as before;
+- image-built success (`record-build --require-signature`) only for a digest signed as the image's
+  signing policy says: a key checked here against a real registry, keyless by cosign's outcome;
+- `signing-policy` gives the flags the events workflow runs `cosign verify` with.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from image_factory.cli import main
+from image_factory.discovery.discover import discover
+from image_factory.enrolment.config import parse_config
+from image_factory.errors import FactoryError
+
+from ..cosign_signer import cosign_sign, new_key, public_pem
+
+PYTHON = "docker.io/library/python:3.12-slim"
+DIGEST = "sha256:" + "5" * 64
+KARGO = "image-factory-kargo[bot]"  # the bundled images.yaml's trust.senders
+
+
+def vouch(root, command: str, sender: str | None) -> int:
+    args = [command, "--root", str(root), "--image", PYTHON, "--digest", DIGEST]
+    args += ["--verified", "true", "--reason", "verified by Kargo"] if command == "record-update" else []
+    args += ["--reason", "CVE-2026-1", "--force"] if command == "expedite" else []  # as events.yml sends it
+    return main([*args, *(["--sender", sender] if sender is not None else [])])
+
+
+@pytest.mark.parametrize(
+    ("command", "event", "why"),
+    [
+        ("record-update", "base-image-verified", "it would let rebuilds use a digest whose signature nobody checked"),
+        ("expedite", "base-image-cve", "it would let a digest skip the rebuild delay"),
+    ],
+)
+def test_vouching_from_a_sender_not_in_trust_senders_is_refused_and_changes_nothing(
+    example_factory, capsys, monkeypatch, command, event, why
+):
+    before = example_factory.snapshot()
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert vouch(example_factory.root, command, "mallory") == 1
+    captured = capsys.readouterr()
+    reason = (
+        f"{PYTHON}@{DIGEST} from sender 'mallory' refused: 'mallory' is not in trust.senders of images.yaml "
+        f"({KARGO}); {why}. Nothing recorded"
+    )
+    assert captured.err == f"error: {event}: {reason}\n"
+    assert captured.out == f"::error::{event}: {reason}\n"  # an event is no file to annotate
+    assert example_factory.snapshot() == before
+
+    assert vouch(example_factory.root, command, "") == 1  # no login at all is no trusted one
+    assert f"{event}: {PYTHON}@{DIGEST} from an empty sender refused" in capsys.readouterr().err
+    assert example_factory.snapshot() == before
+
+
+@pytest.mark.parametrize("command", ["record-update", "expedite"])
+@pytest.mark.parametrize("sender", [KARGO, "Image-Factory-Kargo[bot]", None], ids=["listed", "other-case", "operator"])
+def test_vouching_from_a_listed_sender_or_an_operator_is_recorded(example_factory, capsys, command, sender):
+    assert vouch(example_factory.root, command, sender) == 0
+    state = yaml.safe_load(
+        example_factory.read("state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")
+    )
+    (entry,) = [e for e in state["runtime"]["history"] if e["digest"] == DIGEST]
+    assert ("verification" if command == "record-update" else "expedited") in entry
+
+
+def test_without_trust_senders_nobody_may_vouch_through_an_event(example_factory, capsys):
+    text = example_factory.read("images.yaml")
+    example_factory.write("images.yaml", text.replace('  senders: ["image-factory-kargo[bot]"]\n', "  senders: []\n"))
+    before = example_factory.snapshot()
+    assert vouch(example_factory.root, "expedite", KARGO) == 1
+    assert "images.yaml lists no trust.senders, so nobody may send it" in capsys.readouterr().err
+    assert example_factory.snapshot() == before
+
+
+def test_a_plain_sighting_is_open_to_any_sender(example_factory, capsys):
+    """base-image-updated only starts the delay clock (verification still applies)."""
+    args = ["record-update", "--root", str(example_factory.root), "--image", PYTHON, "--digest", DIGEST]
+    assert main([*args, "--sender", "anyone"]) == 0
+    assert f"{PYTHON}: {DIGEST} first seen" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("fragment", "message"),
+    [
+        ("trust: {senders: [kargo-bot], owners: [x]}", "owners"),
+        ("trust: {senders: ['not a login']}", "is not a GitHub login"),
+        ("trust: {senders: [a, a]}", "non-unique"),
+    ],
+)
+def test_trust_is_validated_like_the_rest(fragment, message):
+    with pytest.raises(FactoryError) as raised:
+        parse_config(f"{fragment}\nimages: []\n")
+    assert message in str(raised.value)
+
+
+# --- image-built success: the digest must carry its own build's signature --------------------
+
+
+@pytest.fixture
+def signed_factory(factory, registry):
+    """A factory whose image `app` (in a real local registry) is signed with a key in the repository."""
+    key = new_key()
+    factory.write("keys/app.pub", public_pem(key).decode())
+    factory.write(
+        "images.yaml",
+        f"""
+        kargo: {{factoryRepo: acme/factory}}
+        insecureRegistries: ["{registry.host}"]
+        images:
+          - name: app
+            registry: {registry.host}
+            repository: team/app
+            source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
+            signing: {{key: keys/app.pub}}
+          - name: keyless
+            registry: {registry.host}
+            repository: team/keyless
+            source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
+        """,
+    )
+    factory.write("app/Dockerfile", "FROM scratch\n")
+    discover(factory.root)
+    return factory, registry, key
+
+
+def built(root, image: str, digest: str, *extra: str) -> int:
+    args = ["record-build", "--root", str(root), "--image", image, "--result", "success", "--digest", digest]
+    return main([*args, "--bases", "{}", "--require-signature", "--sender", "team-b", *extra])
+
+
+def test_a_success_signed_by_another_key_is_refused_and_changes_nothing(signed_factory, capsys):
+    factory, registry, _ = signed_factory
+    digest, _ = registry.push_image("team/app", "candidate", "forged")
+    cosign_sign(registry, "team/app", digest, new_key())
+    before = factory.snapshot()
+    assert built(factory.root, "app", digest) == 1
+    assert capsys.readouterr().err == (
+        f"error: image-built: app@{digest} from sender 'team-b' refused: not signed with keys/app.pub "
+        "(signing.key in images.yaml): signature 1: the signature does not verify with the key (another key "
+        "signed it, or the payload was altered). Nothing recorded\n"
+    )
+    assert factory.snapshot() == before
+
+    unsigned, _ = registry.push_image("team/app", "other", "unsigned")
+    assert built(factory.root, "app", unsigned) == 1
+    assert "refused: not signed with keys/app.pub (signing.key in images.yaml): no signature" in capsys.readouterr().err
+    assert factory.snapshot() == before
+
+
+def test_a_success_signed_by_the_images_key_is_recorded_with_its_sender(signed_factory, capsys):
+    factory, registry, key = signed_factory
+    digest, _ = registry.push_image("team/app", "candidate", "genuine")
+    cosign_sign(registry, "team/app", digest, key)
+    assert built(factory.root, "app", digest) == 0
+    assert capsys.readouterr().out == (
+        f"app: {digest} signed with keys/app.pub: signature 1 of 1 verifies with the key\napp: built {digest}\n"
+    )
+    state = yaml.safe_load(factory.read("state/images/app.yaml"))
+    assert state["runtime"]["currentDigest"] == digest
+    assert state["runtime"]["lastBuild"]["reportedBy"] == "team-b"
+
+
+def test_an_old_signed_build_sent_again_with_new_bases_is_refused(signed_factory, capsys):
+    """A replay: the digest is genuinely signed, but it was built on other bases. Recorded, it
+    would put the image back on its old build while state believed it built on the new bases."""
+    factory, registry, key = signed_factory
+    old, _ = registry.push_image("team/app", "candidate", "first")
+    cosign_sign(registry, "team/app", old, key)
+    first = '{"docker.io/library/python:3.12-slim": "sha256:' + "1" * 64 + '"}'
+    assert built(factory.root, "app", old, "--bases", first) == 0
+    assert built(factory.root, "app", old, "--bases", first) == 0  # the same report again: harmless
+    capsys.readouterr()
+    before = factory.snapshot()
+    newer = '{"docker.io/library/python:3.12-slim": "sha256:' + "2" * 64 + '"}'
+    assert built(factory.root, "app", old, "--bases", newer) == 1
+    assert capsys.readouterr().err == (
+        f"error: image-built: app@{old} from sender 'team-b' refused: {old} was built before, on other bases: "
+        "a report of an old build cannot claim new bases (a replay would put the image back on it and hide "
+        "the rebuild it needs). Nothing recorded\n"
+    )
+    assert factory.snapshot() == before
+
+
+def test_a_keyless_success_needs_cosign_to_have_passed(signed_factory, capsys):
+    factory, registry, _ = signed_factory
+    digest, _ = registry.push_image("team/keyless", "candidate", "built")
+    before = factory.snapshot()
+    assert built(factory.root, "keyless", digest) == 1
+    assert (
+        "refused: its builds are signed keyless (the default: the factory's build workflow): run `cosign verify`"
+        in (capsys.readouterr().err)
+    )
+    failed = ("--cosign-verified", "false", "--cosign-error", "Error: no matching signatures:\nnone matched")
+    assert built(factory.root, "keyless", digest, *failed) == 1
+    assert capsys.readouterr().err == (
+        f"error: image-built: keyless@{digest} from sender 'team-b' refused: cosign verify failed: "
+        "Error: no matching signatures: none matched. Nothing recorded\n"
+    )
+    assert factory.snapshot() == before
+    assert built(factory.root, "keyless", digest, "--cosign-verified", "true") == 0
+    assert f"keyless: {digest} signed keyless (the default: the factory's build workflow), checked by cosign" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_failure_report_checks_no_signature_and_records_its_sender(signed_factory, capsys):
+    factory, _, _ = signed_factory
+    args = ["record-build", "--root", str(factory.root), "--image", "app", "--result", "failure", "--bases", "{}"]
+    assert main([*args, "--error", "the test failed", "--require-signature", "--sender", "team-b"]) == 0
+    attempt = yaml.safe_load(factory.read("state/images/app.yaml"))["runtime"]["attempts"][-1]
+    assert attempt["result"] == "failure" and attempt["reportedBy"] == "team-b"
+
+
+# --- signing-policy: what the events workflow gives `cosign verify` --------------------------
+
+
+def test_the_keyless_policy_of_the_bundled_example(example_factory, capsys):
+    assert main(["signing-policy", "--root", str(example_factory.root), "--image", "orders-api"]) == 0
+    out = capsys.readouterr().out
+    delimiter = out.splitlines()[3].removeprefix("cosign-flags<<")
+    assert out == (
+        "mode=keyless\n"
+        "repository=ghcr.io/acme-platform/orders-api\n"
+        "key=\n"
+        f"cosign-flags<<{delimiter}\n"
+        r"--certificate-identity-regexp=^https://github\.com/acme-platform/image-factory/\.github/workflows/build\.yml@"
+        "\n"
+        "--certificate-oidc-issuer=https://token.actions.githubusercontent.com\n"
+        "--certificate-github-workflow-repository=acme-platform/image-factory\n"
+        "--certificate-github-workflow-ref=refs/heads/main\n"
+        f"{delimiter}\n"
+    )
+    assert delimiter.startswith("ghadelimiter_")
+
+
+def test_a_team_image_is_signed_in_its_own_repository_and_a_policy_can_say_otherwise(factory, capsys):
+    factory.write(
+        "images.yaml",
+        """
+        kargo: {factoryRepo: acme/factory, githubApiUrl: https://git.acme.example/api/v3}
+        images:
+          - name: team
+            registry: ghcr.io
+            repository: acme/team
+            source: {provider: github, repo: acme/team-app, branch: release, dockerfile: Dockerfile, workflow: b.yml}
+          - name: own
+            registry: ghcr.io
+            repository: acme/own
+            source: {provider: github, repo: acme/own, dockerfile: Dockerfile, workflow: b.yml}
+            signing:
+              certificateIdentity: https://github.com/acme/own/.github/workflows/release.yml@refs/heads/main
+              certificateOidcIssuer: https://token.actions.githubusercontent.com
+        """,
+    )
+    assert main(["signing-policy", "--root", str(factory.root), "--image", "team", "--text"]) == 0
+    assert capsys.readouterr().out == (
+        "team: signed keyless (the default: the factory's build workflow); cosign verify "
+        r"--certificate-identity-regexp=^https://git\.acme\.example/acme/factory/\.github/workflows/build\.yml@ "
+        "--certificate-oidc-issuer=https://git.acme.example/_services/token "
+        "--certificate-github-workflow-repository=acme/team-app --certificate-github-workflow-ref=refs/heads/release\n"
+    )
+    assert main(["signing-policy", "--root", str(factory.root), "--image", "own", "--text"]) == 0
+    assert capsys.readouterr().out == (
+        "own: signed keyless (signing in images.yaml); cosign verify "
+        "--certificate-identity=https://github.com/acme/own/.github/workflows/release.yml@refs/heads/main "
+        "--certificate-oidc-issuer=https://token.actions.githubusercontent.com\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("signing: {key: k.pub, certificateIdentity: x}", "give key or keyless (certificateIdentity), not both"),
+        ("signing: {certificateIdentity: x}", "give key, or keyless"),
+        ("signing: {key: ../k.pub}", "must be a relative path in the factory repository"),
+        ("signing: {key: k.pub, required: false}", "required"),
+    ],
+)
+def test_a_signing_policy_is_validated_like_verify(entry, message):
+    text = (
+        "images:\n  - name: a\n    registry: ghcr.io\n    repository: acme/a\n"
+        "    source: {provider: local, repo: a, dockerfile: Dockerfile, workflow: b.yml}\n"
+        f"    {entry}\n"
+    )
+    with pytest.raises(FactoryError) as raised:
+        parse_config(text)
+    assert message in str(raised.value)
+
+
+def test_signing_is_only_for_managed_images():
+    with pytest.raises(FactoryError) as raised:
+        parse_config("images:\n  - name: a\n    registry: ghcr.io\n    repository: acme/a\n    signing: {key: k.pub}\n")
+    assert "is only for managed images (with a source): it says how their builds are signed" in str(raised.value)
+
+
+def test_a_reported_run_url_counts_only_for_a_run_of_the_images_own_repository(signed_factory, capsys):
+    """Anyone may report a failure: a link in it would be shown on the dashboard and the status
+    page, so from an event only a run of the image's own repository on this GitHub is kept."""
+    factory, _, _ = signed_factory
+    args = ["record-build", "--root", str(factory.root), "--image", "app", "--result", "failure", "--bases", "{}"]
+    forged = "https://evil.example/acme/factory/actions/runs/1"
+    assert main([*args, "--run-url", forged, "--require-signature", "--sender", "team-b"]) == 0
+    assert f"warning: run URL '{forged}' ignored: not a run of https://github.com/acme/factory/actions/runs/" in (
+        capsys.readouterr().err
+    )
+    assert "runUrl" not in yaml.safe_load(factory.read("state/images/app.yaml"))["runtime"]["attempts"][-1]
+    genuine = "https://github.com/acme/factory/actions/runs/42"
+    assert main([*args, "--error", "again", "--run-url", genuine, "--require-signature", "--sender", "team-b"]) == 0
+    assert yaml.safe_load(factory.read("state/images/app.yaml"))["runtime"]["attempts"][-1]["runUrl"] == genuine

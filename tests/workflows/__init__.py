@@ -1,0 +1,1 @@
+"""The GitHub workflows and the composite action, linted and run with act."""

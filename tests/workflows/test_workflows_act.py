@@ -1,0 +1,416 @@
+"""The factory's validate and synth workflows, run by `act` on this machine against a fixture
+factory repository (a copy of the bundled example). Their steps install the tool from PyPI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import commit, copy_project, git
+from ..cosign_signer import cosign_sign, new_key, public_pem
+from ..standins import ACTIONS, TOOL, pinned_actions
+
+ACT = Path(sys.executable).parent / "act"
+FACTORY_PATHS = [
+    "images.yaml",
+    "examples",
+    "state",
+    "dist",
+    "schemas",
+    "cdk8s",
+    "action",
+    "requirements",
+    "pyproject.toml",
+    "README.md",
+    ".github",
+]
+
+
+@pytest.fixture
+def factory_repo(tmp_path):
+    """The factory as a git repository whose origin is a local bare repository."""
+    work = tmp_path / "factory"
+    work.mkdir()
+    copy_project(work, FACTORY_PATHS)
+    git(work, "init", "--quiet", "--initial-branch=main")
+    commit(work, "factory")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(work), str(origin))
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "fetch", "--quiet", "origin")
+    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
+    return work, origin
+
+
+def standin_args(workflow: Path) -> list[str]:
+    """The actions `workflow` pins besides actions/checkout (act copies the working folder for it),
+    run as their stand-ins (tests/standins.py): act fetches every action of a job before it starts."""
+    pins = pinned_actions(workflow)
+    return [
+        f"--local-repository={name}@{sha}={ACTIONS / name}"
+        for name, shas in sorted(pins.items())
+        if name != "actions/checkout"
+        for sha in sorted(shas)
+    ]
+
+
+# act 0.2.89 predates `queue` in `concurrency` (GitHub, 2026-05-07) and refuses a workflow that has it;
+# it runs one workflow at a time anyway, so the workflow it runs here goes without that line.
+NEWER_THAN_ACT = "  queue: max\n"
+
+
+def act(cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None = None) -> tuple[int, str]:
+    path = cwd / ".github" / "workflows" / workflow
+    path.write_text(path.read_text().replace(NEWER_THAN_ACT, ""))
+    args = [
+        str(ACT),
+        event,
+        "-W",
+        f".github/workflows/{workflow}",
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--action-offline-mode",
+        "--defaultbranch",  # github.event.repository.default_branch when there is no event file
+        "main",
+        *standin_args(cwd / ".github/workflows" / workflow),
+        *extra,
+    ]
+    if payload is not None:
+        event_file = cwd.parent / f"{event}.json"
+        # GitHub sends the repository with every event: the workflows act on its default branch only
+        event_file.write_text(json.dumps({"repository": {"default_branch": "main"}, **payload}))
+        args += ["-e", str(event_file)]
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={
+            **os.environ,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "IMAGE_FACTORY_STANDIN_LOG": str(cwd.parent / "standins.jsonl"),
+            "IMAGE_FACTORY_STANDIN_TOOL": str(TOOL),
+            "IMAGE_FACTORY_STANDIN_PYTHON": sys.executable,
+        },
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+KARGO = {"login": "image-factory-kargo[bot]"}  # the bundled images.yaml's trust.senders
+PULL_REQUEST = {"pull_request": {"number": 7, "head": {"ref": "team"}, "base": {"ref": "main"}}}
+
+
+def test_validate_passes_on_a_valid_factory_and_annotates_a_broken_one(factory_repo):
+    work, _ = factory_repo
+    code, output = act(work, "pull_request", "validate.yml", payload=PULL_REQUEST)
+    assert code == 0, output[-4000:]
+    assert "Job succeeded" in output
+
+    text = (work / "images.yaml").read_text().replace("rebuildDelay: 3d", "rebuildDelay: 3 days")
+    (work / "images.yaml").write_text(text)
+    commit(work, "break it")
+    line = text.splitlines().index("    rebuildDelay: 3 days") + 1
+    code, output = act(work, "pull_request", "validate.yml", payload=PULL_REQUEST)
+    assert code != 0
+    assert f"::error file=images.yaml,line={line}::images[1].rebuildDelay: '3 days' is not a duration" in output
+
+
+@pytest.mark.parametrize("publish_to", ["main", "manifests"])
+def test_synth_publishes_changed_manifests(factory_repo, publish_to):
+    work, origin = factory_repo
+    text = (work / "images.yaml").read_text().replace("  rebuildDelay: 7d\n", "  rebuildDelay: 6d\n", 1)
+    (work / "images.yaml").write_text(text)
+    assert (
+        subprocess.run(
+            [str(Path(sys.executable).parent / "image-factory"), "discover", "--root", str(work)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+    commit(work, "wait 6 days by default")
+    git(work, "push", "--quiet", "origin", "main")
+    code, output = act(
+        work, "push", "synth.yml", "--var", f"IMAGE_FACTORY_PUBLISH={publish_to}", payload={"ref": "refs/heads/main"}
+    )
+    assert code == 0, output[-4000:]
+    branch = "main" if publish_to == "main" else "manifests"
+    published = git(origin, "show", f"{branch}:dist/kargo.k8s.yaml")
+    assert "requiredSoakTime: 144h" in published
+    subject = git(origin, "log", "-1", "--format=%s", branch)
+    assert subject.startswith("dist: synth of" if publish_to == "main" else "manifests: synth of")
+    if publish_to == "manifests":
+        assert git(origin, "ls-tree", "-r", "--name-only", "manifests").splitlines() == [
+            "dist/argocd-application.k8s.yaml",
+            "dist/kargo.k8s.yaml",
+        ]
+
+
+def test_synth_in_manifests_mode_removes_what_the_synth_no_longer_makes(factory_repo):
+    """After a re-shard the manifests branch holds a file no synth makes any more: ArgoCD would go
+    on applying its stale, duplicate Stages. Publishing makes dist/ exactly what the synth makes."""
+    work, origin = factory_repo
+    earlier = origin.parent / "earlier"
+    (earlier / "dist").mkdir(parents=True)
+    (earlier / "dist" / "kargo.k8s.yaml").write_text("# an earlier synth\n")
+    (earlier / "dist" / "kargo-shard-2.k8s.yaml").write_text("# a shard the synth no longer makes\n")
+    git(earlier, "init", "--quiet", "--initial-branch=manifests")
+    commit(earlier, "manifests: an earlier synth")
+    git(earlier, "push", "--quiet", str(origin), "manifests")
+    code, output = act(
+        work, "push", "synth.yml", "--var", "IMAGE_FACTORY_PUBLISH=manifests", payload={"ref": "refs/heads/main"}
+    )
+    assert code == 0, output[-4000:]
+    assert git(origin, "ls-tree", "-r", "--name-only", "manifests").splitlines() == [
+        "dist/argocd-application.k8s.yaml",
+        "dist/kargo.k8s.yaml",
+    ]
+    assert "kind: Stage" in git(origin, "show", "manifests:dist/kargo.k8s.yaml")
+
+
+@pytest.mark.parametrize("workflow", ["events.yml", "synth.yml"])
+def test_a_dispatch_from_another_branch_changes_nothing(factory_repo, workflow):
+    """workflow_dispatch may name any branch: its unreviewed code and state must not be pushed to
+    main, published, or dispatched with. The run says why and does nothing."""
+    work, origin = factory_repo
+    git(work, "checkout", "--quiet", "-b", "feature")
+    text = (work / "images.yaml").read_text().replace("  rebuildDelay: 7d\n", "  rebuildDelay: 6d\n", 1)
+    (work / "images.yaml").write_text(text)
+    commit(work, "unreviewed")
+    git(work, "push", "--quiet", "origin", "feature")
+    refs = git(origin, "for-each-ref")
+    code, output = act(
+        work,
+        "workflow_dispatch",
+        workflow,
+        "--var",
+        "IMAGE_FACTORY_PUBLISH=main",
+        payload={"ref": "refs/heads/feature", "inputs": {"image": ""}},
+    )
+    assert code == 0, output[-4000:]
+    assert "refs/heads/feature is not the default branch (main)" in output
+    assert "Install Image Factory" not in output  # the job that does the work never started
+    assert git(origin, "for-each-ref") == refs
+
+
+def test_events_records_a_new_base_digest_and_pushes_it(factory_repo):
+    """repository_dispatch base-image-updated → record-update → commit pushed; nothing is due yet,
+    so dispatch calls nothing (no token is needed)."""
+    work, origin = factory_repo
+    digest = "sha256:" + "7" * 64
+    payload = {
+        "action": "base-image-updated",
+        "client_payload": {"image": "docker.io/library/python:3.12-slim", "digest": digest, "freight": "f-1"},
+    }
+    code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
+    assert code == 0, output[-4000:]
+    assert "nothing to dispatch: no build is due" in output
+    assert "no verify policy in images.yaml, nothing recorded" in output  # the signature check step
+    # act has no GitHub here (no token, and github.repository is not OWNER/NAME: origin is a local
+    # folder): the dashboard step runs after the event, fails alone, and the event still succeeds.
+    # tests/output/test_dashboard.py covers the step's GitHub calls.
+    assert "::error::--repo: " in output and "is not a GitHub repository (OWNER/NAME)" in output
+    assert "Failure - Main Update the dashboard issue" in output and "Job succeeded" in output
+    subject = git(origin, "log", "-1", "--format=%s", "main")
+    assert subject.startswith("state: docker.io/library/python:3.12-slim has a new digest sha256:7777")
+    state = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")
+    assert f"digest: {digest}" in state and "freight: f-1" in state
+
+
+def test_events_records_verification_cve_fixes_and_signed_builds(factory_repo):
+    """base-image-verified, image-built (failed, with the reason) and base-image-cve. The expedited
+    digest makes a rebuild due at once: with no GitHub token here its dispatch fails, after the
+    expedite was committed and pushed."""
+    work, origin = factory_repo
+    python = "docker.io/library/python:3.12-slim"
+    digest = "sha256:" + "8" * 64
+    runs = [
+        {
+            "action": "base-image-verified",
+            "client_payload": {"image": python, "digest": digest, "freight": "f-2"},
+            "sender": KARGO,
+        },
+        {
+            "action": "image-built",
+            "client_payload": {
+                "image": "metrics-agent",
+                "digest": "",
+                "result": "failure",
+                "signed": False,
+                "error": "the test failed",
+                "bases": {},
+                "run_url": "https://github.com/acme/agent/actions/runs/9",
+            },
+        },
+    ]
+    for payload in runs:
+        code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
+        assert code == 0, output[-4000:]
+    cve = {
+        "action": "base-image-cve",
+        "client_payload": {"image": python, "digest": digest, "reason": "CVE-2026-1"},
+        "sender": KARGO,
+    }
+    code, output = act(work, "repository_dispatch", "events.yml", payload=cve)
+    assert code != 0 and "GITHUB_TOKEN: no GitHub token" in output
+    state = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")
+    assert "verified: true" in state and "reason: verified by Kargo (Freight f-2)" in state
+    assert "reason: CVE-2026-1" in state
+    agent = git(origin, "show", "main:state/images/metrics-agent.yaml")
+    assert "error: the test failed" in agent and "result: failure" in agent
+    subjects = git(origin, "log", "-3", "--format=%s", "main").splitlines()
+    assert subjects == [
+        f"state: expedite {python} {digest[:19]}…",
+        "state: metrics-agent build failure",
+        f"state: {python} {digest[:19]}… verified",
+    ]
+
+
+def test_an_unreachable_registry_in_the_signature_check_never_skips_the_dispatch(factory_repo):
+    """verify --record on a key-verified base fails (no network here); the rebuilds that are due
+    are still dispatched (here: nothing is due, and the dispatch step says so)."""
+    work, _ = factory_repo
+    (work / "keys").mkdir()
+    (work / "keys/python.pub").write_bytes(public_pem(new_key()))
+    text = (work / "images.yaml").read_text()
+    python = "\n  - name: python\n    registry: docker.io\n    repository: library/python\n    tag: 3.12-slim\n"
+    (work / "images.yaml").write_text(text + python + "    verify: {key: keys/python.pub}\n")
+    subprocess.run([sys.executable, "-m", "image_factory", "discover", "--root", str(work)], check=True)
+    commit(work, "verify python with a key")
+    git(work, "push", "--quiet", "origin", "main")
+    payload = {
+        "action": "base-image-updated",
+        "client_payload": {"image": "docker.io/library/python:3.12-slim", "digest": "sha256:" + "8" * 64},
+    }
+    code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
+    assert code == 0, output[-4000:]
+    assert "Check the new digest's signature" in output and "Failure - Main Check the new digest's signature" in output
+    assert "nothing to dispatch: no build is due" in output
+
+
+def test_events_refuse_vouching_from_a_sender_images_yaml_does_not_trust(factory_repo):
+    """Any team token may send the factory a repository_dispatch. base-image-verified and
+    base-image-cve from a login not in trust.senders fail the run with the reason, naming the event
+    and the sender; nothing reaches the repository."""
+    work, origin = factory_repo
+    python = "docker.io/library/python:3.12-slim"
+    digest = "sha256:" + "9" * 64
+    before = git(origin, "rev-parse", "main")
+    forged = [
+        {"action": "base-image-verified", "client_payload": {"image": python, "digest": digest, "freight": "f-9"}},
+        {"action": "base-image-cve", "client_payload": {"image": python, "digest": digest, "reason": "trust me"}},
+    ]
+    for payload in forged:
+        code, output = act(
+            work, "repository_dispatch", "events.yml", payload={**payload, "sender": {"login": "mallory"}}
+        )
+        assert code != 0, output[-4000:]
+        assert (
+            f"::error::{payload['action']}: {python}@{digest} from sender 'mallory' refused: "
+            "'mallory' is not in trust.senders of images.yaml (image-factory-kargo[bot])"
+        ) in output
+    assert git(origin, "rev-parse", "main") == before
+
+
+def test_events_record_a_build_success_only_for_a_digest_its_own_build_signed(factory_repo, registry):
+    """image-built success for a digest signed with another key (key policy, checked by the tool)
+    or not signed at all (default keyless policy, checked by `cosign verify`: the stand-in fails as
+    cosign does on a digest without signatures) is refused and nothing is pushed; the digest signed
+    with the image's key is recorded, with the sender."""
+    work, origin = factory_repo
+    key = new_key()
+    (work / "keys").mkdir()
+    (work / "keys/app.pub").write_bytes(public_pem(key))
+    (work / "examples/app").mkdir()
+    (work / "examples/app/Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
+    text = (
+        (work / "images.yaml")
+        .read_text()
+        .replace("\nimages:\n", f'\ninsecureRegistries: ["{registry.host}"]\nimages:\n')
+    )
+    source = "source: {provider: local, repo: examples/app, dockerfile: Dockerfile, workflow: build.yml}"
+    text += (
+        f"\n  - name: app\n    registry: {registry.host}\n    repository: team/app\n    {source}\n"
+        "    signing: {key: keys/app.pub}\n"
+        f"\n  - name: keyless-app\n    registry: {registry.host}\n    repository: team/keyless\n    {source}\n"
+    )
+    (work / "images.yaml").write_text(text)
+    subprocess.run([sys.executable, "-m", "image_factory", "discover", "--root", str(work)], check=True)
+    commit(work, "two images in a local registry")
+    git(work, "push", "--quiet", "origin", "main")
+    before = git(origin, "rev-parse", "main")
+
+    def built(image: str, digest: str, sender: str) -> dict:
+        payload = {"image": image, "digest": digest, "result": "success", "signed": True, "error": "", "bases": {}}
+        payload["run_url"] = "https://github.com/acme/team/actions/runs/1"
+        return {"action": "image-built", "client_payload": payload, "sender": {"login": sender}}
+
+    digest, _ = registry.push_image("team/app", "candidate", "built")
+    cosign_sign(registry, "team/app", digest, new_key())  # another team's key
+    code, output = act(work, "repository_dispatch", "events.yml", payload=built("app", digest, "team-b"))
+    assert code != 0, output[-4000:]
+    assert f"::error::image-built: app@{digest} from sender 'team-b' refused: not signed with keys/app.pub" in output
+    assert "signature 1: the signature does not verify with the key" in output
+
+    unsigned, _ = registry.push_image("team/keyless", "candidate", "forged")
+    code, output = act(work, "repository_dispatch", "events.yml", payload=built("keyless-app", unsigned, "team-b"))
+    assert code != 0, output[-4000:]
+    assert (
+        f"::error::image-built: keyless-app@{unsigned} from sender 'team-b' refused: "
+        "cosign verify failed: Error: no signatures found"
+    ) in output
+    records = [json.loads(line) for line in (work.parent / "standins.jsonl").read_text().splitlines()]
+    (verify,) = [entry["argv"] for entry in records if entry["action"] == "cosign"]
+    assert verify == [
+        "verify",
+        r"--certificate-identity-regexp=^https://github\.com/acme-platform/image-factory/\.github/workflows/build\.yml@",
+        "--certificate-oidc-issuer=https://token.actions.githubusercontent.com",
+        "--certificate-github-workflow-repository=acme-platform/image-factory",
+        "--certificate-github-workflow-ref=refs/heads/main",
+        f"{registry.host}/team/keyless@{unsigned}",
+    ]
+    assert git(origin, "rev-parse", "main") == before
+
+    cosign_sign(registry, "team/app", digest, key)  # now signed by its own build's key
+    code, output = act(work, "repository_dispatch", "events.yml", payload=built("app", digest, "team-a"))
+    assert code == 0, output[-4000:]
+    assert f"app: {digest} signed with keys/app.pub: signature 1 of 1 verifies with the key" in output
+    state = git(origin, "show", "main:state/images/app.yaml")
+    assert f"currentDigest: '{digest}'" in state or f"currentDigest: {digest}" in state
+    assert "reportedBy: team-a" in state
+
+
+def test_a_soaked_base_dispatches_the_due_builds_on_it_and_records_nothing(factory_repo):
+    """base-image-soaked (a Kargo soak Stage's promotion) → `dispatch --base` that image: only the
+    builds due among the images built on it. With python's digest past every delay, the event for
+    node (nothing due on it) dispatches nothing; the event for python dispatches base-python (which
+    needs the GitHub token act does not have). Neither records anything in state."""
+    work, origin = factory_repo
+    python = "docker.io/library/python:3.12-slim"
+    record = ["record-update", "--root", str(work), "--image", python, "--digest", "sha256:" + "5" * 64]
+    subprocess.run([sys.executable, "-m", "image_factory", *record, "--seen-at", "2026-01-01T00:00:00Z"], check=True)
+    commit(work, "state: python has a digest older than every delay")
+    git(work, "push", "--quiet", "origin", "main")
+    before = git(origin, "rev-parse", "main")
+
+    def soaked(image: str) -> dict:
+        payload = {"image": image, "digest": "sha256:" + "6" * 64, "delay": "7d"}
+        return {"action": "base-image-soaked", "client_payload": payload, "sender": KARGO}
+
+    code, output = act(
+        work, "repository_dispatch", "events.yml", payload=soaked("docker.io/library/node:22-bookworm-slim")
+    )
+    assert code == 0, output[-4000:]
+    assert "nothing to dispatch: no build is due" in output
+    assert "Record a new base image digest" not in output  # nothing recorded for this event
+    code, output = act(work, "repository_dispatch", "events.yml", payload=soaked(python))
+    assert code != 0 and "GITHUB_TOKEN: no GitHub token" in output, output[-4000:]
+    assert "Failure - Main Dispatch the rebuilds that are due" in output
+    assert git(origin, "rev-parse", "main") == before
