@@ -1,0 +1,158 @@
+"""Enrolment and discovery: `bases`, `discover`, `validate`, `prune` and `digest`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from image_factory.cli.common import (
+    cluster_notes,
+    discover,
+    find_bases,
+    index,
+    load_config,
+    parse_ref,
+    refs,
+    report,
+    sanity,
+    split_pairs,
+    stray_files,
+    timestamps,
+)
+from image_factory.errors import FactoryError, Problem
+
+
+def register(commands, root: argparse.ArgumentParser) -> None:
+    """This group's commands, each with its handler below."""
+    bases = commands.add_parser("bases", help="list the images a Dockerfile builds on")
+    bases.add_argument("dockerfile", type=Path, metavar="DOCKERFILE")
+    bases.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE", help="override an ARG default")
+    bases.add_argument("--json", action="store_true", help="print one JSON object")
+    bases.set_defaults(run=_bases)
+
+    disc = commands.add_parser("discover", parents=[root], help="update state/ from images.yaml and the Dockerfiles")
+    disc.add_argument("--source-root", type=Path, help="folder holding checkouts of github sources as OWNER/NAME/")
+    disc.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    disc.add_argument("--check", action="store_true", help="write nothing; exit 1 when state/ is not up to date")
+    disc.add_argument("--resolve-digests", action="store_true", help="record what every watched tag points at now")
+    disc.add_argument(
+        "--full",
+        action="store_true",
+        help="read and merge everything even when images.yaml and every Dockerfile are as the last discover read them",
+    )
+    disc.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it")
+    disc.set_defaults(run=_discover)
+
+    val = commands.add_parser("validate", parents=[root], help="check images.yaml and state/ against the schemas")
+    val.set_defaults(run=_validate)
+
+    prune = commands.add_parser("prune", parents=[root], help="remove state no image refers to any more")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    prune.set_defaults(run=_prune)
+
+    dig = commands.add_parser("digest", help="the digest a reference points at now, from its registry")
+    dig.add_argument("ref", metavar="REF")
+    dig.add_argument("--json", action="store_true", help="one JSON object: ref, digest, mediaType, platforms")
+    dig.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it")
+    dig.add_argument(
+        "--mirror", action="append", default=[], metavar="REGISTRY=MIRROR", help="read REGISTRY via MIRROR"
+    )
+    dig.set_defaults(run=_digest)
+
+
+def _build_args(pairs: list[str]) -> dict[str, str]:
+    return dict(split_pairs(pairs, "--build-arg", "NAME=VALUE"))
+
+
+def _bases(args: argparse.Namespace) -> int:
+    display = str(args.dockerfile)
+    try:
+        text = args.dockerfile.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FactoryError(Problem(display, "file not found")) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise FactoryError(Problem(display, f"cannot read: {error}")) from None
+    discovery = find_bases(text, _build_args(args.build_arg), display)
+    if args.json:
+        print(json.dumps(discovery.to_dict(), indent=2))
+        return 0
+    for use in discovery.uses:
+        marker = "unresolved " if not use.resolved else ""
+        print(f"{display}:{use.line}: {marker}{use.kind} {use.ref} (stage {use.stage})")
+    if not discovery.uses:
+        print(f"{display}: builds on no image (scratch or stages only)")
+    return 0
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from image_factory.edges import registry  # requests: only for the commands that talk to registries
+
+    dry_run = args.dry_run or args.check
+    client = None
+    if args.resolve_digests:
+        config = load_config(args.root)
+        client = registry.RegistryClient(
+            mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+        )
+    outcome = discover.discover(args.root, args.source_root, dry_run=dry_run, registry=client, full=args.full)
+    print(report.discover_summary(outcome, dry_run=dry_run))
+    if client is not None:
+        print(f"{client.requests} registry requests", file=sys.stderr)
+    if args.check and (outcome.written or outcome.removed):
+        print("state/ is not up to date: run `image-factory discover` and commit the result.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config, state = discover.load_model(args.root)
+    problems = sanity.future_sightings(args.root, state.entries(), timestamps.now())
+    problems += [
+        Problem(str(path.relative_to(args.root)), "left by an interrupted write; `image-factory discover` removes it")
+        for path in stray_files(args.root)
+    ]
+    index_problems, index_warnings = index.check(args.root, config, state)
+    problems += index_problems
+    if problems:
+        raise FactoryError(problems)
+    for warning in [*index_warnings, *cluster_notes.receiver_warnings(config, state)]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not (args.root / "state").is_dir():
+        print(
+            f"ok: {config.file} ({len(config.images)} images) is valid; there is no state/ yet: "
+            "`image-factory discover` has not run here (it writes state/ from images.yaml and the Dockerfiles)"
+        )
+        return 0
+    print(
+        f"ok: {config.file} ({len(config.images)} images) and state/ "
+        f"({len(state.images)} managed, {len(state.base_images)} watched) are valid"
+    )
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    removed = discover.prune(args.root, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in removed:
+        print(f"{verb} {path}")
+    if not removed:
+        print("nothing to prune: every state file is referenced by images.yaml")
+    return 0
+
+
+def _digest(args: argparse.Namespace) -> int:
+    from image_factory.edges import registry  # requests: only for the commands that talk to registries
+
+    try:
+        ref = parse_ref(args.ref)
+    except refs.InvalidReference as error:
+        raise FactoryError(Problem("REF", str(error))) from None
+    client = registry.RegistryClient(
+        mirrors=dict(split_pairs(args.mirror, "--mirror", "REGISTRY=MIRROR")), insecure=set(args.insecure_registry)
+    )
+    resolved = client.resolve(ref)
+    print(json.dumps(resolved.to_dict(), indent=2) if args.json else resolved.digest)
+    print(f"{client.requests} registry requests", file=sys.stderr)
+    return 0

@@ -1,0 +1,439 @@
+"""Runtime events and rebuilds: `record-update`, `reject`, `unreject`, `expedite`, `record-build`, `plan`,
+`dispatch`, `build-info`, `platforms`, `promote` and `rollback`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from image_factory.cli.common import (
+    FORCE_HELP,
+    PUSH_HELP,
+    SENDER_HELP,
+    build_info,
+    config_for,
+    digest_command,
+    discover,
+    dispatch,
+    events,
+    index,
+    load_config,
+    parse_duration,
+    planner,
+    pushed,
+    report,
+    rollback,
+    sanity,
+    split_pairs,
+    timestamps,
+    trust,
+    when,
+)
+from image_factory.errors import FactoryError, Problem
+from image_factory.user_text import code_block, one_line
+
+
+def register(commands, root: argparse.ArgumentParser) -> None:
+    """This group's commands, each with its handler below."""
+    update = commands.add_parser("record-update", parents=[root], help="record a new digest of a watched image")
+    update.add_argument("--image", required=True, metavar="REF", help="the watched reference (e.g. python:3.12-slim)")
+    update.add_argument("--digest", required=True)
+    update.add_argument("--seen-at", metavar="TIME", help="when it was first seen (default: now)")
+    update.add_argument("--freight", metavar="NAME", help="the Kargo Freight that carried it")
+    update.add_argument(
+        "--seen-by",
+        default="operator",
+        type=one_line,
+        metavar="WHO",
+        help="who saw it, stored in the history (default: operator; the events workflow says kargo)",
+    )
+    update.add_argument(
+        "--verified",
+        choices=["true", "false"],
+        help="record the outcome of the digest's signature check instead of a sighting",
+    )
+    update.add_argument("--reason", type=one_line, help="with --verified: why it passed or failed")
+    update.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (with --verified: one of trust.senders)")
+    update.add_argument("--push", action="store_true", help=PUSH_HELP)
+    update.set_defaults(run=_record_update)
+
+    refuse = digest_command(commands, root, "reject", "never build on one digest of a watched image again")
+    refuse.add_argument(
+        "--reason", required=True, type=one_line, help="why (e.g. the build it broke); recorded in state"
+    )
+    refuse.add_argument("--at", metavar="TIME", help="default: now")
+    refuse.add_argument("--force", action="store_true", help=FORCE_HELP)
+    refuse.set_defaults(run=_reject)
+
+    accept = digest_command(commands, root, "unreject", "undo reject: the digest may be built on again")
+    accept.set_defaults(run=_unreject)
+
+    fast = digest_command(commands, root, "expedite", "let one digest skip the rebuild delay")
+    fast.add_argument("--reason", required=True, type=one_line, help="why (e.g. the CVE it fixes); recorded in state")
+    fast.add_argument("--at", metavar="TIME", help="default: now")
+    fast.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (one of trust.senders)")
+    fast.add_argument("--force", action="store_true", help=FORCE_HELP)
+    fast.set_defaults(run=_expedite)
+
+    built = commands.add_parser("record-build", parents=[root], help="record the result of a build of a managed image")
+    built.add_argument("--image", required=True, metavar="NAME")
+    built.add_argument("--digest", help="the digest the build pushed (required on success)")
+    built.add_argument("--result", required=True, choices=["success", "failure"])
+    built.add_argument(
+        "--base", action="append", default=[], metavar="REF=DIGEST", help="a base digest it was built from"
+    )
+    built.add_argument("--bases", metavar="JSON", help='the base digests as one JSON object {"REF": "DIGEST"}')
+    built.add_argument("--run-url", metavar="URL")
+    built.add_argument("--signed", choices=["true", "false"], help="whether the pushed digest was signed")
+    built.add_argument("--error", metavar="TEXT", type=one_line, help="why it failed (e.g. the test step)")
+    built.add_argument("--finished-at", metavar="TIME", help="default: now")
+    built.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (recorded as reportedBy)")
+    built.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="a success only for a digest signed as the image's signing policy says (key: checked here)",
+    )
+    built.add_argument(
+        "--cosign-verified",
+        choices=["true", "false"],
+        help="keyless: whether `cosign verify` with the flags of signing-policy passed",
+    )
+    built.add_argument("--cosign-error", metavar="TEXT", type=one_line, help="why cosign verify failed")
+    built.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
+    built.add_argument("--push", action="store_true", help=PUSH_HELP)
+    built.set_defaults(run=_record_build)
+
+    planning = commands.add_parser("plan", parents=[root], help="what should be rebuilt now, next, and what is blocked")
+    planning.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
+    planning.add_argument(
+        "--cascade-delay", metavar="DURATION", help="wait after a parent's rebuild (default: images.yaml)"
+    )
+    planning.add_argument(
+        "--base",
+        metavar="REF",
+        help="only the images built on REF (a watched reference, or a managed image's name), as dispatch --base",
+    )
+    planning.add_argument("--json", action="store_true")
+    planning.add_argument(
+        "--markdown", action="store_true", help="as a Markdown section (a job summary): the text in a code block"
+    )
+    planning.set_defaults(run=_plan)
+
+    send = commands.add_parser("dispatch", parents=[root], help="trigger the build workflow of every image due now")
+    send.add_argument("--dry-run", action="store_true", help="say what would be dispatched, call nothing")
+    send.add_argument("--image", metavar="NAME", help="only this image (also when its autoRebuild is off)")
+    send.add_argument(
+        "--base",
+        metavar="REF",
+        help="only the images built on REF (a watched reference, or a managed image's name), directly or through "
+        "other images: after an event about it, reading only their state",
+    )
+    send.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
+    send.add_argument(
+        "--retry",
+        action="store_true",
+        help="with --image: dispatch its build again even if these bases were dispatched already",
+    )
+    send.add_argument("--token", help="GitHub token (default: $GITHUB_TOKEN)")
+    send.add_argument("--push", action="store_true", help=PUSH_HELP)
+    send.set_defaults(run=_dispatch)
+
+    info = commands.add_parser("build-info", parents=[root], help="paths, tags and pinned build contexts of an image")
+    info.add_argument("--image", required=True, metavar="NAME")
+    info.add_argument("--bases", metavar="JSON", help="the digests to pin (default: what its next build would use)")
+    info.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="REF=DIGEST",
+        help="pin this base to this digest (the others as by default)",
+    )
+    info.add_argument("--now", metavar="TIME", help="for the default pins (default: now)")
+    info.set_defaults(run=_build_info)
+
+    targets = commands.add_parser(
+        "platforms", parents=[root], help="the platforms a build targets (images.yaml, else all its bases serve)"
+    )
+    targets.add_argument("--image", required=True, metavar="NAME")
+    targets.add_argument("--bases", required=True, metavar="JSON", help="the pinned bases (build-info's bases output)")
+    targets.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
+    targets.set_defaults(run=_platforms)
+
+    move = commands.add_parser("promote", parents=[root], help="move a managed image's tag to a pushed digest")
+    move.add_argument("--image", required=True, metavar="NAME")
+    move.add_argument("--digest", required=True, help="the tested, signed digest, already in the image's repository")
+    move.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
+    move.set_defaults(run=_promote)
+
+    back = commands.add_parser("rollback", parents=[root], help="put a managed image back on an earlier good build")
+    back.add_argument("--image", required=True, metavar="NAME")
+    back.add_argument(
+        "--to",
+        metavar="DIGEST",
+        help="the digest an earlier successful build produced (default: the one before the current)",
+    )
+    back.add_argument("--reason", required=True, type=one_line, help="why; recorded in state with the attempt")
+    back.add_argument(
+        "--rebuild", action="store_true", help="rebuild with its base digests even if the old digest can be re-tagged"
+    )
+    back.add_argument("--dry-run", action="store_true", help="say what would happen, change nothing")
+    back.add_argument("--token", help="default: $GITHUB_TOKEN (for a rebuild)")
+    back.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
+    back.add_argument("--at", metavar="TIME", help="default: now")
+    back.add_argument("--push", action="store_true", help=PUSH_HELP)
+    back.set_defaults(run=_rollback)
+
+
+def _record_update(args: argparse.Namespace) -> int:
+    seen_at = when(args.seen_at, "--seen-at")
+    if seen_at > timestamps.now() + sanity.CLOCK_SKEW:  # it would pin the digest as "not yet eligible"
+        raise FactoryError(Problem("--seen-at", f"{args.seen_at} is in the future"))
+
+    verified = None if args.verified is None else args.verified == "true"
+    if args.reason and verified is None:
+        raise FactoryError(Problem("--reason", "goes with --verified"))
+    if verified is not None:  # a plain sighting only starts the delay clock: anyone may report one
+        subject = f"{args.image}@{args.digest}"
+        trust.check_sender(config_for(args.root), "base-image-verified", args.sender, subject)
+
+    def apply():
+        return events.record_update(
+            args.root, args.image, args.digest, seen_at, args.freight, verified, args.reason, args.seen_by
+        )
+
+    base = apply()
+    entry = next(e for e in base.runtime.history if e["digest"] == args.digest)
+    if verified is None:
+        print(
+            f"{base.ref}: {args.digest} first seen {entry['firstSeen']}; current digest {base.runtime.current_digest}"
+        )
+        message = f"state: {base.ref} has a new digest {args.digest[:19]}…"
+    else:
+        outcome = "verified" if verified else "NOT verified"
+        print(f"{base.ref}: {args.digest} {outcome}" + (f" ({args.reason})" if args.reason else ""))
+        message = f"state: {base.ref} {args.digest[:19]}… {outcome}"
+    pushed(args, message, apply)
+    return 0
+
+
+def _reject(args: argparse.Namespace) -> int:
+    at = when(args.at, "--at")
+    return _base_event(
+        args,
+        lambda: events.reject(args.root, args.image, args.digest, args.reason, at, force=args.force),
+        f"rejected ({args.reason.strip()}): no rebuild will use it",
+        "reject",
+    )
+
+
+def _unreject(args: argparse.Namespace) -> int:
+    return _base_event(
+        args, lambda: events.unreject(args.root, args.image, args.digest), "is no longer rejected", "unreject"
+    )
+
+
+def _expedite(args: argparse.Namespace) -> int:
+    at = when(args.at, "--at")
+    subject = f"{args.image}@{args.digest}"
+    trust.check_sender(config_for(args.root), "base-image-cve", args.sender, subject)
+    return _base_event(
+        args,
+        lambda: events.expedite(args.root, args.image, args.digest, args.reason, at, force=args.force),
+        f"may be built on now ({args.reason.strip()})",
+        "expedite",
+    )
+
+
+def _base_event(args: argparse.Namespace, apply, outcome: str, verb: str) -> int:
+    """Apply an event to one digest of a watched image, say so, and push it with --push (the
+    event is applied again on top of a rejected push)."""
+    base = apply()
+    print(f"{base.ref}: {args.digest} {outcome}")
+    pushed(args, f"state: {verb} {base.ref} {args.digest[:19]}…", apply)
+    return 0
+
+
+def _record_build(args: argparse.Namespace) -> int:
+    bases = dict(split_pairs(args.base, "--base", "REF=DIGEST"))
+    if args.bases:
+        bases.update(build_info.parse_pins(args.bases))
+    finished_at = when(args.finished_at, "--finished-at")
+
+    signed = None if args.signed is None else args.signed == "true"
+    config = config_for(args.root, args.image) if args.require_signature else None
+    checked = _build_signature(args, config) if config is not None and args.result == "success" else None
+    if config is not None and args.run_url:  # from an event: only a run of the image's own repository
+        expected = trust.run_url_prefix(config, args.image)
+        if not args.run_url.startswith(expected):
+            print(f"warning: run URL {one_line(args.run_url)!r} ignored: not a run of {expected}", file=sys.stderr)
+            args.run_url = None
+
+    def apply():
+        return events.record_build(
+            args.root,
+            args.image,
+            args.digest,
+            args.result,
+            bases,
+            args.run_url,
+            finished_at,
+            signed=signed,
+            error=args.error,
+            reported_by=args.sender,
+            refuse_replay=args.require_signature,
+        )
+
+    image = apply()
+    if checked:
+        print(f"{image.name}: {args.digest} {checked}")
+    outcome = f"built {image.runtime.current_digest}" if args.result == "success" else "build failed"
+    outcome += (" (signed)" if signed else " (NOT signed)") if signed is not None and args.result == "success" else ""
+    outcome += f": {args.error}" if args.error else ""
+    print(f"{image.name}: {outcome}")
+    pushed(args, f"state: {args.image} build {args.result}", apply)
+    return 0
+
+
+def _build_signature(args: argparse.Namespace, config) -> str:
+    """Refuse a reported success whose digest is not signed as the image's policy says (see trust)."""
+    from image_factory.edges import registry  # requests: only for the commands that talk to registries
+
+    if not args.digest:
+        raise FactoryError(Problem("--digest", "a successful build needs the digest it pushed"))
+    required = trust.build_signature(config, args.image)
+    client = registry.RegistryClient(
+        mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+    )
+    cosign_verified = None if args.cosign_verified is None else args.cosign_verified == "true"
+    return trust.check_build_signature(
+        required, args.digest, args.root, client, cosign_verified, args.cosign_error, args.sender
+    )
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if args.base:
+        config, state = discover.load_scope(args.root, args.base)
+    else:
+        config, state = discover.load_model(args.root, settings_only=True)
+    try:
+        cascade_delay = parse_duration(args.cascade_delay or config.cascade_delay)
+    except ValueError as error:
+        raise FactoryError(Problem("--cascade-delay", str(error))) from None
+    result = planner.plan(state, when(args.now, "--now"), cascade_delay)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif args.markdown:
+        print(f"## Rebuild plan\n\n{code_block(report.plan_text(result))}")
+    else:
+        print(report.plan_text(result))
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("GITHUB_TOKEN")
+    if args.retry and not args.image:
+        raise FactoryError(Problem("--retry", "needs --image: which image's build to dispatch again"))
+    now = when(args.now, "--now")
+    results = dispatch.dispatch(
+        args.root, now, token, dry_run=args.dry_run, only=args.image, retry=args.retry, after=args.base
+    )
+    for item in results:
+        pins = ", ".join(f"{ref}@{digest[:19]}…" for ref, digest in item.pins.items())
+        print(f"{item.status:10} {item.image}: {item.detail} [{pins}]")
+    if not results:
+        print("nothing to dispatch: no build is due")
+    recorded = {item.image: item.attempt for item in results if item.attempt}
+    if recorded:
+        pushed(
+            args, f"state: dispatched {', '.join(sorted(recorded))}", lambda: events.apply_attempts(args.root, recorded)
+        )
+    return 1 if any(item.status == "failed" for item in results) else 0
+
+
+def _build_info(args: argparse.Namespace) -> int:
+    _, state = discover.load_model(args.root, settings_only=True)
+    image = state.managed(args.image)
+    if args.bases:
+        given, flag = build_info.parse_pins(args.bases), "--bases"
+    else:
+        given, flag = build_info.parse_pins(json.dumps(dict(split_pairs(args.base, "--base", "REF=DIGEST")))), "--base"
+    pins = dispatch.build_pins(image, state, when(args.now, "--now"), given, flag)
+    already = ""
+    last = image.runtime.last_build
+    if args.base and not args.bases and last and last.get("baseDigests") == pins:
+        # Kargo re-sends a dispatch GitHub answered with a 5xx: that rebuild happened already.
+        already = (
+            f"{image.name} was built on exactly these digests already ({last['digest']}, {last.get('runUrl', '')})"
+        )
+    policy = index.enrolled(image).signing
+    signing = "key" if policy is not None and policy.key_file is not None else "keyless"
+    print(build_info.build_info(state, args.image, pins, already, signing).github_output(), end="")
+    return 0
+
+
+def _platforms(args: argparse.Namespace) -> int:
+    from image_factory.edges import registry  # requests: only for the commands that talk to registries
+    from image_factory.rebuilds import platforms
+
+    config, state = discover.load_model(args.root, settings_only=True)
+    image = state.managed(args.image)
+    client = registry.RegistryClient(
+        mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+    )
+    configured = tuple(image.enrolment["source"].get("platforms", ()))
+    pins = {} if configured else build_info.parse_pins(args.bases)
+    bases = {ref: platforms.published(client, ref, digest) for ref, digest in pins.items()}
+    print(f"platforms={','.join(platforms.build_platforms(configured, bases, image.name))}")
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from image_factory.edges import registry  # requests: only for the commands that talk to registries
+    from image_factory.rebuilds import promote
+
+    config = load_config(args.root)
+    image = config.by_name(args.image)
+    if image is None or not image.managed:
+        raise FactoryError(Problem("--image", f"{args.image!r} is not a managed image in images.yaml"))
+    client = registry.RegistryClient(
+        mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+    )
+    done = promote.promote(client, image.ref, args.digest)
+    before = f" (was {done.previous})" if done.previous else " (a new tag)"
+    print(f"{done.tag.canonical} → {done.digest}{before}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from image_factory.edges import registry  # requests: only for the commands that talk to registries
+
+    config = load_config(args.root)
+    client = registry.RegistryClient(
+        mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
+    )
+    at = when(args.at, "--at")
+    token = args.token or os.environ.get("GITHUB_TOKEN")
+    done = rollback.rollback(
+        args.root,
+        args.image,
+        args.to,
+        args.reason,
+        at,
+        registry=client,
+        token=token,
+        rebuild=args.rebuild,
+        dry_run=args.dry_run,
+    )
+    print(f"{done.image}: {done.how}: {done.detail} (back to the build of {done.target['finishedAt']})")
+    for warning in done.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if done.attempt is not None:
+        attempt = done.attempt
+        pushed(
+            args,
+            f"state: roll {args.image} back ({done.how})",
+            lambda: events.apply_attempts(args.root, {args.image: attempt}),
+        )
+    return 1 if done.how == "dispatch failed" else 0
