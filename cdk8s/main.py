@@ -43,7 +43,7 @@ def main() -> int:
     root = Path(os.environ.get("IMAGE_FACTORY_ROOT", Path(__file__).resolve().parent.parent))
     with collector.paused():
         try:
-            # images.yaml's settings suffice while the state index is current (index.py)
+            # images.yaml's settings suffice while the state index is current (state/index.py)
             config, state = load_model(root, settings_only=True)
             app = app_of(charts(config, state, public_keys(config, root, state)), outdir)
         except FactoryError as error:

@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from image_factory.cli.main import build_parser as _parser
+from image_factory.cli.app import build_parser as _parser
 
 from .conftest import REPO_ROOT
 

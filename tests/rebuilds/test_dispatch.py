@@ -264,7 +264,7 @@ def test_a_refused_dispatch_is_tried_again_by_the_next_event_whatever_it_is_abou
 
 @responses.activate
 def test_an_image_with_its_own_kargo_stage_is_left_to_it_unless_its_digest_is_expedited(factory_due, capsys):
-    """test.analysisTemplates keeps a Kargo rebuild Stage per base (kargo_layout): that Stage
+    """test.analysisTemplates keeps a Kargo rebuild Stage per base (kargo.layout): that Stage
     dispatches the rebuild once the delay is over, so dispatch leaves it alone; an expedited
     digest skips the delay, which the Stage would still wait, so that one the factory sends."""
     source_line = (

@@ -2,6 +2,6 @@
 
 import sys
 
-from image_factory.cli.main import main
+from image_factory.cli.app import main
 
 sys.exit(main())

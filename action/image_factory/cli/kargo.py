@@ -13,10 +13,10 @@ from image_factory.cli.common import (
 
 def register(commands, root: argparse.ArgumentParser) -> None:
     """This group's commands, each with its handler below."""
-    synth = commands.add_parser("synth", parents=[root], help="generate the Kargo and ArgoCD manifests with cdk8s")
-    synth.add_argument("--out", type=Path, help="output folder (default: ROOT/dist)")
-    synth.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files in --out differ")
-    synth.set_defaults(run=_synth)
+    command = commands.add_parser("synth", parents=[root], help="generate the Kargo and ArgoCD manifests with cdk8s")
+    command.add_argument("--out", type=Path, help="output folder (default: ROOT/dist)")
+    command.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files in --out differ")
+    command.set_defaults(run=_synth)
 
 
 def _synth(args: argparse.Namespace) -> int:

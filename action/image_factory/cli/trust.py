@@ -43,7 +43,8 @@ def register(commands, root: argparse.ArgumentParser) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from image_factory.edges import registry  # requests and cryptography: only here
+    # requests and cryptography: only here
+    from image_factory.edges import registry
     from image_factory.trust import signatures
 
     try:

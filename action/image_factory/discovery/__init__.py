@@ -1,2 +1,2 @@
-"""From Dockerfiles to base images: Docker's reference grammar, BuildKit's Dockerfile parser, and the
-`discover` job that brings state/ in line with images.yaml and the Dockerfiles."""
+"""From Dockerfiles to base images and to state: BuildKit's Dockerfile parser, the merge of config,
+discoveries and old state, and the `discover` job that writes it."""

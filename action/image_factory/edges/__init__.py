@@ -1,2 +1,2 @@
-"""Outside systems the factory calls: GitHub (workflow dispatches, the dashboard issue) and OCI
-registries. Every network call of the tool lives here."""
+"""Outside systems: GitHub through PyGithub (the client every GitHub call starts from, workflow
+dispatches, the dashboard issue) and OCI registries."""

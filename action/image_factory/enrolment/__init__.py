@@ -1,2 +1,2 @@
-"""What images.yaml says: reading it (with file and line for every value), the enrolment model, the
-JSON Schemas, and the values a schema cannot bound. Pure, but for reading images.yaml."""
+"""What images.yaml says: reading it (with file and line for every value), the enrolment model,
+image references, the JSON Schemas, and the values a schema cannot bound."""

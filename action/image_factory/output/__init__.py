@@ -1,2 +1,2 @@
-"""What people read: command reports, where each image stands, the dependency graph, the status site
-and the dashboard issue's body. Pure functions: the CLI prints what they return."""
+"""What people read: command reports, where each image stands, the status site (which also writes
+its folder and draws the graph with Graphviz) and the dashboard issue's body."""

@@ -1,2 +1,2 @@
-"""What is rebuilt, when and on what: the planner, runtime events, dispatching builds, rollbacks,
-promotions and what a build needs to pin its bases."""
+"""What is rebuilt, when and on what: the planner, applying events to state files, dispatching
+builds, rollbacks, promotions, platforms and what a build needs to pin its bases."""

@@ -13,7 +13,7 @@ mappings, lists, strings, integers, booleans and nulls:
   in the layout `dump` makes, each scalar written as `dump` writes what it reads, so what it
   reads is what PyYAML reads.
 
-tests/test_block_yaml.py compares both with PyYAML on every state file the tests write and on
+tests/state/test_block_yaml.py compares both with PyYAML on every state file the tests write and on
 generated documents.
 """
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from image_factory import __version__
 from image_factory.enrolment import schemas
 
-Item = object  # ImageState | BaseImageState | list[Problem], as state.load_files gives them
+Item = object  # ImageState | BaseImageState | list[Problem], as store.load_files gives them
 VERSION = 1
 RACY_NS = 2_000_000_000
 
@@ -39,7 +39,8 @@ def _key() -> str:
 
 
 def code_digest() -> str:
-    """A digest of the package's own modules: the tool that made (or would make) what is kept."""
+    """A digest of the package's own modules, every subpackage's (in a wheel, the bundled cdk8s
+    app's too): the tool that made (or would make) what is kept."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*.py")):

@@ -11,7 +11,7 @@ A change goes through a small journal beside the files:
 A process killed in step 1 leaves the old files (the next `recover` removes the temporaries);
 killed in step 2, the next `recover` finishes the renames. A failure in this process during
 step 2 puts the backups back (*rolling-back*). Readers and writers of the same files must hold
-the state lock (`state_lock`), so no one sees a set half-applied.
+the state lock (`lock.state_lock`), so no one sees a set half-applied.
 """
 
 from __future__ import annotations

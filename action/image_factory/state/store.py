@@ -1,7 +1,7 @@
 """State in git: one YAML file per managed image and per watched base or external image.
 
 `state/images/<name>.yaml` and `state/base-images/<slug>.yaml`. This module defines their
-model and reads and renders them; deciding what they should contain is `merge`'s job.
+model and reads and renders them; deciding what they should contain is `discovery.merge`'s job.
 """
 
 from __future__ import annotations
@@ -385,7 +385,7 @@ def load_remembered(
     root: Path, paths: list[Path], parse: Callable[[list[Path]], list[ImageState | BaseImageState | list[Problem]]]
 ) -> list[ImageState | BaseImageState | list[Problem]]:
     """`load_files` of `paths`, parsing (with `parse`: in one process or two) only the files the
-    state cache (state_cache) does not hold as they are."""
+    state cache (`state.cache`) does not hold as they are."""
     from image_factory.state import cache as state_cache
 
     return state_cache.load(root, paths, parse, _rebuilt, _remembered)
