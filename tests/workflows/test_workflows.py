@@ -339,3 +339,77 @@ def test_every_event_plans_and_dispatches_only_what_is_built_on_its_image():
         image = step.get("env", {}).get("IMAGE", "")
         if "client_payload" in image:
             assert image == "${{ github.event.client_payload.image }}", step["name"]
+
+
+def _report_script() -> str:
+    """The Python that build.yml's report step runs (its `python3 - <<'PY'` heredoc)."""
+    (step,) = [
+        s for s in load("build.yml")["jobs"]["report"]["steps"] if s["name"] == "Report the result to the factory"
+    ]
+    return step["run"].split("<<'PY'\n", 1)[1].rsplit("\nPY", 1)[0]
+
+
+def _run_report(answers: list[int | None]) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """The report step's script against a GitHub that answers each request in turn: an HTTP
+    status, or None for a connection closed without an answer."""
+    import http.server
+    import threading
+
+    received: list[dict] = []
+
+    class GitHub(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append({"path": self.path, "body": body})
+            answer = answers[min(len(received), len(answers)) - 1]
+            if answer is None:
+                self.close_connection = True  # nothing written: the client sees RemoteDisconnected
+                return
+            self.send_response(answer)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GitHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GH_TOKEN": "t",
+        "IMAGE": "app",
+        "PINNED": '{"docker.io/library/python:3.12": "sha256:' + "1" * 64 + '"}',
+        "BUILT": "sha256:" + "2" * 64,
+        "RESULT": "success",
+        "SIGNED": "true",
+        "FAILED": "",
+        "RUN_URL": "https://github.com/acme/app/actions/runs/1",
+        "GITHUB_API_URL": f"http://127.0.0.1:{server.server_port}",
+        "FACTORY_REPO": "acme/factory",
+    }
+    try:
+        result = subprocess.run(
+            [sys.executable, "-"], input=_report_script(), env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        server.shutdown()
+    return result, received
+
+
+def test_the_build_report_survives_a_dropped_connection_and_a_5xx():
+    """A lost image-built leaves the factory's attempt pending: the report step sends it again
+    after a connection closed without an answer and after a 502, and stops at the 204."""
+    result, received = _run_report([None, 502, 204])
+    assert result.returncode == 0, result.stderr
+    assert len(received) == 3 and all(r == received[0] for r in received)
+    assert received[0]["path"] == "/repos/acme/factory/dispatches"
+    assert received[0]["body"]["event_type"] == "image-built"
+    assert received[0]["body"]["client_payload"]["digest"] == "sha256:" + "2" * 64
+    assert "sending the report again" in result.stdout
+
+
+def test_the_build_report_fails_at_once_on_a_refusal():
+    """A 422 (a payload GitHub refuses) is not tried again: the step fails with it."""
+    result, received = _run_report([422])
+    assert result.returncode != 0 and "HTTP Error 422" in result.stderr
+    assert len(received) == 1
