@@ -349,9 +349,9 @@ def _report_script() -> str:
     return step["run"].split("<<'PY'\n", 1)[1].rsplit("\nPY", 1)[0]
 
 
-def _run_report(answers: list[int | None]) -> tuple[subprocess.CompletedProcess, list[dict]]:
+def _run_report(answers: list) -> tuple[subprocess.CompletedProcess, list[dict]]:
     """The report step's script against a GitHub that answers each request in turn: an HTTP
-    status, or None for a connection closed without an answer."""
+    status (or a status and headers), or None for a connection closed without an answer."""
     import http.server
     import threading
 
@@ -365,7 +365,10 @@ def _run_report(answers: list[int | None]) -> tuple[subprocess.CompletedProcess,
             if answer is None:
                 self.close_connection = True  # nothing written: the client sees RemoteDisconnected
                 return
-            self.send_response(answer)
+            status, headers = answer if isinstance(answer, tuple) else (answer, {})
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -406,6 +409,15 @@ def test_the_build_report_survives_a_dropped_connection_and_a_5xx():
     assert received[0]["body"]["event_type"] == "image-built"
     assert received[0]["body"]["client_payload"]["digest"] == "sha256:" + "2" * 64
     assert "sending the report again" in result.stdout
+
+
+def test_the_build_report_waits_out_a_secondary_rate_limit():
+    """GitHub's secondary rate limit: 403 with retry-after (its REST docs, "rate limits"). A 403
+    without it (no permission) is a refusal."""
+    result, received = _run_report([(403, {"retry-after": "1"}), 204])
+    assert result.returncode == 0 and len(received) == 2, result.stderr
+    result, received = _run_report([403])
+    assert result.returncode != 0 and len(received) == 1
 
 
 def test_the_build_report_fails_at_once_on_a_refusal():
