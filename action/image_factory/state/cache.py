@@ -84,7 +84,7 @@ def load(
     settled = time.time_ns() - RACY_NS
     stats, parsed = _read(where, key)
     items: list[Item | None] = [None] * len(paths)
-    digests: dict[str, str] = {}
+    digests: dict[int, str] = {}  # position in `paths` → content digest
     new_stats: dict[str, tuple] = {}
     missing: list[int] = []
     prefix = "" if str(root) == "." else str(root) + os.sep  # Path(".") / "state" is "state"
@@ -100,7 +100,7 @@ def load(
             except OSError:
                 missing.append(position)
                 continue
-        digests[relative] = digest
+        digests[position] = digest
         if stat is not None and max(stat[1], stat[3]) < settled:
             new_stats[relative] = (*stat, digest)
         remembered = parsed.get(digest)
@@ -113,10 +113,9 @@ def load(
     kept = {digest: parsed[digest] for digest in set(digests.values()) if digest in parsed}
     for position, item in zip(missing, fresh, strict=True):
         items[position] = item
-        relative = str(paths[position].relative_to(root))
         dumped = dump(item)
-        if dumped is not None and relative in digests:
-            kept[digests[relative]] = dumped
+        if dumped is not None and position in digests:  # (not for a file that could not be read)
+            kept[digests[position]] = dumped
     if fresh or new_stats != {k: tuple(v) for k, v in stats.items()} or kept.keys() != parsed.keys():
         _write(where, {"key": key, "stats": new_stats, "parsed": kept})
     return items
