@@ -87,12 +87,13 @@ def factory_run(tmp_path, docker_engine, httpserver):
         f"COPY --from={registry.host}/base/busybox:1 /bin/busybox /bin/busybox-copy\n"
     )
     reports: list[dict] = []
+    answers: list[int] = []  # what the stand-in GitHub answers before its 204s (run.answers)
 
     def receive(request):
         from werkzeug import Response
 
         reports.append({"path": request.path, "headers": dict(request.headers), "body": json.loads(request.data)})
-        return Response(status=204)
+        return Response(status=answers.pop(0) if answers else 204)
 
     for path in ("/repos/acme/factory/dispatches", "/repos/acme/factory/actions/workflows/build.yml/dispatches"):
         httpserver.expect_request(path, method="POST").respond_with_handler(receive)
@@ -141,7 +142,7 @@ def factory_run(tmp_path, docker_engine, httpserver):
         )
         return result, standins
 
-    run.work, run.dispatch = work, dispatch
+    run.work, run.dispatch, run.answers = work, dispatch, answers
     yield run, registry, base, reports
     registry.stop()
 
@@ -189,14 +190,19 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
 
 
 def test_a_failing_test_leaves_the_tag_and_reports_the_failure(factory_run):
+    """Also: GitHub answers the report 502 first; the report step sends it again (under act, as
+    workflow_dispatch runs it), so the factory still learns of the failure."""
     run, registry, base, reports = factory_run
     ref = f"{registry.host}/base/busybox:1"
+    run.answers.append(502)
     result, standins = run("grep -q something-else /hello", {"image": "app", "base": ref, "digest": base})
     output = result.stdout + result.stderr
     assert standins.records("docker/build-push-action")[0]["digest"]
     assert standins.records("cosign") == []  # nothing signed
     assert tagged(registry) is None  # no tag moved
-    (report,) = reports
+    refused, report = reports
+    assert (refused["path"], refused["body"]) == (report["path"], report["body"]) and run.answers == []
+    assert "sending the report again in 2 s" in output
     payload = report["body"]["client_payload"]
     assert (payload["result"], payload["digest"], payload["error"]) == ("failure", "", "the test failed"), output[
         -4000:
