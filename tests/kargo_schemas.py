@@ -1,21 +1,17 @@
-"""Kargo's own JSON Schemas (v1.11), from ../shared/kargo-schemas beside the checkout.
-
-Tests that need them fail, never skip, when they are missing, saying where to put them.
-"""
+"""Kargo's own JSON Schemas (Kargo v1.11, Argo Rollouts v1.9), kept in tests/fixtures/kargo-schemas
+(its SOURCE.md says where they come from and how to refresh them)."""
 
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from .conftest import REPO_ROOT
+from .conftest import FIXTURES
 
-SCHEMA_DIR = Path(os.environ.get("KARGO_SCHEMAS", REPO_ROOT.parent / "shared" / "kargo-schemas"))
+SCHEMA_DIR = FIXTURES / "kargo-schemas"
 CRDS = {
     "Project": "project_v1alpha1.json",
     "ProjectConfig": "projectconfig_v1alpha1.json",
@@ -73,10 +69,7 @@ CORE = {"ConfigMap": CONFIG_MAP, "Namespace": NAMESPACE}
 def schema(relative: str) -> dict:
     path = SCHEMA_DIR / relative
     if not path.is_file():
-        pytest.fail(
-            f"Kargo schema {relative} not found in {SCHEMA_DIR}: put Kargo v1.11's schemas (the shared/kargo-schemas "
-            "folder) beside the repository as ../shared/kargo-schemas, or point KARGO_SCHEMAS at them"
-        )
+        pytest.fail(f"Kargo schema {relative} not found in {SCHEMA_DIR}: see its SOURCE.md to add it")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

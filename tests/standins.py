@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import FIXTURES, REPO_ROOT
+from .run_shared import workflow_environment
 
 ACT = Path(sys.executable).parent / "act"
 ACTIONS = FIXTURES / "actions"
@@ -57,7 +58,7 @@ class StandIns:
         return f"{name}@{sha}"
 
     def act_args(self) -> list[str]:
-        args = ["--no-skip-checkout", "--action-offline-mode", "--action-cache-path", str(self.folder / "act-cache")]
+        args = ["--no-skip-checkout", "--action-cache-path", str(self.folder / "act-cache")]
         for name, shas in sorted(self.pins.items()):
             args += [f"--local-repository={name}@{sha}={ACTIONS / name}" for sha in sorted(shas)]
         return args
@@ -78,6 +79,17 @@ class StandIns:
         return [entry for entry in entries if action is None or entry["action"] == action]
 
 
+# act on this machine (a self-hosted runner: steps run on the host) with every action a local stand-in.
+ACT_ON_THIS_MACHINE = ("-P", "ubuntu-latest=-self-hosted", "--action-offline-mode")
+
+
+def act_environment(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of one act run: the test's, the run's shared wheelhouse and venv (run_shared),
+    and act's cache under `folder`: act copies the repository there for each run (80 MB with its
+    venvs), which would otherwise pile up in ~/.cache/act and be shared by concurrent runs."""
+    return {**os.environ, **workflow_environment(), "XDG_CACHE_HOME": str(folder / "act-xdg-cache"), **extra}
+
+
 def run_act(
     cwd: Path,
     event: str,
@@ -89,10 +101,10 @@ def run_act(
     timeout: int = 600,
 ) -> subprocess.CompletedProcess[str]:
     """`act EVENT -W WORKFLOW` in `cwd` on this machine (`-P ubuntu-latest=-self-hosted`) with the stand-ins."""
-    args = [str(ACT), event, "-W", workflow, "-P", "ubuntu-latest=-self-hosted", *standins.act_args(), *extra]
+    args = [str(ACT), event, "-W", workflow, *ACT_ON_THIS_MACHINE, *standins.act_args(), *extra]
     if payload is not None:
         event_file = standins.folder / f"{event}.json"
         event_file.write_text(json.dumps(payload))
         args += ["-e", str(event_file)]
-    environment = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", **standins.env(), **(env or {})}
+    environment = act_environment(standins.folder, **standins.env(), **(env or {}))
     return subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False)

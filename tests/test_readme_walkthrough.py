@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from .conftest import REPO_ROOT
@@ -99,6 +100,7 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_the_walkthrough_runs_and_prints_what_the_readme_shows(factory):
     env = tool_env()
     kinds = []

@@ -114,6 +114,7 @@ def test_check_fails_when_published_manifests_are_stale(fleet, capsys):
     assert fleet.snapshot() == before
 
 
+@pytest.mark.slow
 def test_a_large_fleet_spreads_over_files_and_stale_files_go(fleet, capsys):
     assert synth(fleet.root) == 0
     whole = objects(fleet.root / "dist/kargo.k8s.yaml")

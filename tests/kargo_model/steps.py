@@ -2,7 +2,7 @@
 
 The registered step kinds (each runner's init() in pkg/promotion/runner/builtin/*.go), StepExecutionMetadata
 (api/v1alpha1/promotion_types.go), what a runner returns (pkg/promotion), the JSON Schema check every builtin runner
-makes of its config first (pkg/promotion/runner/builtin/validation.go, against ../shared/kargo-schemas), and the
+makes of its config first (pkg/promotion/runner/builtin/validation.go, against tests/fixtures/kargo-schemas), and the
 ``fail`` (failer.go) and ``compose-output`` (output_composer.go) runners. The ``http`` runner is in http_step.
 """
 

@@ -454,6 +454,7 @@ def big_fleet(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_a_10000_image_fleet_fits_githubs_limit_and_links_the_site(big_fleet):
     _, state = discover.load_model(big_fleet)
     now = datetime(2026, 11, 25, 10, tzinfo=UTC)

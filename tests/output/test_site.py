@@ -485,6 +485,7 @@ def visible_rows(driver) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_in_a_browser(browser, built_site, history_root, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait

@@ -7,6 +7,7 @@ import string
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from image_factory.cli import main
@@ -88,6 +89,7 @@ def test_what_it_is_unsure_of_is_left_to_pyyaml():
         assert block_yaml.dump(data) is None, data
 
 
+@pytest.mark.slow
 def test_what_it_reads_is_what_pyyaml_reads_or_it_leaves_the_text_to_pyyaml(tmp_path):
     chance = random.Random(17)
     characters = string.ascii_letters + string.digits + " _./:@+=,()~<>;*&!%$?^`|[]{}-#'\"\\\té"
@@ -127,6 +129,7 @@ def test_a_state_file_edited_by_hand_is_read_by_pyyaml_with_its_lines(tmp_path):
     assert code == 1  # the unknown field, named with its line by the careful parse
 
 
+@pytest.mark.slow
 def test_plain_words_are_strings_exactly_where_pyyaml_says_so():
     """block_yaml settles a word of letters, digits, `-` and `_` that starts with a letter without
     PyYAML's resolver (only YAML 1.1's bool and null words read as something else): checked on

@@ -179,6 +179,7 @@ def burst() -> list[tuple[str, list[str]]]:
     return events
 
 
+@pytest.mark.slow
 def test_a_burst_of_50_events_racing_to_push_all_land(tmp_path):
     """50 real processes, each in its own clone, started together and all pushing state to one
     bare origin: each is rejected by the others' pushes until its turn, re-applies its edit on

@@ -77,6 +77,7 @@ def finish(processes: list[subprocess.Popen]) -> None:
         assert process.returncode == 0, err
 
 
+@pytest.mark.slow
 def test_thirty_parallel_record_updates_on_one_base_keep_every_digest(one_app):
     processes = [
         tool(
@@ -100,6 +101,7 @@ def test_thirty_parallel_record_updates_on_one_base_keep_every_digest(one_app):
     assert base["runtime"]["currentDigest"] == digest("py-29")  # the newest sighting, whoever wrote last
 
 
+@pytest.mark.slow
 def test_twenty_parallel_record_builds_of_one_image_keep_every_attempt(one_app):
     processes = [
         tool(
@@ -225,6 +227,7 @@ def writing(root: Path) -> bool:
     return any(entry.name.startswith(".") for folder in folders for entry in os.scandir(folder))
 
 
+@pytest.mark.slow
 def test_discover_killed_at_many_points_leaves_old_or_new_state(fleet_states, tmp_path):
     source, old, changed_config, new = fleet_states
     outcomes = []

@@ -19,8 +19,10 @@ import pytest
 from image_factory.discovery.discover import discover
 
 from ..conftest import REPO_ROOT, commit, copy_project, git
+from ..standins import ACT, ACT_ON_THIS_MACHINE, act_environment
 
-ACT = Path(sys.executable).parent / "act"
+pytestmark = pytest.mark.slow  # each test runs the action or a workflow under act
+
 BASE, TREE = "a" * 40, "b" * 40
 
 
@@ -33,9 +35,7 @@ def run_act(
         str(ACT),
         event,
         *extra,
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--action-offline-mode",
+        *ACT_ON_THIS_MACHINE,
         "--defaultbranch",  # github.event.repository.default_branch when there is no event file
         "main",
         "-s",
@@ -45,10 +45,8 @@ def run_act(
         "--var",
         f"API_URL={github_stub.url_for('').rstrip('/')}",
     ]
-    environment = {**os.environ, "IMAGE_FACTORY_GITHUB_WRITE_INTERVAL": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    return subprocess.run(
-        args, cwd=team, env={**environment, **(env or {})}, capture_output=True, text=True, timeout=600, check=False
-    )
+    environment = act_environment(team.parent, IMAGE_FACTORY_GITHUB_WRITE_INTERVAL="0", **(env or {}))
+    return subprocess.run(args, cwd=team, env=environment, capture_output=True, text=True, timeout=600, check=False)
 
 
 @pytest.fixture

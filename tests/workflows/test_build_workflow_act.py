@@ -25,6 +25,8 @@ from ..standins import StandIns, run_act
 from .test_workflows import readme_team_build_workflow
 from .test_workflows_act import act
 
+pytestmark = pytest.mark.slow  # each test runs build.yml under act with a Docker engine
+
 TOKEN = "ghs_" + "f" * 36  # long: act masks secret values in its output
 STALE = "sha256:" + "5" * 64
 TOOL_PATHS = ["action", "schemas", "cdk8s", "requirements", "pyproject.toml", "README.md", ".github"]

@@ -9,8 +9,8 @@ import hashlib
 import importlib.util
 import json
 import textwrap
-import time
 
+import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -81,8 +81,8 @@ jobs:
 """
 
 
+@pytest.mark.slow
 def test_a_workflow_builds_pushes_runs_signs_and_tags_with_the_standins(docker_engine, tmp_path):
-    started = time.monotonic()
     (tmp_path / "registry").mkdir()
     registry = Registry(tmp_path / "registry", users={"ci": "s3cret"})
     try:
@@ -177,7 +177,6 @@ def test_a_workflow_builds_pushes_runs_signs_and_tags_with_the_standins(docker_e
         assert signature["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
         raw = base64.b64decode(signature["annotations"]["dev.cosignproject.cosign/signature"])
         key.public_key().verify(raw, data, ec.ECDSA(hashes.SHA256()))
-        assert time.monotonic() - started < 120
     finally:
         registry.stop()
 

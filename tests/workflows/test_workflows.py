@@ -399,6 +399,7 @@ def _run_report(answers: list) -> tuple[subprocess.CompletedProcess, list[dict]]
     return result, received
 
 
+@pytest.mark.slow
 def test_the_build_report_survives_a_dropped_connection_and_a_5xx():
     """A lost image-built leaves the factory's attempt pending: the report step sends it again
     after a connection closed without an answer and after a 502, and stops at the 204."""
@@ -411,6 +412,7 @@ def test_the_build_report_survives_a_dropped_connection_and_a_5xx():
     assert "sending the report again" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_build_report_waits_out_a_secondary_rate_limit():
     """GitHub's secondary rate limit: 403 with retry-after (its REST docs, "rate limits"). A 403
     without it (no permission) is a refusal."""

@@ -1,10 +1,10 @@
 """The factory's validate and synth workflows, run by `act` on this machine against a fixture
-factory repository (a copy of the bundled example). Their steps install the tool from PyPI."""
+factory repository (a copy of the bundled example). Their steps install the tool from the lock's
+wheels, downloaded once per test run (tests/run_shared.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +13,10 @@ import pytest
 
 from ..conftest import commit, copy_project, git
 from ..cosign_signer import cosign_sign, new_key, public_pem
-from ..standins import ACTIONS, TOOL, pinned_actions
+from ..standins import ACT, ACT_ON_THIS_MACHINE, ACTIONS, TOOL, act_environment, pinned_actions
 
-ACT = Path(sys.executable).parent / "act"
+pytestmark = pytest.mark.slow  # each test runs workflows under act
+
 FACTORY_PATHS = [
     "images.yaml",
     "examples",
@@ -72,9 +73,7 @@ def act(cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None 
         event,
         "-W",
         f".github/workflows/{workflow}",
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--action-offline-mode",
+        *ACT_ON_THIS_MACHINE,
         "--defaultbranch",  # github.event.repository.default_branch when there is no event file
         "main",
         *standin_args(cwd / ".github/workflows" / workflow),
@@ -92,13 +91,12 @@ def act(cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None 
         text=True,
         timeout=900,
         check=False,
-        env={
-            **os.environ,
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "IMAGE_FACTORY_STANDIN_LOG": str(cwd.parent / "standins.jsonl"),
-            "IMAGE_FACTORY_STANDIN_TOOL": str(TOOL),
-            "IMAGE_FACTORY_STANDIN_PYTHON": sys.executable,
-        },
+        env=act_environment(
+            cwd.parent,
+            IMAGE_FACTORY_STANDIN_LOG=str(cwd.parent / "standins.jsonl"),
+            IMAGE_FACTORY_STANDIN_TOOL=str(TOOL),
+            IMAGE_FACTORY_STANDIN_PYTHON=sys.executable,
+        ),
     )
     return result.returncode, result.stdout + result.stderr
 
