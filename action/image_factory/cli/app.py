@@ -86,7 +86,10 @@ def _lock(args: argparse.Namespace):
     reads_only = getattr(args, "dry_run", False) or getattr(args, "check", False)
     if args.command == "verify":
         reads_only = not args.record
-    return state_lock(root, exclusive=args.command in WRITERS and not reads_only)
+    exclusive = args.command in WRITERS and not reads_only
+    return state_lock(
+        root, exclusive=exclusive, discard_journal=exclusive and args.command == "discover" and args.discard_journal
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -120,6 +120,17 @@ def digest_command(commands, root: argparse.ArgumentParser, name: str, text: str
     return command
 
 
+DISCARD_JOURNAL_HELP = "remove a journal image-factory did not write (after an error naming it) without acting on it"
+
+
+def discarded(journal: Path) -> None:
+    """--discard-journal: the journal goes, nothing it names is touched."""
+    from image_factory.state.files import discard_journal
+
+    if discard_journal(journal):
+        print(f"note: {journal} removed without acting on it", file=sys.stderr)
+
+
 def pushed(args: argparse.Namespace, message: str, reapply) -> None:
     """With --push, commit the state change and push it (`reapply` redoes it on a rejected push)."""
     if args.push:

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from image_factory.cli.common import (
+    DISCARD_JOURNAL_HELP,
     cluster_notes,
     discover,
     find_bases,
+    gitops,
     index,
     load_config,
     parse_ref,
@@ -18,6 +20,7 @@ from image_factory.cli.common import (
     report,
     sanity,
     split_pairs,
+    state,
     stray_files,
     timestamps,
 )
@@ -43,6 +46,7 @@ def register(commands, root: argparse.ArgumentParser) -> None:
         help="read and merge everything even when images.yaml and every Dockerfile are as the last discover read them",
     )
     disc.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it")
+    disc.add_argument("--discard-journal", action="store_true", help=DISCARD_JOURNAL_HELP)
     disc.set_defaults(run=_discover)
 
     val = commands.add_parser("validate", parents=[root], help="check images.yaml and state/ against the schemas")
@@ -107,17 +111,21 @@ def _discover(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config, state = discover.load_model(args.root)
-    problems = sanity.future_sightings(args.root, state.entries(), timestamps.now())
+    config, model = discover.load_model(args.root)
+    problems = sanity.future_sightings(args.root, model.entries(), timestamps.now())
     problems += [
         Problem(str(path.relative_to(args.root)), "left by an interrupted write; `image-factory discover` removes it")
         for path in stray_files(args.root)
     ]
-    index_problems, index_warnings = index.check(args.root, config, state)
+    problems += [
+        Problem(name, "a write journal is committed to git: remove it (`git rm --cached`); every checkout acts on it")
+        for name in gitops.tracked(args.root, state.JOURNAL)
+    ]
+    index_problems, index_warnings = index.check(args.root, config, model)
     problems += index_problems
     if problems:
         raise FactoryError(problems)
-    for warning in [*index_warnings, *cluster_notes.receiver_warnings(config, state)]:
+    for warning in [*index_warnings, *cluster_notes.receiver_warnings(config, model)]:
         print(f"warning: {warning}", file=sys.stderr)
     if not (args.root / "state").is_dir():
         print(
@@ -127,7 +135,7 @@ def _validate(args: argparse.Namespace) -> int:
         return 0
     print(
         f"ok: {config.file} ({len(config.images)} images) and state/ "
-        f"({len(state.images)} managed, {len(state.base_images)} watched) are valid"
+        f"({len(model.images)} managed, {len(model.base_images)} watched) are valid"
     )
     return 0
 

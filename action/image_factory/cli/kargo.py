@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from image_factory.cli.common import (
+    DISCARD_JOURNAL_HELP,
+    discarded,
     synth,
 )
 
@@ -16,11 +18,14 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     command = commands.add_parser("synth", parents=[root], help="generate the Kargo and ArgoCD manifests with cdk8s")
     command.add_argument("--out", type=Path, help="output folder (default: ROOT/dist)")
     command.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files in --out differ")
+    command.add_argument("--discard-journal", action="store_true", help=DISCARD_JOURNAL_HELP)
     command.set_defaults(run=_synth)
 
 
 def _synth(args: argparse.Namespace) -> int:
     out = args.out or args.root / "dist"
+    if args.discard_journal:
+        discarded(out / synth.JOURNAL)
     outcome = synth.synth(args.root, out, check=args.check)
     for note in outcome.notes:
         print(note, file=sys.stderr)

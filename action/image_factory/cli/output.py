@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from image_factory.cli.common import (
+    DISCARD_JOURNAL_HELP,
+    discarded,
     discover,
     github_client,
     graph,
@@ -37,6 +39,7 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     page = commands.add_parser("site", parents=[root], help="write the status site: every image's state, the graph")
     page.add_argument("--out", type=Path, help="output folder (default: ROOT/site)")
     page.add_argument("--now", metavar="TIME", help="as of this time (default: now)")
+    page.add_argument("--discard-journal", action="store_true", help=DISCARD_JOURNAL_HELP)
     page.set_defaults(run=_site)
 
     board = commands.add_parser(
@@ -83,6 +86,8 @@ def _site(args: argparse.Namespace) -> int:
     from image_factory.output import site
 
     out = args.out or args.root / "site"
+    if args.discard_journal:
+        discarded(out / site.JOURNAL)
     outcome = site.build(args.root, out, when(args.now, "--now"))
     pages = sum(1 for path in outcome.files if path.startswith("images/"))
     print(

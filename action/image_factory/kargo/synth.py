@@ -114,5 +114,6 @@ def synth(root: Path, out: Path, *, check: bool = False) -> SynthOutcome:
     stale = sorted(path.name for path in out.glob(f"*{OUTPUT_SUFFIX}") if path.name not in files)
     if not check:
         writes = {out / name: files[name] for name in changed}
-        apply_changes({**writes, **{out / name: None for name in stale}}, out / JOURNAL)
+        remedy = "If no image-factory command is running, `image-factory synth --discard-journal` removes it"
+        apply_changes({**writes, **{out / name: None for name in stale}}, out / JOURNAL, remedy)
     return SynthOutcome(files, changed, stale, notes)

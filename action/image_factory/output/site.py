@@ -528,5 +528,6 @@ def build(root: Path, out: Path, now: datetime) -> SiteOutcome:
         if not same:
             changed.append(path)
     removed = sorted(path for path in _made_here(out) if path not in files)
-    apply_changes({**{out / p: files[p] for p in changed}, **{out / p: None for p in removed}}, out / JOURNAL)
+    remedy = "If no image-factory command is running, `image-factory site --discard-journal` removes it"
+    apply_changes({**{out / p: files[p] for p in changed}, **{out / p: None for p in removed}}, out / JOURNAL, remedy)
     return SiteOutcome(files, changed, removed, graph)

@@ -72,6 +72,17 @@ def _git(root: Path, *args: str, check: bool = True, env: dict[str, str] | None 
     return result
 
 
+def tracked(root: Path, *paths: str) -> list[str]:
+    """Which of `paths` (relative to `root`) git tracks; none outside a git work tree."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--", *paths], cwd=root, capture_output=True, text=True, check=False
+        )
+    except OSError:  # no git
+        return []
+    return [name for name in listed.stdout.split("\0") if name] if listed.returncode == 0 else []
+
+
 def _branch(root: Path) -> str:
     return _git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from image_factory.errors import FactoryError, Problem
+from image_factory.state.files import discard_journal as discard
 from image_factory.state.files import interrupted, recover
 from image_factory.state.store import journal
 
@@ -26,9 +27,17 @@ DEFAULT_TIMEOUT = 600.0  # seconds: longer than any one command (a dispatch of a
 POLL = 0.05
 
 
+# What to do about a journal `files.recover` refuses (a file it did not write: see files).
+REMEDY = (
+    "If no image-factory command is running on this checkout, `image-factory discover --discard-journal` "
+    "removes the journal, acting on nothing it names, and brings state/ up to date"
+)
+
+
 @contextmanager
-def state_lock(root: Path, *, exclusive: bool) -> Iterator[None]:
-    """Hold the lock on `root` (shared or exclusive) for the block; waits for other holders."""
+def state_lock(root: Path, *, exclusive: bool, discard_journal: bool = False) -> Iterator[None]:
+    """Hold the lock on `root` (shared or exclusive) for the block; waits for other holders. With
+    `discard_journal` (exclusive only), a journal is removed unread rather than recovered."""
     try:
         folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
@@ -37,6 +46,8 @@ def state_lock(root: Path, *, exclusive: bool) -> Iterator[None]:
     try:
         if exclusive:
             _take(folder, root, fcntl.LOCK_EX)
+            if discard_journal and discard(journal(root)):
+                print(f"note: {journal(root)} removed without acting on it", file=sys.stderr)
             _recover(root)
         else:
             _take(folder, root, fcntl.LOCK_SH)
@@ -50,7 +61,7 @@ def state_lock(root: Path, *, exclusive: bool) -> Iterator[None]:
 
 
 def _recover(root: Path) -> None:
-    done = recover(journal(root))
+    done = recover(journal(root), REMEDY)
     if done:
         print(f"note: {root / 'state'}: {done}", file=sys.stderr)
 
