@@ -16,6 +16,7 @@ import yaml
 from image_factory.cli import main
 from image_factory.discovery.discover import discover
 from image_factory.state import gitops
+from image_factory.state.files import apply_changes
 
 from ..conftest import commit, git
 
@@ -253,6 +254,11 @@ def test_the_push_token_reaches_git_in_its_environment_only(remote_and_clones, m
     assert gitops._auth_environment(a, "origin") is None  # no token: git's own credentials
 
 
+def note(root) -> None:
+    """A state file written the tool's way (only what the tool writes is committed)."""
+    apply_changes({root / "state" / "note.yaml": "x: 1\n"}, root / "state" / ".journal")
+
+
 def test_a_push_refused_for_another_reason_fails_at_once(remote_and_clones, tmp_path):
     """Only a lost race is retried: a remote that refuses the push (here a hook, as a protected
     branch would) is one clear error after one try, not minutes of backoff."""
@@ -260,7 +266,7 @@ def test_a_push_refused_for_another_reason_fails_at_once(remote_and_clones, tmp_
     hook = origin / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'protected branch: pushes need a review' >&2\nexit 1\n")
     hook.chmod(0o755)
-    (a / "state" / "note.yaml").write_text("x: 1\n")
+    note(a)
     waits: list[float] = []
     with pytest.raises(gitops.FactoryError) as raised:
         gitops.commit_and_push(a, "state: note", lambda: None, sleep=waits.append)
@@ -276,14 +282,73 @@ def test_a_push_that_fails_for_a_passing_reason_is_tried_again(remote_and_clones
     origin, a, _ = remote_and_clones
     away = origin.with_name("away.git")
     origin.rename(away)
-    (a / "state" / "note.yaml").write_text("x: 1\n")
+    note(a)
     waits: list[float] = []
 
     def wait(seconds: float) -> None:
         waits.append(seconds)
         away.rename(origin)  # back again
 
-    pushed = gitops.commit_and_push(
-        a, "state: note", lambda: (a / "state" / "note.yaml").write_text("x: 1\n"), sleep=wait
-    )
+    pushed = gitops.commit_and_push(a, "state: note", lambda: note(a), sleep=wait)
     assert len(waits) == 1 and pushed == git(origin, "rev-parse", "main")
+
+
+def test_push_commits_only_what_the_tool_wrote_never_what_was_staged(remote_and_clones):
+    """An operator's staged edit stays staged and out of the state commit; so does an editor's
+    backup beside a state file."""
+    origin, a, _ = remote_and_clones
+    (a / "README.md").write_text("my draft\n")
+    git(a, "add", "README.md")
+    note(a)
+    backup = a / "state" / "note.yaml~"
+    backup.write_text("x: 0\n")
+    assert gitops.commit_and_push(a, "state: note", lambda: None) is not None
+    assert git(a, "show", "--name-only", "--format=", "HEAD").splitlines() == ["state/note.yaml"]
+    assert git(a, "diff", "--cached", "--name-only").splitlines() == ["README.md"]  # still staged, not pushed
+    assert "README.md" not in git(origin, "ls-tree", "--name-only", "main").splitlines()
+    assert backup.exists()
+
+
+@pytest.mark.parametrize(
+    "mess, says",
+    [
+        ("staged", "the checkout has changes of its own (README.md)"),
+        ("edited", "the checkout has changes of its own (app/Dockerfile)"),
+        ("committed", "main has 1 commit(s) origin/main does not"),
+        ("detached", "HEAD is detached"),
+    ],
+)
+def test_push_refuses_up_front_a_checkout_a_lost_race_could_cost_its_work(remote_and_clones, mess, says, capsys):
+    """--push resets the branch to the remote's when it loses a race: it refuses, before writing
+    anything, a checkout whose work that reset would take, and one it could never push."""
+    _, a, b = remote_and_clones
+    assert record(b, "from-b") == 0  # a is behind: its push would lose the race
+    capsys.readouterr()
+    if mess == "staged":
+        (a / "README.md").write_text("draft\n")
+        git(a, "add", "README.md")
+    elif mess == "edited":
+        (a / "app" / "Dockerfile").write_text("FROM python:3.13-slim\n")
+    elif mess == "committed":
+        (a / "notes.txt").write_text("mine\n")
+        commit(a, "my own commit")
+    else:
+        git(a, "checkout", "--quiet", "--detach")
+    before = {path: path.read_bytes() for path in a.rglob("*") if path.is_file() and ".git" not in path.parts}
+    head = git(a, "rev-parse", "HEAD")
+    assert record(a, "from-a") == 1
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    after = {path: path.read_bytes() for path in a.rglob("*") if path.is_file() and ".git" not in path.parts}
+    assert after == before and git(a, "rev-parse", "HEAD") == head  # nothing written, nothing lost
+
+
+def test_a_lost_race_keeps_untracked_files_and_the_other_writers_edit(remote_and_clones):
+    origin, a, b = remote_and_clones
+    assert record(b, "from-b") == 0
+    mine = a / "state" / "images" / "draft.yaml~"
+    mine.write_text("an editor's backup\n")
+    assert record(a, "from-a") == 0
+    assert mine.read_text() == "an editor's backup\n"
+    git(origin.parent, "clone", "--quiet", str(origin), "check")
+    assert sorted(history(origin.parent / "check")) == sorted([digest("from-a"), digest("from-b")])

@@ -288,3 +288,13 @@ def test_dot_files_of_ones_own_are_no_strays(one_app, capsys):
     assert main(["validate", "--root", str(one_app)]) == 0
     assert main(["discover", "--root", str(one_app)]) == 0
     assert (one_app / "state/.gitattributes").exists() and (one_app / "state/images/.gitkeep").exists()
+
+
+def test_validate_names_files_under_state_the_tool_never_writes(one_app, capsys):
+    (one_app / "state" / "images" / "app.yaml~").write_text("an editor's backup\n")
+    (one_app / "state" / "notes.txt").write_text("mine\n")
+    (one_app / "state" / "images" / "old").mkdir()
+    assert main(["validate", "--root", str(one_app)]) == 1
+    err = capsys.readouterr().err
+    for name in ("state/images/app.yaml~", "state/images/old", "state/notes.txt"):
+        assert f"error: {name}: not a file image-factory writes (an editor's backup?): remove it" in err

@@ -14,6 +14,7 @@ from image_factory.cli import enrol, federation, kargo, output, rebuilds, trust
 from image_factory.cli.common import report
 from image_factory.errors import FactoryError
 from image_factory.speed import collector
+from image_factory.state.files import recording
 from image_factory.state.lock import state_lock
 
 
@@ -22,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stdout, sys.stdout = sys.stdout, _ReaderMayLeave(sys.stdout)
     try:
-        with collector.paused(), _lock(args):
+        with collector.paused(), _lock(args), recording():
+            if getattr(args, "push", False):  # before anything is written: see gitops
+                from image_factory.cli.common import gitops
+
+                gitops.ready_to_push(args.root)
             return args.run(args)
     except FactoryError as error:
         print(report.problems_text(error.problems), file=sys.stderr)

@@ -118,6 +118,10 @@ def _validate(args: argparse.Namespace) -> int:
         for path in stray_files(args.root)
     ]
     problems += [
+        Problem(str(path.relative_to(args.root)), "not a file image-factory writes (an editor's backup?): remove it")
+        for path in index.foreign_files(args.root)
+    ]
+    problems += [
         Problem(name, "a write journal is committed to git: remove it (`git rm --cached`); every checkout acts on it")
         for name in gitops.tracked(args.root, state.JOURNAL)
     ]

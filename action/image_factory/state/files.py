@@ -28,6 +28,8 @@ import re
 import secrets
 import shutil
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,23 @@ from image_factory.errors import FactoryError, Problem
 
 STAGING, COMMITTING, ROLLING_BACK = "staging", "committing", "rolling-back"
 _TOKEN = re.compile(r"[0-9a-f]{12}")  # secrets.token_hex(6)
+# Every file a change of this command wrote or deleted: `--push` commits exactly these (gitops).
+_written: set[Path] = set()
+
+
+def written() -> frozenset[Path]:
+    """The files this command's changes wrote or deleted so far (see `recording`)."""
+    return frozenset(_written)
+
+
+@contextmanager
+def recording() -> Iterator[None]:
+    """One command's span for `written`: it starts empty (a process may run several commands)."""
+    _written.clear()
+    try:
+        yield
+    finally:
+        _written.clear()
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,7 @@ def apply_changes(changes: dict[Path, str | None], journal: Path, remedy: str = 
         _roll_back(journal, token, entries)
         raise
     # Every file is in place: an interruption from here on is finished by `recover`, never undone.
+    _written.update(entry.path for entry in entries)
     _clean_up(journal, token, entries)
 
 

@@ -4,6 +4,12 @@ A rejected push is retried on a fresh copy of the branch: fetch, reset to it, ap
 state edit again (edits are idempotent and free of side effects), commit, push. Nothing is
 lost when two events arrive together, nor when a burst of them does: each round one writer
 lands, and the others wait a random, growing while before they go again.
+
+That reset must never cost a person their work, so `ready_to_push` refuses up front a checkout
+with anything a reset could take (a change to a tracked file, a commit not on the remote, a
+detached HEAD); the reset is `--keep`, which leaves untracked files be or refuses; and a commit
+holds exactly the files this process wrote (`files.written`): never what someone had staged, nor
+an editor's backup beside a state file.
 """
 
 from __future__ import annotations
@@ -17,10 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from image_factory.errors import FactoryError, Problem
-
-# What a state commit takes: state/, but never the dot files an interrupted write leaves beside
-# the state files (temporary files, the write journal); the next command finishes or removes them.
-STATE_PATHS = ("state", ":(exclude,glob)state/**/.*")
+from image_factory.state.files import written
 
 # A burst of 50-100 writers racing for one branch (Kargo refreshes many Warehouses together, builds
 # report together, people push) must all land. Each round of pushes one of them wins; without a
@@ -87,6 +90,54 @@ def _branch(root: Path) -> str:
     return _git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
 
 
+def ready_to_push(root: Path, remote: str = "origin") -> None:
+    """Refuse `--push` before anything is written when the checkout holds work a lost race's reset
+    to the remote branch could take: a detached HEAD (no branch to push), a change to any tracked
+    file, or commits the remote branch does not have."""
+    if _git(root, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
+        raise FactoryError(Problem(str(root), "--push: not a git checkout"))
+    branch = _branch(root)
+    if branch == "HEAD":
+        raise FactoryError(Problem(str(root), "--push: HEAD is detached; check out the branch to push to"))
+    listed = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--", ".").stdout
+    dirty = [line[3:] for line in listed.split("\0") if line]
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise FactoryError(
+            Problem(
+                str(root),
+                f"--push: the checkout has changes of its own ({shown}); a push that loses a race resets "
+                "the branch to the remote's, so commit or stash them first (nothing was changed)",
+            )
+        )
+    upstream = f"refs/remotes/{remote}/{branch}"
+    if _git(root, "rev-parse", "--verify", "--quiet", upstream, check=False).returncode == 0:
+        ahead = _git(root, "log", "--format=%h %s", f"{upstream}..HEAD").stdout.splitlines()
+        if ahead:
+            raise FactoryError(
+                Problem(
+                    str(root),
+                    f"--push: {branch} has {len(ahead)} commit(s) {remote}/{branch} does not ({ahead[0]}); "
+                    "push or drop them first (nothing was changed)",
+                )
+            )
+
+
+def _ours(root: Path) -> list[str]:
+    """The files this process wrote or deleted under `root` that git can commit: relative paths."""
+    inside = []
+    for path in written():
+        try:
+            relative = path.relative_to(root)
+        except ValueError:
+            continue
+        inside.append(relative.as_posix())
+    if not inside:
+        return []
+    known = set(_git(root, "ls-files", "-z", "--", *inside).stdout.split("\0"))
+    return sorted(name for name in inside if name in known or (root / name).exists())
+
+
 # What git says when the server will not take this push however often it is tried. Anything
 # else (a lost race, a 5xx, a dropped connection) is tried again: the sender of the event already
 # got its answer, and this checkout is thrown away when the run ends.
@@ -122,8 +173,11 @@ def commit_and_push(
     branch = _branch(root)
     auth = _auth_environment(root, remote)
     for attempt in range(1, attempts + 1):
-        _git(root, "add", "--all", "--", *STATE_PATHS)
-        if not _git(root, "diff", "--cached", "--quiet", check=False).returncode:
+        paths = _ours(root)
+        if not paths:
+            return None  # nothing written: the event was already recorded
+        _git(root, "add", "--all", "--", *paths)
+        if not _git(root, "diff", "--cached", "--quiet", "--", *paths, check=False).returncode:
             return None  # nothing to commit: the event was already recorded
         _git(
             root,
@@ -133,8 +187,11 @@ def commit_and_push(
             "user.email=image-factory@users.noreply.github.com",
             "commit",
             "--quiet",
+            "--only",
             "-m",
             message,
+            "--",
+            *paths,
         )
         pushed = _git(root, "push", "--quiet", remote, f"HEAD:{branch}", check=False, env=auth)
         if pushed.returncode == 0:
@@ -147,6 +204,7 @@ def commit_and_push(
             )
         sleep(backoff(attempt))
         _git(root, "fetch", "--quiet", remote, branch, env=auth)
-        _git(root, "reset", "--quiet", "--hard", f"{remote}/{branch}")
+        # --keep, not --hard: git itself refuses rather than overwrite anything that is not ours
+        _git(root, "reset", "--quiet", "--keep", f"{remote}/{branch}")
         reapply()
     return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -322,6 +323,29 @@ def closure(
                 elif (found := watched_of(ref, False)) is not None:
                     bases[ref.canonical] = found
     return State(dict(sorted(images.items())), dict(sorted(bases.items())))
+
+
+def foreign_files(root: Path) -> list[Path]:
+    """Files under state/ image-factory never writes (an editor's `web.yaml~`, a stray note): never
+    committed by `--push`, named by `validate`. Dot files are left to `store.stray_files` and to
+    their owners (a `.gitkeep`)."""
+    own = {INDEX, GRAPH, DISCOVERED, DISPATCH_QUEUE}
+    folders = {IMAGES_DIR, BASE_IMAGES_DIR}
+    found = []
+    for folder, subfolders, names in os.walk(root / STATE_DIR):  # never into a symbolic link
+        here = Path(folder)
+        parent = here.relative_to(root).as_posix()
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        found += [here / name for name in subfolders if f"{parent}/{name}" not in folders]
+        subfolders[:] = [name for name in subfolders if f"{parent}/{name}" in folders]
+        for name in names:
+            path = f"{parent}/{name}"
+            if name.startswith(".") or path in own:
+                continue
+            if parent in folders and name.endswith(".yaml") and not (here / name).is_symlink():
+                continue
+            found.append(here / name)
+    return sorted(found)
 
 
 def check(root: Path, config: Config, state: State) -> tuple[list[Problem], list[str]]:
