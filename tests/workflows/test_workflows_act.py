@@ -61,13 +61,19 @@ def standin_args(workflow: Path) -> list[str]:
 
 
 # act 0.2.89 predates `queue` in `concurrency` (GitHub, 2026-05-07) and refuses a workflow that has it;
-# it runs one workflow at a time anyway, so the workflow it runs here goes without that line.
+# it runs one workflow at a time anyway, so the workflow it runs here goes without that line. git is
+# told not to look at that file: on GitHub the checkout is pristine, and `--push` refuses a checkout
+# with a change to a tracked file.
 NEWER_THAN_ACT = "  queue: max\n"
 
 
 def act(cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None = None) -> tuple[int, str]:
     path = cwd / ".github" / "workflows" / workflow
-    path.write_text(path.read_text().replace(NEWER_THAN_ACT, ""))
+    text = path.read_text()
+    if NEWER_THAN_ACT in text:
+        path.write_text(text.replace(NEWER_THAN_ACT, ""))
+        if (cwd / ".git").exists():
+            git(cwd, "update-index", "--skip-worktree", f".github/workflows/{workflow}")
     args = [
         str(ACT),
         event,
