@@ -10,6 +10,8 @@ sender may not make, say why, name the event and the sender, and change nothing.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -79,11 +81,30 @@ def test_without_trust_senders_nobody_may_vouch_through_an_event(example_factory
     assert example_factory.snapshot() == before
 
 
-def test_a_plain_sighting_is_open_to_any_sender(example_factory, capsys):
-    """base-image-updated only starts the delay clock (verification still applies)."""
-    args = ["record-update", "--root", str(example_factory.root), "--image", PYTHON, "--digest", DIGEST]
-    assert main([*args, "--sender", "anyone"]) == 0
+def history(path) -> list[dict]:
+    return yaml.safe_load(path.read_text())["runtime"]["history"]
+
+
+def test_a_sighting_is_only_taken_from_a_trusted_sender_and_says_who_sent_it(example_factory, capsys):
+    """base-image-updated names the digest rebuilds pin once it has soaked: any token holder (every
+    team's) reporting an old, vulnerable digest as new would choose it. Refused from anyone else."""
+    root = example_factory.root
+    args = ["record-update", "--root", str(root), "--image", PYTHON, "--digest", DIGEST]
+    before = example_factory.snapshot()
+    assert main([*args, "--sender", "team-b"]) == 1
+    assert (
+        f"error: base-image-updated: {PYTHON}@{DIGEST} from sender 'team-b' refused: 'team-b' is not in "
+        "trust.senders of images.yaml (image-factory-kargo[bot]); a digest it reports becomes the one "
+        "rebuilds pin once its delay has passed. Nothing recorded"
+    ) in capsys.readouterr().err
+    assert example_factory.snapshot() == before
+    assert main([*args, "--sender", "Image-Factory-Kargo[bot]", "--seen-by", "kargo"]) == 0
     assert f"{PYTHON}: {DIGEST} first seen" in capsys.readouterr().out
+    (entry,) = [
+        e for path in (root / "state" / "base-images").glob("*.yaml") for e in history(path) if e["digest"] == DIGEST
+    ]
+    assert entry["reportedBy"] == "Image-Factory-Kargo[bot]" and entry["seenBy"] == "kargo"
+    assert main(["validate", "--root", str(root)]) == 0
 
 
 @pytest.mark.parametrize(
@@ -314,3 +335,58 @@ def test_a_reported_run_url_counts_only_for_a_run_of_the_images_own_repository(s
     genuine = "https://github.com/acme/factory/actions/runs/42"
     assert main([*args, "--error", "again", "--run-url", genuine, "--require-signature", "--sender", "team-b"]) == 0
     assert yaml.safe_load(factory.read("state/images/app.yaml"))["runtime"]["attempts"][-1]["runUrl"] == genuine
+
+
+# --- trust is read from images.yaml, never from the index's or a state file's copy ------------
+
+
+def test_trust_senders_come_from_images_yaml_not_the_index_copy(example_factory, capsys):
+    """state/index.json keeps images.yaml's settings for speed, but anyone who can push may edit it:
+    adding a login there trusts nobody new."""
+    root = example_factory.root
+    index = json.loads((root / "state" / "index.json").read_text())
+    index["settings"]["trust"]["senders"].append("mallory")
+    (root / "state" / "index.json").write_text(json.dumps(index))
+    before = example_factory.snapshot()
+    digest = "sha256:" + "9" * 64
+    args = ["--image", "python:3.12-slim", "--digest", digest, "--sender", "mallory"]
+    assert main(["record-update", "--root", str(root), *args, "--verified", "true"]) == 1
+    assert "'mallory' is not in trust.senders of images.yaml (image-factory-kargo[bot])" in capsys.readouterr().err
+    assert main(["expedite", "--root", str(root), *args, "--reason", "CVE-1", "--force"]) == 1
+    assert "'mallory' is not in trust.senders of images.yaml" in capsys.readouterr().err
+    assert example_factory.snapshot() == before
+
+
+def test_a_builds_signing_policy_comes_from_images_yaml_not_its_state_file(signed_factory, capsys):
+    """A state file carries its image's enrolment; pointing its signing key at one's own key
+    makes no forged build acceptable."""
+    factory, registry, _ = signed_factory
+    forger = new_key()
+    factory.write("keys/forger.pub", public_pem(forger).decode())
+    state_file = factory.root / "state" / "images" / "app.yaml"
+    data = yaml.safe_load(state_file.read_text())
+    data["enrolment"]["signing"] = {"key": "keys/forger.pub", "required": True}
+    state_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    digest, _ = registry.push_image("team/app", "candidate", "forged")
+    cosign_sign(registry, "team/app", digest, forger)
+    assert built(factory.root, "app", digest) == 1
+    assert "refused: not signed with keys/app.pub (signing.key in images.yaml)" in capsys.readouterr().err
+    assert main(["signing-policy", "--root", str(factory.root), "--image", "app", "--text"]) == 0
+    assert capsys.readouterr().out == "app: signed with the key keys/app.pub (signing.key in images.yaml)\n"
+
+
+def test_a_watched_images_verify_policy_comes_from_images_yaml_not_its_state_file(example_factory):
+    from image_factory.cli.trust import _verify_config
+    from image_factory.enrolment.refs import parse_ref
+
+    root = example_factory.root
+    (state_file,) = (root / "state" / "base-images").glob("gcr.io-distroless-*.yaml")
+    state_file.write_text(state_file.read_text().replace("keyless@distroless", "mallory@evil"))
+    _, policy = _verify_config(root, parse_ref("gcr.io/distroless/static-debian12:nonroot@sha256:" + "1" * 64))
+    assert policy.identity == "keyless@distroless.iam.gserviceaccount.com"
+
+
+def test_validate_warns_when_nobody_may_report_a_digest(factory, capsys):
+    factory.write("images.yaml", "kargo: {factoryRepo: acme/factory}\nimages: []\n")
+    assert main(["validate", "--root", str(factory.root)]) == 0
+    assert "images.yaml lists no trust.senders: the events workflow refuses every new digest" in capsys.readouterr().err

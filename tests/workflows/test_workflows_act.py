@@ -212,6 +212,7 @@ def test_events_records_a_new_base_digest_and_pushes_it(factory_repo):
     payload = {
         "action": "base-image-updated",
         "client_payload": {"image": "docker.io/library/python:3.12-slim", "digest": digest, "freight": "f-1"},
+        "sender": KARGO,
     }
     code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
     assert code == 0, output[-4000:]
@@ -225,7 +226,7 @@ def test_events_records_a_new_base_digest_and_pushes_it(factory_repo):
     subject = git(origin, "log", "-1", "--format=%s", "main")
     assert subject.startswith("state: docker.io/library/python:3.12-slim has a new digest sha256:7777")
     state = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")
-    assert f"digest: {digest}" in state and "freight: f-1" in state
+    assert f"digest: {digest}" in state and "freight: f-1" in state and "reportedBy: image-factory-kargo[bot]" in state
 
 
 def test_events_records_verification_cve_fixes_and_signed_builds(factory_repo):
@@ -292,6 +293,7 @@ def test_an_unreachable_registry_in_the_signature_check_never_skips_the_dispatch
     payload = {
         "action": "base-image-updated",
         "client_payload": {"image": "docker.io/library/python:3.12-slim", "digest": "sha256:" + "8" * 64},
+        "sender": KARGO,
     }
     code, output = act(work, "repository_dispatch", "events.yml", payload=payload)
     assert code == 0, output[-4000:]
@@ -300,14 +302,15 @@ def test_an_unreachable_registry_in_the_signature_check_never_skips_the_dispatch
 
 
 def test_events_refuse_vouching_from_a_sender_images_yaml_does_not_trust(factory_repo):
-    """Any team token may send the factory a repository_dispatch. base-image-verified and
-    base-image-cve from a login not in trust.senders fail the run with the reason, naming the event
-    and the sender; nothing reaches the repository."""
+    """Any team token may send the factory a repository_dispatch. base-image-updated,
+    base-image-verified and base-image-cve from a login not in trust.senders fail the run with the
+    reason, naming the event and the sender; nothing reaches the repository."""
     work, origin = factory_repo
     python = "docker.io/library/python:3.12-slim"
     digest = "sha256:" + "9" * 64
     before = git(origin, "rev-parse", "main")
     forged = [
+        {"action": "base-image-updated", "client_payload": {"image": python, "digest": digest, "freight": "f-9"}},
         {"action": "base-image-verified", "client_payload": {"image": python, "digest": digest, "freight": "f-9"}},
         {"action": "base-image-cve", "client_payload": {"image": python, "digest": digest, "reason": "trust me"}},
     ]

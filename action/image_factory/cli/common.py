@@ -51,6 +51,7 @@ synth = _lazy("kargo.synth")
 timestamps = _lazy("timestamps")
 trust = _lazy("trust.policy")
 config_module = _lazy("enrolment.config")
+config_excerpt = _lazy("enrolment.config_excerpt")
 dockerfile = _lazy("discovery.dockerfile")
 durations = _lazy("enrolment.durations")
 refs = _lazy("enrolment.refs")
@@ -93,17 +94,14 @@ def split_pairs(pairs: list[str], flag: str, shape: str) -> list[tuple[str, str]
     return found
 
 
-def config_for(root: Path, image: str | None = None):
-    """images.yaml's settings (and managed `image`'s entry) for a command about one image: from
-    the state index while it is current, without reading all of images.yaml (see index)."""
-    fast = index.read_index(root)
-    if fast is not None:
-        if image is None:
-            return index.slim_config(fast)
-        found = index.managed(root, fast, image)
-        if found is not None:
-            return index.slim_config(fast, (index.enrolled(found),))
-    return load_config(root)
+def config_for(root: Path, image: str | None = None, *, verified: bool = False):
+    """images.yaml's settings (and `image`'s entry) for a trust decision, read from images.yaml
+    itself: never from state/index.json's or a state file's copy, which anyone who can push may
+    edit, while reviewers review images.yaml (see config_excerpt). Only an images.yaml a discover
+    checked whole (the index says so) is read in part; any other is read and checked whole."""
+    if index.read_index(root) is None:
+        return load_config(root)
+    return config_excerpt.load_config_excerpt(root, image, verified=verified)
 
 
 def when(text: str | None, what: str):

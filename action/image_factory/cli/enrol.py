@@ -129,6 +129,11 @@ def _validate(args: argparse.Namespace) -> int:
     problems += index_problems
     if problems:
         raise FactoryError(problems)
+    if not config.trust.senders:
+        index_warnings.append(
+            f"{config.file} lists no trust.senders: the events workflow refuses every new digest, "
+            "verification and CVE report (list the logins of Kargo's token and your scanners')"
+        )
     for warning in [*index_warnings, *cluster_notes.receiver_warnings(config, model)]:
         print(f"warning: {warning}", file=sys.stderr)
     if not (args.root / "state").is_dir():

@@ -194,13 +194,21 @@ def _record_update(args: argparse.Namespace) -> int:
     verified = None if args.verified is None else args.verified == "true"
     if args.reason and verified is None:
         raise FactoryError(Problem("--reason", "goes with --verified"))
-    if verified is not None:  # a plain sighting only starts the delay clock: anyone may report one
-        subject = f"{args.image}@{args.digest}"
-        trust.check_sender(config_for(args.root), "base-image-verified", args.sender, subject)
+    # A sighting becomes the digest rebuilds pin once it has soaked: only a trusted sender may report one.
+    event = "base-image-updated" if verified is None else "base-image-verified"
+    trust.check_sender(config_for(args.root), event, args.sender, f"{args.image}@{args.digest}")
 
     def apply():
         return events.record_update(
-            args.root, args.image, args.digest, seen_at, args.freight, verified, args.reason, args.seen_by
+            args.root,
+            args.image,
+            args.digest,
+            seen_at,
+            args.freight,
+            verified,
+            args.reason,
+            args.seen_by,
+            reported_by=args.sender,
         )
 
     base = apply()

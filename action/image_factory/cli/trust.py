@@ -9,8 +9,6 @@ from image_factory.cli.common import (
     PUSH_HELP,
     config_for,
     events,
-    index,
-    load_config,
     parse_ref,
     pushed,
     refs,
@@ -89,14 +87,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _verify_config(root: Path, ref):
-    """images.yaml's settings and the verify policy it gives `ref`: from the state index and the
-    watched image's own state file when it names one (an event), else from all of images.yaml."""
-    fast = index.read_index(root)
-    if fast is not None:
-        watched = index.watched(root, fast, ref.without_digest())
-        if watched is not None and watched.verify is not None:
-            return index.slim_config(fast), watched.verify
-    config = load_config(root)
+    """images.yaml's settings and the verify policy it gives `ref`, read from images.yaml itself
+    (never a state file's copy: see config_excerpt)."""
+    config = config_for(root, verified=True)
     return config, _verify_policy(config, ref)
 
 

@@ -40,7 +40,12 @@ def parse_config(text: str, file: str = CONFIG_FILE) -> Config:
 def config_from_document(document: YamlDocument) -> Config:
     if document.data is None:
         raise FactoryError(Problem(document.file, "empty file: expected a mapping with 'images'"))
+    if not isinstance(document.data, dict):
+        found = show_value(document.data)
+        raise FactoryError(Problem(document.file, f"expected a mapping with 'images', found {found}", 1))
     problems = with_expression_problems(document, schemas.validate(document, schemas.IMAGES))
+    if problems:  # the shape is wrong: what is checked next assumes the schema's shape
+        raise FactoryError(problems)
     problems += sanity.duration_problems(document, _duration_paths(document.data))
     if problems:
         raise FactoryError(problems)

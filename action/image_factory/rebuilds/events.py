@@ -66,13 +66,16 @@ def record_update(
     verified: bool | None = None,
     reason: str | None = None,
     seen_by: str = "kargo",
+    *,
+    reported_by: str | None = None,
 ) -> BaseImageState:
-    """A new digest of a watched image was seen (Kargo's recording Stage reported it), or its
-    signature check passed or failed (`verified`; Kargo's verified Stage, or `verify`)."""
+    """A new digest of a watched image was seen (Kargo's recording Stage reported it, as the
+    sender `reported_by`), or its signature check passed or failed (`verified`; Kargo's verified
+    Stage, or `verify`)."""
     digest = _digest(digest)
     base = _watched(root, image)
     if verified is None:
-        base.runtime = runtime_events.record_sighting(base.runtime, digest, seen_at, seen_by, freight)
+        base.runtime = runtime_events.record_sighting(base.runtime, digest, seen_at, seen_by, freight, reported_by)
     else:
         base.runtime = runtime_events.record_verification(base.runtime, digest, verified, reason, seen_at)
     _write(root, base)

@@ -25,21 +25,24 @@ def _by_time(history: list[HistoryEntry]) -> list[HistoryEntry]:
 
 
 def record_sighting(
-    runtime: Runtime, digest: str, seen_at: datetime, seen_by: str, freight: str | None = None
+    runtime: Runtime,
+    digest: str,
+    seen_at: datetime,
+    seen_by: str,
+    freight: str | None = None,
+    reported_by: str | None = None,
 ) -> Runtime:
-    """A digest was seen: add it to the history (once, with its earliest sighting) and make the
-    newest digest current. Out-of-order events land in time order."""
+    """A digest was seen: add it to the history (once, with its earliest sighting and the sender
+    who reported it, if any) and make the newest digest current. Out-of-order events land in time
+    order."""
     history = [dict(entry) for entry in runtime.history]
     existing = next((entry for entry in history if entry["digest"] == digest), None)
+    extra = {**({"freight": freight} if freight else {}), **({"reportedBy": reported_by} if reported_by else {})}
     if existing is None:
-        entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(seen_at), "seenBy": seen_by}
-        if freight:
-            entry["freight"] = freight
+        entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(seen_at), "seenBy": seen_by, **extra}
         history.append(entry)
     elif existing["seenBy"] == FORCED:  # now really seen: its delay counts from here
-        existing.update(
-            {"firstSeen": format_time(seen_at), "seenBy": seen_by, **({"freight": freight} if freight else {})}
-        )
+        existing.update({"firstSeen": format_time(seen_at), "seenBy": seen_by, **extra})
     elif parse_time(existing["firstSeen"]) > seen_at:
         existing["firstSeen"] = format_time(seen_at)
     history = _by_time(history)[-MAX_HISTORY:]

@@ -37,6 +37,7 @@ class HistoryEntry(TypedDict, total=False):
     firstSeen: str
     seenBy: str
     freight: str
+    reportedBy: str
 
 
 class Build(TypedDict, total=False):

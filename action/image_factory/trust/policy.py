@@ -37,6 +37,7 @@ GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 # What each event that vouches for a digest would let its sender do.
 VOUCHING = {
+    "base-image-updated": "a digest it reports becomes the one rebuilds pin once its delay has passed",
     "base-image-verified": "it would let rebuilds use a digest whose signature nobody checked",
     "base-image-cve": "it would let a digest skip the rebuild delay",
 }
