@@ -104,6 +104,8 @@ def _discover(args: argparse.Namespace) -> int:
     print(report.discover_summary(outcome, dry_run=dry_run))
     if client is not None:
         print(f"{client.requests} registry requests", file=sys.stderr)
+    if outcome.problems:  # the rest was written: these images kept the bases recorded before
+        raise FactoryError(outcome.problems)
     if args.check and (outcome.written or outcome.removed):
         print("state/ is not up to date: run `image-factory discover` and commit the result.", file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +45,9 @@ class Outcome:
     written: list[str]
     unchanged: list[str]
     removed: list[str]
+    # Dockerfiles refused (not found, unreadable, invalid, over a bound): their images kept their
+    # recorded bases, everything else was written; the command exits 1 with these.
+    problems: list[Problem] = field(default_factory=list)
 
 
 def _checkout(root: Path, source: Source, source_root: Path | None, checkouts: dict[str, Path] | None) -> Path | None:
@@ -98,12 +101,15 @@ def read_discoveries(
     only: set[str] | None = None,
     missing_ok: bool = False,
     read: dict[str, dict] | None = None,
+    problems: list[Problem] | None = None,
 ) -> dict[str, Discovery | None]:
     """Discovery for each managed image whose Dockerfile can be read (of `only`, when given);
-    every problem reported at once. With `missing_ok`, a Dockerfile gone from its checkout is
-    recorded as missing (a team removed it) instead of being an error. `read`, when given,
-    gets each image's `dockerfile_record` (for state/discovered.json). A large fleet's Dockerfiles
-    are read and parsed half in a second process."""
+    every problem reported at once, or, with `problems`, added to it: an image whose Dockerfile
+    was refused then has None, as one with no checkout (it keeps its recorded bases). With
+    `missing_ok`, a Dockerfile gone from its checkout is recorded as missing (a team removed it)
+    instead of being an error. `read`, when given, gets each image's `dockerfile_record` (for
+    state/discovered.json; a refused one's without its digest, so the next run reads it again).
+    A large fleet's Dockerfiles are read and parsed half in a second process."""
     images = [image for image in config.managed if only is None or image.name in only]
     items = [(image.name, image.source) for image in images]
     middle = len(items) // 2
@@ -114,19 +120,21 @@ def read_discoveries(
         found = _read_some(root, items[:middle], source_root, checkouts, missing_ok)
         found += rest.result()
     discoveries: dict[str, Discovery | None] = {image.name: None for image in config.managed}
-    problems: list[Problem] = []
+    found_problems: list[Problem] = []
     by_name = {image.name: image for image in images}
     for name, outcome, record, trouble in found:
-        if read is not None:
-            read[name] = record
         if isinstance(outcome, str):  # not found: said with the image's line in images.yaml
             image = by_name[name]
-            problems.append(Problem(config.file, f"Dockerfile of {name!r} not found: {outcome}", image.line, "images"))
-            continue
+            trouble = [Problem(config.file, f"Dockerfile of {name!r} not found: {outcome}", image.line, "images")]
+            outcome = None
+        if read is not None:
+            read[name] = {**record, "sha256": None} if trouble else record
         discoveries[name] = outcome
-        problems += trouble
-    if problems:
-        raise FactoryError(problems)
+        found_problems += trouble
+    if found_problems and problems is None:
+        raise FactoryError(found_problems)
+    if problems is not None:
+        problems += found_problems
     return discoveries
 
 
@@ -256,7 +264,8 @@ def discover(
     config = load_config(root)
     paths = state_files(root)
     read: dict[str, dict] = {}
-    discoveries = read_discoveries(root, config, source_root, read=read)
+    problems: list[Problem] = []
+    discoveries = read_discoveries(root, config, source_root, read=read, problems=problems)
     old = assemble(load_remembered(root, paths, lambda misses: load_halves(root, misses)))
     merge = merge_state(config, discoveries, old)
     if registry is not None:
@@ -270,7 +279,7 @@ def discover(
         entries = {entry.path: entry for entry in merge.state.entries()}
         remember_written(root, [(text, entries[path]) for path, text in changes.items() if path in entries and text])
     written = sorted(path for path, text in changes.items() if text is not None)
-    return Outcome(config, merge, written, unchanged_paths, merge.removed)
+    return Outcome(config, merge, written, unchanged_paths, merge.removed, problems)
 
 
 def index_changes(
