@@ -577,3 +577,20 @@ def test_argument_bombs_are_refused_naming_the_file(factory, dockerfile, reason)
     factory.write("app/Dockerfile", dockerfile)
     assert refused(factory.root) == [f"app/Dockerfile: {reason}"]
     assert "baseImages: []" in factory.read("state/images/app.yaml")  # never read: no bases recorded
+
+
+def test_a_dockerfile_over_the_bound_of_distinct_bases_is_refused(factory, capsys):
+    """10,000 FROM lines would make 10,000 Warehouses: over defaults.maxBases (50 unless set),
+    the Dockerfile is refused and its image keeps what it had."""
+    factory.write("images.yaml", LOCAL_APP)
+    factory.write("app/Dockerfile", "".join(f"FROM registry.example.com/base{i}:1 AS s{i}\n" for i in range(10_000)))
+    assert main(["discover", "--root", str(factory.root)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: app/Dockerfile: Dockerfile of 'app' builds on 10,000 distinct images, over defaults.maxBases (50) "
+        "in images.yaml: refused"
+    ]
+    assert list((factory.root / "state" / "base-images").glob("*.yaml")) == []
+    factory.write("images.yaml", "defaults: {maxBases: 3}\n" + LOCAL_APP)
+    factory.write("app/Dockerfile", "".join(f"FROM registry.example.com/base{i}:1 AS s{i}\n" for i in range(3)))
+    assert main(["discover", "--root", str(factory.root)]) == 0
+    assert len(list((factory.root / "state" / "base-images").glob("*.yaml"))) == 3

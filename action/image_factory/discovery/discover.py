@@ -91,6 +91,9 @@ def _escapes(path: Path, repository: Path, root: Path, local: bool, memo: dict[s
 
 MAX_DOCKERFILE_BYTES = 1024 * 1024
 NOT_FOUND = "not found"
+# The most distinct images one Dockerfile may build on (images.yaml defaults.maxBases): each becomes
+# a watched image with a Warehouse polling its registry, so 10,000 FROM lines must not make 10,000.
+DEFAULT_MAX_BASES = 50
 
 
 def read_discoveries(
@@ -122,10 +125,17 @@ def read_discoveries(
     discoveries: dict[str, Discovery | None] = {image.name: None for image in config.managed}
     found_problems: list[Problem] = []
     by_name = {image.name: image for image in images}
+    limit = config.settings.get("defaults", {}).get("maxBases", DEFAULT_MAX_BASES)
     for name, outcome, record, trouble in found:
         if isinstance(outcome, str):  # not found: said with the image's line in images.yaml
             image = by_name[name]
             trouble = [Problem(config.file, f"Dockerfile of {name!r} not found: {outcome}", image.line, "images")]
+            outcome = None
+        elif outcome is not None and len(distinct := {use.ref for use in outcome.uses}) > limit:
+            source = by_name[name].source
+            display = f"{source.repo}/{source.dockerfile}" if source.provider == "local" else name
+            message = f"Dockerfile of {name!r} builds on {len(distinct):,} distinct images, over defaults.maxBases"
+            trouble = [Problem(display, f"{message} ({limit}) in {config.file}: refused")]
             outcome = None
         if read is not None:
             read[name] = {**record, "sha256": None} if trouble else record
