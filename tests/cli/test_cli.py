@@ -159,3 +159,14 @@ def test_validate_before_the_first_discover_says_so(tmp_path, capsys):
         "ok: images.yaml (1 images) is valid; there is no state/ yet: `image-factory discover` has not run here "
         "(it writes state/ from images.yaml and the Dockerfiles)\n"
     )
+
+
+def test_an_events_words_in_an_error_never_reach_the_job_summary(example_factory, monkeypatch, capsys):
+    """events.yml appends `plan --markdown` to $GITHUB_STEP_SUMMARY; the subject comes from the
+    event. Its error, annotation included, goes to stderr: nothing of it becomes Markdown."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    subject = "x](https://evil.example) ![t](https://evil.example/t.png)"
+    assert main(["plan", "--root", str(example_factory.root), "--markdown", "--base", subject]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "::error::" in err and "evil.example" in err

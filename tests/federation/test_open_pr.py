@@ -199,7 +199,7 @@ def test_dockerfile_errors_become_annotations_in_actions(repos, monkeypatch, cap
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_WORKSPACE", str(team))
     assert open_pr(factory, team, "--dry-run") == 1
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # workflow commands on stderr: stdout may be a job summary
     message = "invalid image reference 'Bad:1': repository name must be lowercase"
     assert f"::error file=payments-api/Dockerfile,line=2::{message}" in out  # the path in the team's repository
 
@@ -207,7 +207,7 @@ def test_dockerfile_errors_become_annotations_in_actions(repos, monkeypatch, cap
     monkeypatch.setenv("GITHUB_WORKSPACE", str(factory))
     assert open_pr(factory, team, "--dry-run") == 1
     dockerfile = team / "payments-api" / "Dockerfile"
-    assert f"::error::{dockerfile}:2: {message}" in capsys.readouterr().out
+    assert f"::error::{dockerfile}:2: {message}" in capsys.readouterr().err
 
 
 @responses.activate
@@ -239,7 +239,7 @@ def test_an_unresolved_base_is_shown_in_the_proposal_and_as_a_warning(repos, mon
         "payments-api: cannot resolve '$NOPE' (an ARG without a default or build arg): "
         "this base is not watched, so the image is not rebuilt when it changes"
     )
-    assert f"::warning file=payments-api/Dockerfile,line=3::{warning}" in out.splitlines()
+    assert f"::warning file=payments-api/Dockerfile,line=3::{warning}" in err.splitlines()
     assert f"warning: payments-api/Dockerfile:3: {warning}" in err.splitlines()
     assert "**Base references that name no image**" in out
     assert "| payments-api | payments-api/Dockerfile:3 | $NOPE |" in out.splitlines()

@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             root = getattr(args, "root", None) or getattr(args, "factory_root", None) or Path(".")
             workspace = os.environ.get("GITHUB_WORKSPACE")
-            print(report.annotations(error.problems, root, Path(workspace) if workspace else None))
+            # On stderr, which the runner reads for workflow commands as it reads stdout (actions/runner,
+            # src/Runner.Worker/Handlers/ScriptHandler.cs: an OutputManager on each stream): stdout
+            # may be a job summary (`plan --markdown >> $GITHUB_STEP_SUMMARY`), where an event's
+            # words in an error would be Markdown, links and images included.
+            print(report.annotations(error.problems, root, Path(workspace) if workspace else None), file=sys.stderr)
         return 1
     finally:
         sys.stdout.flush()

@@ -44,7 +44,7 @@ def _open_pr(args: argparse.Namespace) -> int:
         print(f"warning: {item.dockerfile}:{item.line}: {item.warning()}", file=sys.stderr)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             where = f"file={command_property(item.dockerfile)},line={item.line}"
-            print(f"::warning {where}::{command_data(item.warning())}")
+            print(f"::warning {where}::{command_data(item.warning())}", file=sys.stderr)  # see app.main
     url = ""
     if not found.changed:
         print(f"nothing changed: the factory already has the bases of {', '.join(found.images)}")

@@ -129,6 +129,6 @@ def _dashboard(args: argparse.Namespace) -> int:
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            print(f"::warning::{command_data(warning)}")
+            print(f"::warning::{command_data(warning)}", file=sys.stderr)  # stdout may be a summary (see app)
     print(f"dashboard issue #{outcome.number} {outcome.action}: {outcome.url}")
     return 0
