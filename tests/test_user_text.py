@@ -100,3 +100,20 @@ def test_the_plan_in_a_job_summary_shows_stored_text_and_renders_none_of_it(chai
     body = lines[3:-1]
     assert not any(line.lstrip(" ").startswith("```") or line.lstrip(" ").startswith("~~~") for line in body)
     assert any(reason in line for line in body)  # shown as it was given
+
+
+def test_bidirectional_overrides_are_written_out_wherever_text_is_shown(chain, capsys, tmp_path):
+    """An override (U+202E) makes a reason read otherwise than it is written: the terminal, the job
+    summary, the site and the dashboard show it as <U+202E>, never as the character."""
+    reason = "safe \u202e4pm.exe\u202c \u2066hidden\u2069"
+    reject = ["reject", "--root", str(chain.root), "--image", "python:3.12-slim", "--digest", DIGEST]
+    assert main([*reject, "--reason", reason]) == 0
+    shown = [capsys.readouterr().out]
+    for command in (["plan"], ["plan", "--markdown"], ["status"], ["dashboard", "--dry-run", "--repo", "acme/f"]):
+        main([command[0], "--root", str(chain.root), *command[1:]])
+        shown.append(capsys.readouterr().out)
+    assert main(["site", "--root", str(chain.root), "--out", str(tmp_path / "site")]) == 0
+    shown += [page.read_text() for page in (tmp_path / "site").rglob("*.html")]
+    everything = "".join(shown)
+    assert not any(mark in everything for mark in "\u202e\u202c\u2066\u2069")
+    assert sum("<U+202E>" in text or "&lt;U+202E&gt;" in text for text in shown) >= 4

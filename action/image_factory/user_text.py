@@ -11,12 +11,21 @@ import re
 
 # Every control character, and the Unicode line and paragraph separators.
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+# Unicode's bidirectional formatting characters: shown raw, an override makes a reason read
+# otherwise than it is written (CVE-2021-42574, "Trojan Source").
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with each bidirectional formatting character written out as `<U+202E>`."""
+    return _BIDI.sub(lambda match: f"<U+{ord(match.group()):04X}>", text)
 
 
 def one_line(text: str) -> str:
-    """`text` with every line break or control character run turned into one space; a text
-    that would start with `::` is marked so that it cannot read as a workflow command."""
-    flat = _BREAKS.sub(" ", text).strip()
+    """`text` with every line break or control character run turned into one space and every
+    bidirectional formatting character written out (`visible`); a text that would start with
+    `::` is marked so that it cannot read as a workflow command."""
+    flat = visible(_BREAKS.sub(" ", text)).strip()
     return f"» {flat}" if flat.startswith("::") else flat
 
 
@@ -44,6 +53,7 @@ def code_block(text: str) -> str:
     """`text` as a Markdown code block nothing in it can close: the fence is longer than any
     run of backticks in the text, so stored reasons are shown, never rendered (no links, images,
     mentions or HTML in a job summary)."""
+    text = visible(text)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{text.rstrip()}\n{fence}"

@@ -33,6 +33,7 @@ from image_factory.state.files import apply_changes
 from image_factory.state.graph import _node_id, edges
 from image_factory.state.store import ImageState, State
 from image_factory.timestamps import format_time
+from image_factory.user_text import visible
 
 JOURNAL = ".journal"  # files.apply_changes: a write of the site in flight
 ASSETS = ("site.css", "site.js")
@@ -73,8 +74,8 @@ class SiteOutcome:
 
 
 def e(text: object) -> str:
-    """HTML-escaped text (quotes too: safe in attribute values)."""
-    return html.escape("" if text is None else str(text), quote=True)
+    """HTML-escaped text (quotes too: safe in attribute values), bidirectional controls written out."""
+    return html.escape(visible("" if text is None else str(text)), quote=True)
 
 
 def page_name(name: str) -> str:
