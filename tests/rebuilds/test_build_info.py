@@ -237,3 +237,12 @@ def test_a_re_sent_kargo_dispatch_of_a_build_that_happened_says_so(example_facto
     assert github_outputs(capsys.readouterr().out)["already-built"] == ""
     assert main([*args, "--bases", json.dumps(pins)]) == 0  # asked for explicitly (a retry, a rollback)
     assert github_outputs(capsys.readouterr().out)["already-built"] == ""
+
+
+@pytest.mark.parametrize(
+    "nested", ["[" * 100_000 + "]" * 100_000, '{"python:3.12-slim": ' + "[" * 50_000 + "]" * 50_000 + "}"]
+)
+def test_bases_nested_past_any_reason_are_one_error(nested):
+    with pytest.raises(FactoryError) as raised:
+        parse_pins(nested)
+    assert str(raised.value).startswith("--bases: ")

@@ -298,3 +298,36 @@ def test_validate_names_files_under_state_the_tool_never_writes(one_app, capsys)
     err = capsys.readouterr().err
     for name in ("state/images/app.yaml~", "state/images/old", "state/notes.txt"):
         assert f"error: {name}: not a file image-factory writes (an editor's backup?): remove it" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e9", "soon"])
+def test_a_lock_timeout_that_would_wait_for_ever_is_refused(one_app, monkeypatch, capsys, value):
+    monkeypatch.setenv("IMAGE_FACTORY_LOCK_TIMEOUT", value)
+    before = snapshot(one_app)
+    assert main(["record-update", "--root", str(one_app), *LATE]) == 1
+    assert capsys.readouterr().err == (
+        f"error: IMAGE_FACTORY_LOCK_TIMEOUT: {value!r} is not a number of seconds from 0 to 86400; "
+        "nothing was changed\n"
+    )
+    assert snapshot(one_app) == before
+
+
+@pytest.mark.parametrize(
+    "code, words", [(28, "No space left on device"), (30, "Read-only file system"), (13, "Permission denied")]
+)
+def test_an_os_error_while_writing_is_one_line_naming_the_path(one_app, monkeypatch, capsys, code, words):
+    from image_factory.state import files
+
+    def failing(path, text, mode):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(files, "_write_new", failing)
+    before = snapshot(one_app)
+    assert main(["record-update", "--root", str(one_app), *LATE]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        len(err) == 1
+        and err[0].startswith(f"error: {one_app / 'state'}")
+        and err[0].endswith(f"{words}; nothing was changed")
+    )
+    assert snapshot(one_app) == before

@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
             # words in an error would be Markdown, links and images included.
             print(report.annotations(error.problems, root, Path(workspace) if workspace else None), file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk, a read-only or forbidden folder: a write set is undone whole
+        where = error.filename or "image-factory"
+        print(f"error: {where}: {error.strerror or error}; nothing was changed", file=sys.stderr)
+        return 1
     finally:
         sys.stdout.flush()
         sys.stdout = stdout

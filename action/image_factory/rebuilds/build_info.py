@@ -63,6 +63,10 @@ def parse_pins(text: str) -> dict[str, str]:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
         raise FactoryError(Problem("--bases", f"not JSON: {error}")) from None
+    except RecursionError:  # an event's payload: nested past what the parser follows
+        raise FactoryError(
+            Problem("--bases", "nested too deep: expected a JSON object of reference → digest")
+        ) from None
     if raw is None:  # a failed build may report no bases
         return {}
     if not isinstance(raw, dict):
@@ -74,7 +78,9 @@ def parse_pins(text: str) -> dict[str, str]:
         except InvalidReference as error:
             raise FactoryError(Problem("--bases", str(error))) from None
         try:
-            pins[ref.canonical] = parse_digest(digest if isinstance(digest, str) else repr(digest))
+            # a list or object is named, not printed: it may nest deeper than repr() goes
+            shown = repr(digest) if not isinstance(digest, list | dict) else f"a JSON {type(digest).__name__}"
+            pins[ref.canonical] = parse_digest(digest if isinstance(digest, str) else shown)
         except InvalidReference as error:
             raise FactoryError(Problem("--bases", f"{ref_text}: {error.reason}")) from None
     return pins

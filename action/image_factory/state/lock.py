@@ -10,6 +10,7 @@ finished or undone (`files.recover`) as soon as the lock is taken.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import sys
 import time
@@ -38,6 +39,7 @@ REMEDY = (
 def state_lock(root: Path, *, exclusive: bool, discard_journal: bool = False) -> Iterator[None]:
     """Hold the lock on `root` (shared or exclusive) for the block; waits for other holders. With
     `discard_journal` (exclusive only), a journal is removed unread rather than recovered."""
+    timeout = _timeout()  # a bad value is refused whether or not anyone holds the lock
     try:
         folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
@@ -45,16 +47,16 @@ def state_lock(root: Path, *, exclusive: bool, discard_journal: bool = False) ->
         return
     try:
         if exclusive:
-            _take(folder, root, fcntl.LOCK_EX)
+            _take(folder, root, fcntl.LOCK_EX, timeout)
             if discard_journal and discard(journal(root)):
                 print(f"note: {journal(root)} removed without acting on it", file=sys.stderr)
             _recover(root)
         else:
-            _take(folder, root, fcntl.LOCK_SH)
+            _take(folder, root, fcntl.LOCK_SH, timeout)
             if interrupted(journal(root)):  # an interrupted write: only an exclusive holder repairs it
-                _take(folder, root, fcntl.LOCK_EX)
+                _take(folder, root, fcntl.LOCK_EX, timeout)
                 _recover(root)
-                _take(folder, root, fcntl.LOCK_SH)
+                _take(folder, root, fcntl.LOCK_SH, timeout)
         yield
     finally:
         os.close(folder)  # releases the lock
@@ -66,13 +68,12 @@ def _recover(root: Path) -> None:
         print(f"note: {root / 'state'}: {done}", file=sys.stderr)
 
 
-def _take(folder: int, root: Path, mode: int) -> None:
+def _take(folder: int, root: Path, mode: int, timeout: float) -> None:
     try:
         fcntl.flock(folder, mode | fcntl.LOCK_NB)
         return
     except BlockingIOError:
         pass
-    timeout = _timeout()
     print(f"waiting for another image-factory command to finish with {root} …", file=sys.stderr)
     deadline = time.monotonic() + timeout
     while True:
@@ -91,9 +92,18 @@ def _take(folder: int, root: Path, mode: int) -> None:
             time.sleep(POLL)
 
 
+MAX_TIMEOUT = 86400.0  # a day: nan, inf or a typo's 1e9 would wait for ever
+
+
 def _timeout() -> float:
     value = os.environ.get(TIMEOUT_VARIABLE, "")
+    if not value:
+        return DEFAULT_TIMEOUT
     try:
-        return float(value) if value else DEFAULT_TIMEOUT
+        seconds = float(value)
     except ValueError:
-        raise FactoryError(Problem(TIMEOUT_VARIABLE, f"{value!r} is not a number of seconds")) from None
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_TIMEOUT:  # nan compares false: refused too
+        message = f"{value!r} is not a number of seconds from 0 to {MAX_TIMEOUT:g}; nothing was changed"
+        raise FactoryError(Problem(TIMEOUT_VARIABLE, message))
+    return seconds
