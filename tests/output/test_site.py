@@ -279,9 +279,9 @@ def pages(out: Path) -> dict[str, Page]:
 
 def test_the_site_has_an_overview_a_page_per_image_and_its_own_assets(built_site):
     files = sorted(str(path.relative_to(built_site)) for path in built_site.rglob("*") if path.is_file())
-    assert files == sorted(
-        ["index.html", "assets/site.css", "assets/site.js", *(f"images/{name}.html" for name in EXPECTED)]
-    )
+    site_files = ["index.html", "assets/site.css", "assets/site.js", *(f"images/{name}.html" for name in EXPECTED)]
+    assert files == sorted([*site_files, site.WRITTEN])  # and the list of what it wrote
+    assert json.loads((built_site / site.WRITTEN).read_text()) == sorted(site_files)
     for path, page in pages(built_site).items():
         (csp,) = [m for m in page.of("meta") if m.get("http-equiv") == "Content-Security-Policy"]
         assert csp["content"].startswith("default-src 'none';"), path
@@ -404,12 +404,21 @@ def test_run_urls_become_links_only_when_http(tmp_path):
 
 
 def test_rebuilding_the_site_removes_pages_of_images_gone_and_keeps_other_files(history_root, tmp_path):
+    """Only what an earlier site wrote (its list says) is removed: the user's own page in
+    images/, a CNAME, and whatever an edited list names outside the site's own shape all stay."""
     out = tmp_path / "site"
     (out / "images").mkdir(parents=True)
     (out / "images" / "gone.html").write_text("old")
+    (out / "images" / "mine.html").write_text("the user's own page")
+    (out / "notes.html").write_text("the user's own notes")
     (out / "CNAME").write_text("status.example.com\n")
+    listed = ["images/gone.html", "index.html", "notes.html", "../outside.html", "CNAME"]
+    (out / site.WRITTEN).write_text(json.dumps(listed))
+    (tmp_path / "outside.html").write_text("outside")
     outcome = site.build(history_root, out, NOW)
     assert outcome.removed == ["images/gone.html"] and not (out / "images" / "gone.html").exists()
+    assert (out / "images" / "mine.html").read_text() == "the user's own page"
+    assert (out / "notes.html").exists() and (tmp_path / "outside.html").exists()
     assert (out / "CNAME").read_text() == "status.example.com\n"
     assert not (out / site.JOURNAL).exists()
     again = site.build(history_root, out, NOW)

@@ -13,6 +13,7 @@ source.
 from __future__ import annotations
 
 import html
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from image_factory.timestamps import format_time
 from image_factory.user_text import visible
 
 JOURNAL = ".journal"  # files.apply_changes: a write of the site in flight
+WRITTEN = ".image-factory-site.json"  # the files the last site wrote: only those are ever removed
 ASSETS = ("site.css", "site.js")
 # Above this many nodes a picture of the whole graph is no longer readable (nor quick to lay
 # out): the overview then draws the images that need attention, with their bases, if they fit.
@@ -503,11 +505,31 @@ def render_site(
 # -- the job -------------------------------------------------------------------------------------
 
 
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _made_here(out: Path) -> list[str]:
-    """The files of an earlier site in `out` (other files there are left alone)."""
-    found = [f"assets/{name}" for name in ASSETS if (out / "assets" / name).is_file()]
-    found += [f"images/{path.name}" for path in (out / "images").glob("*.html")]
-    return [*found, "index.html"] if (out / "index.html").is_file() else found
+    """The files an earlier site wrote in `out`, as its list says (`WRITTEN`): a page of the user's
+    own in `out/images/` is never taken for one. Only names a site could have written count, so an
+    edited list removes nothing else."""
+    try:
+        listed = json.loads((out / WRITTEN).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []  # no list (a first site, or one from before lists): remove nothing
+    if not isinstance(listed, list):
+        return []
+    return [path for path in listed if isinstance(path, str) and _site_shaped(path) and (out / path).is_file()]
+
+
+def _site_shaped(path: str) -> bool:
+    if path == "index.html" or path in {f"assets/{name}" for name in ASSETS}:
+        return True
+    folder, _, name = path.partition("/")
+    return folder == "images" and name.endswith(".html") and "/" not in name and not name.startswith(".")
 
 
 def build(root: Path, out: Path, now: datetime) -> SiteOutcome:
@@ -529,6 +551,10 @@ def build(root: Path, out: Path, now: datetime) -> SiteOutcome:
         if not same:
             changed.append(path)
     removed = sorted(path for path in _made_here(out) if path not in files)
+    listing = json.dumps(sorted(files), indent=0) + "\n"
+    writes = {out / p: files[p] for p in changed}
+    if _read_or_none(out / WRITTEN) != listing:
+        writes[out / WRITTEN] = listing
     remedy = "If no image-factory command is running, `image-factory site --discard-journal` removes it"
-    apply_changes({**{out / p: files[p] for p in changed}, **{out / p: None for p in removed}}, out / JOURNAL, remedy)
+    apply_changes({**writes, **{out / p: None for p in removed}}, out / JOURNAL, remedy)
     return SiteOutcome(files, changed, removed, graph)
