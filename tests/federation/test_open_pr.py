@@ -223,7 +223,7 @@ def test_the_proposal_shows_base_digests_held_back_and_why(repos, capsys):
     assert open_pr(factory, team, "--dry-run") == 0
     out = capsys.readouterr().out
     assert "Base digests these images are held back from (rejected, or not verified):" in out
-    row = f"| payments-api | `docker.io/library/python:3.12-slim` | `{bad[:19]}…` | rejected: segfaults in ssl |"
+    row = f"| payments-api | `docker.io/library/python:3.12-slim` | `{bad[:19]}…` | `rejected: segfaults in ssl` |"
     assert row in out
     assert len(responses.calls) == 0
 
@@ -242,5 +242,18 @@ def test_an_unresolved_base_is_shown_in_the_proposal_and_as_a_warning(repos, mon
     assert f"::warning file=payments-api/Dockerfile,line=3::{warning}" in err.splitlines()
     assert f"warning: payments-api/Dockerfile:3: {warning}" in err.splitlines()
     assert "**Base references that name no image**" in out
-    assert "| payments-api | payments-api/Dockerfile:3 | $NOPE |" in out.splitlines()
-    assert "| payments-api/Dockerfile:3 |" in (tmp_path / "summary").read_text()
+    assert "| payments-api | `payments-api/Dockerfile:3` | `$NOPE` |" in out.splitlines()
+    assert "| `payments-api/Dockerfile:3` |" in (tmp_path / "summary").read_text()
+
+
+def test_a_teams_unresolved_reference_is_shown_as_code_never_as_a_mention_or_link(repos, capsys):
+    """The proposal body is Markdown GitHub renders: a team's FROM text must make no @mention,
+    link or #reference (in a code span GitHub renders none)."""
+    factory, team, _ = repos
+    (team / "payments-api" / "Dockerfile").write_text(
+        "ARG NOPE\nFROM python:3.12-slim AS build\nFROM $NOPE/@acme/admins/https://evil.example/x#1|`y\n"
+    )
+    assert open_pr(factory, team, "--dry-run") == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("| payments-api | `payments-api/Dockerfile:3`")]
+    assert row.endswith("| ``$NOPE/@acme/admins/https://evil.example/x#1\\|`y`` |")

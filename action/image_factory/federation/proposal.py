@@ -16,7 +16,7 @@ from image_factory.rebuilds import planner
 from image_factory.rebuilds.planner import Held
 from image_factory.state import graph
 from image_factory.state.store import load_state
-from image_factory.user_text import markdown_text
+from image_factory.user_text import code_span
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,9 @@ class Proposal:
                 "|---|---|---|",
             ]
             lines += [
-                f"| {u.image} | {markdown_text(u.dockerfile)}:{u.line} | {markdown_text(u.ref)} |"
+                # a team's own text, in code: GitHub makes no @mention, link or #reference of it
+                f"| {u.image} | {code_span(f'{u.dockerfile}:{u.line}', table_cell=True)} "
+                f"| {code_span(u.ref, table_cell=True)} |"
                 for u in self.unresolved
             ]
         lines += ["", "Files:"]
@@ -106,7 +108,10 @@ class Proposal:
         if self.held:
             lines += ["", "Base digests these images are held back from (rejected, or not verified):", ""]
             lines += ["| image | base | digest | why |", "|---|---|---|---|"]
-            lines += [f"| {h.image} | `{h.base}` | `{h.digest[:19]}…` | {markdown_text(h.reason)} |" for h in self.held]
+            lines += [
+                f"| {h.image} | `{h.base}` | `{h.digest[:19]}…` | {code_span(h.reason, table_cell=True)} |"
+                for h in self.held
+            ]
         if self.orphans:
             lines += ["", "No longer referenced (run `image-factory prune` in the factory to remove them):"]
             lines += [f"- `{path}`" for path in self.orphans]
