@@ -232,9 +232,11 @@ def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build
     text = text.replace("provider: local\n      repo: app", "provider: github\n      repo: acme/app")
     (factory / "images.yaml").write_text(text.replace("factoryRepo: acme/factory", "factoryRepo: acme/image-factory"))
     (team / ".github/workflows").mkdir(parents=True)
+    # `COPY . /ctx`, as many Dockerfiles do: the build context must hold the team's files only
     (team / "Dockerfile").write_text(
-        f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\n"
+        f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\nCOPY . /ctx\n"
     )
+    (team / "main.py").write_text("print('the team's code')\n")
     caller = readme_team_build_workflow().replace("<commit sha>", FAKE_SHA)
     (team / ".github/workflows/build.yml").write_text(caller)
     checkouts = tmp_path / "checkouts"
@@ -282,6 +284,11 @@ def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build
     (report,) = reports
     assert report["client_payload"]["result"] == "success"
     assert report["client_payload"]["bases"] == {ref: base}
+    # the candidate as built: the team's files, none of the factory's (images.yaml, every team's state)
+    candidate = f"{registry.host}/team/app@{build['digest']}"
+    listed = docker_engine.docker("run", "--rm", "--network", "none", candidate, "ls", "-a", "/ctx").stdout.split()
+    assert {"Dockerfile", "main.py", ".github"} <= set(listed)
+    assert not {".image-factory", ".image-factory-code", "images.yaml", "state"} & set(listed), listed
 
 
 def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_run, tmp_path, monkeypatch):
