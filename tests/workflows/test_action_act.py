@@ -19,7 +19,7 @@ import pytest
 from image_factory.discovery.discover import discover
 
 from ..conftest import REPO_ROOT, commit, copy_project, git
-from ..standins import ACT, ACT_ON_THIS_MACHINE, act_environment
+from ..standins import ACT, ACT_ON_THIS_MACHINE, ACTIONS, TOOL, act_environment, pinned_actions
 
 pytestmark = pytest.mark.slow  # each test runs the action or a workflow under act
 
@@ -44,8 +44,21 @@ def run_act(
         f"FACTORY_URL={factory}",
         "--var",
         f"API_URL={github_stub.url_for('').rstrip('/')}",
+        # the actions action.yml pins (setup-python), as their stand-ins
+        *[
+            f"--local-repository={name}@{sha}={ACTIONS / name}"
+            for name, shas in sorted(pinned_actions(REPO_ROOT / "action.yml").items())
+            for sha in sorted(shas)
+        ],
     ]
-    environment = act_environment(team.parent, IMAGE_FACTORY_GITHUB_WRITE_INTERVAL="0", **(env or {}))
+    environment = act_environment(
+        team.parent,
+        IMAGE_FACTORY_GITHUB_WRITE_INTERVAL="0",
+        IMAGE_FACTORY_STANDIN_LOG=str(team.parent / "standins.jsonl"),
+        IMAGE_FACTORY_STANDIN_TOOL=str(TOOL),
+        IMAGE_FACTORY_STANDIN_PYTHON=sys.executable,
+        **(env or {}),
+    )
     return subprocess.run(args, cwd=team, env=environment, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -199,12 +212,26 @@ def test_the_action_opens_the_pull_request(team_and_factory, github_stub):
     assert all(request.headers["Authorization"].endswith("ghs_stubtoken") for request, _ in github_stub.log)
 
 
-def test_the_reusable_discover_workflow_opens_the_pull_request(team_and_factory, github_stub):
+@pytest.mark.parametrize("runner_python", ["3.12", "3.10"])
+def test_the_reusable_discover_workflow_opens_the_pull_request(team_and_factory, github_stub, runner_python, tmp_path):
     """discover.yml as a team calls it. In production its `uses: $/./` names the action of the
     workflow's own repository (the factory); act does not know that syntax, so here the workflow
     is a local reusable workflow of a repository that carries the action (and the package the
-    action installs) at its root, where `./` means the same."""
+    action installs) at its root, where `./` means the same. On a runner whose python3 is older
+    than the tool needs (3.10 on ubuntu-22.04, here a stand-in that answers as pip would), the
+    action installs with the Python it sets up itself."""
     team, factory = team_and_factory
+    env = None
+    if runner_python == "3.10":
+        old = tmp_path / "old-python"
+        old.mkdir()
+        (old / "python3").write_text(
+            "#!/bin/sh\n"
+            "echo \"ERROR: Package 'image-factory' requires a different Python: 3.10.12 not in '>=3.11'\" >&2\n"
+            "exit 1\n"
+        )
+        (old / "python3").chmod(0o755)
+        env = {"PATH": f"{old}{os.pathsep}{os.environ['PATH']}"}
     copy_project(team, ("action", "schemas", "cdk8s", "requirements", "pyproject.toml", "README.md"))
     workflow = (REPO_ROOT / ".github" / "workflows" / "discover.yml").read_text()
     assert "uses: $/./ " in workflow
@@ -224,7 +251,7 @@ def test_the_reusable_discover_workflow_opens_the_pull_request(team_and_factory,
         "    secrets: {FACTORY_TOKEN: '${{ secrets.FACTORY_TOKEN }}'}\n"
     )
     commit(team, "call the reusable workflow")
-    result = run_act(team, factory, github_stub, "-W", ".github/workflows/image-factory.yml")
+    result = run_act(team, factory, github_stub, "-W", ".github/workflows/image-factory.yml", env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "ghs_stubtoken" not in output
