@@ -83,6 +83,7 @@ def test_cli_prints_github_outputs(example_factory, capsys):
         "bases": f'{{"docker.io/library/python:3.12-slim": "{A}"}}',
         "already-built": "",
         "signing": "keyless",  # images.yaml's signing policy: the sign job follows it
+        **dict.fromkeys(["sigstore-fulcio-url", "sigstore-rekor-url", "sigstore-tuf-mirror", "sigstore-tuf-root"], ""),
         "build-contexts": f"python:3.12-slim=docker-image://docker.io/library/python@{A}",
         "build-args": "",
         "test-command": "python3 -c 'import ssl, sqlite3; print(ssl.OPENSSL_VERSION)'",

@@ -63,6 +63,8 @@ def due(factory, monkeypatch):
             "images.yaml",
             f"""
             kargo: {{factoryRepo: acme/factory, githubApiUrl: "{api_url}"}}
+            sigstore: {{fulcioUrl: "https://f.example", rekorUrl: "https://r.example", tufMirror: "https://t.example",
+                        tufRoot: root.json}}
             images:
               - name: base
                 registry: ghcr.io

@@ -246,11 +246,13 @@ def test_a_failure_report_checks_no_signature_and_records_its_sender(signed_fact
 def test_the_keyless_policy_of_the_bundled_example(example_factory, capsys):
     assert main(["signing-policy", "--root", str(example_factory.root), "--image", "orders-api"]) == 0
     out = capsys.readouterr().out
-    delimiter = out.splitlines()[3].removeprefix("cosign-flags<<")
+    delimiter = out.splitlines()[5].removeprefix("cosign-flags<<")
     assert out == (
         "mode=keyless\n"
         "repository=ghcr.io/acme-platform/orders-api\n"
         "key=\n"
+        "tuf-mirror=\n"  # public Sigstore: nothing to initialize
+        "tuf-root=\n"
         f"cosign-flags<<{delimiter}\n"
         r"--certificate-identity-regexp=^https://github\.com/acme-platform/image-factory/\.github/workflows/build\.yml@"
         "\n"
@@ -267,6 +269,11 @@ def test_a_team_image_is_signed_in_its_own_repository_and_a_policy_can_say_other
         "images.yaml",
         """
         kargo: {factoryRepo: acme/factory, githubApiUrl: https://git.acme.example/api/v3}
+        sigstore:
+          fulcioUrl: https://fulcio.acme.example
+          rekorUrl: https://rekor.acme.example
+          tufMirror: https://tuf.acme.example
+          tufRoot: sigstore/root.json
         images:
           - name: team
             registry: ghcr.io
@@ -286,13 +293,14 @@ def test_a_team_image_is_signed_in_its_own_repository_and_a_policy_can_say_other
         "team: signed keyless (the default: the factory's build workflow); cosign verify "
         r"--certificate-identity-regexp=^https://git\.acme\.example/acme/factory/\.github/workflows/build\.yml@ "
         "--certificate-oidc-issuer=https://git.acme.example/_services/token "
-        "--certificate-github-workflow-repository=acme/team-app --certificate-github-workflow-ref=refs/heads/release\n"
+        "--certificate-github-workflow-repository=acme/team-app --certificate-github-workflow-ref=refs/heads/release "
+        "--rekor-url=https://rekor.acme.example\n"  # images.yaml's own Sigstore
     )
     assert main(["signing-policy", "--root", str(factory.root), "--image", "own", "--text"]) == 0
     assert capsys.readouterr().out == (
         "own: signed keyless (signing in images.yaml); cosign verify "
         "--certificate-identity=https://github.com/acme/own/.github/workflows/release.yml@refs/heads/main "
-        "--certificate-oidc-issuer=https://token.actions.githubusercontent.com\n"
+        "--certificate-oidc-issuer=https://token.actions.githubusercontent.com --rekor-url=https://rekor.acme.example\n"
     )
 
 
@@ -391,3 +399,70 @@ def test_validate_warns_when_nobody_may_report_a_digest(factory, capsys):
     factory.write("images.yaml", "kargo: {factoryRepo: acme/factory}\nimages: []\n")
     assert main(["validate", "--root", str(factory.root)]) == 0
     assert "images.yaml lists no trust.senders: the events workflow refuses every new digest" in capsys.readouterr().err
+
+
+GHES = "kargo: {factoryRepo: acme/factory, githubApiUrl: https://git.acme.example/api/v3}\n"
+GHES_SIGSTORE = (
+    "sigstore: {fulcioUrl: https://fulcio.acme.example, rekorUrl: https://rekor.acme.example,"
+    " tufMirror: https://tuf.acme.example, tufRoot: sigstore/root.json}\n"
+)
+TEAM_IMAGE = (
+    "images:\n  - name: app\n    registry: ghcr.io\n    repository: acme/app\n"
+    "    source: {provider: github, repo: acme/app, dockerfile: Dockerfile, workflow: b.yml}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "signing", "refused"),
+    [
+        (GHES, "", True),  # the default: keyless by the factory's build workflow on the server
+        (
+            GHES,
+            "    signing: {certificateIdentity: x@acme.example, certificateOidcIssuer: https://git.acme.example}\n",
+            True,
+        ),
+        (GHES, "    signing: {key: keys/app.pub}\n", False),
+        (
+            GHES,
+            "    signing: {certificateIdentity: x, certificateOidcIssuer: https://token.actions.githubusercontent.com}\n",
+            False,
+        ),
+        (GHES + GHES_SIGSTORE, "", False),
+        ("kargo: {factoryRepo: acme/factory}\n", "", False),  # github.com: public Sigstore
+    ],
+    ids=["default", "server-issuer", "key", "github-com-issuer", "own-sigstore", "github-com"],
+)
+def test_keyless_signing_on_github_enterprise_server_needs_a_sigstore_of_its_own(settings, signing, refused):
+    """Public Fulcio trusts GitHub's Actions tokens only from https://token.actions.githubusercontent.com
+    (sigstore/fulcio config/identity/config.yaml): a server's own issuer is refused there."""
+    text = settings + TEAM_IMAGE + signing
+    if refused:
+        with pytest.raises(FactoryError) as raised:
+            parse_config(text)
+        (problem,) = raised.value.problems
+        assert (
+            "app: its builds are signed keyless, which on GitHub Enterprise Server (https://git.acme.example)"
+            in str(problem)
+        )
+        assert "signing: {key: …}, or set sigstore (fulcioUrl, rekorUrl, tufMirror, tufRoot)" in str(problem)
+    else:
+        assert parse_config(text).by_name("app") is not None
+
+
+def test_build_info_gives_the_sign_job_images_yamls_own_sigstore(factory, capsys):
+    import base64
+
+    factory.write("images.yaml", GHES + GHES_SIGSTORE + TEAM_IMAGE)
+    discover(factory.root)
+    args = ["build-info", "--root", str(factory.root), "--image", "app", "--bases", "{}"]
+    assert main(args) == 1
+    assert "error: sigstore/root.json: sigstore.tufRoot cannot be read" in capsys.readouterr().err
+    factory.write("sigstore/root.json", '{"signed": {}}\n')
+    assert main(args) == 0
+    lines = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines() if line.startswith("sigstore-"))
+    assert lines == {
+        "sigstore-fulcio-url": "https://fulcio.acme.example",
+        "sigstore-rekor-url": "https://rekor.acme.example",
+        "sigstore-tuf-mirror": "https://tuf.acme.example",
+        "sigstore-tuf-root": base64.b64encode(b'{"signed": {}}\n').decode(),
+    }

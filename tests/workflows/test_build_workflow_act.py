@@ -8,6 +8,7 @@ moves the tag with the tool itself. GitHub is a stub that records the `image-bui
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -35,9 +36,11 @@ TOOL_PATHS = ["action", "schemas", "cdk8s", "requirements", "pyproject.toml", "R
 def images_yaml(
     host: str, test_command: str, api_url: str = "https://api.github.com", child: bool = True, key: bool = False
 ) -> str:
+    # Not github.com (a stand-in GitHub): like GitHub Enterprise Server, keyless needs a Sigstore of its own.
+    private = "" if api_url == "https://api.github.com" else SIGSTORE
     return f"""
 kargo: {{factoryRepo: acme/factory, githubApiUrl: "{api_url}"}}
-insecureRegistries: ["{host}"]
+{private}insecureRegistries: ["{host}"]
 images:
   - name: app
     registry: "{host}"
@@ -53,6 +56,12 @@ images:
     test: {{command: {json.dumps(test_command)}}}
 """ + (CHILD.format(host=host) if child else "")
 
+
+SIGSTORE = (
+    "sigstore: {fulcioUrl: https://fulcio.acme.example, rekorUrl: https://rekor.acme.example,"
+    " tufMirror: https://tuf.acme.example, tufRoot: sigstore/root.json}\n"
+)
+TUF_ROOT = b'{"signed": {"_type": "root", "version": 1}, "signatures": []}\n'
 
 CHILD = """  - name: child
     registry: "{host}"
@@ -111,6 +120,8 @@ def factory_run(tmp_path, docker_engine, httpserver):
             pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"pw")).decode()
             secrets.update(COSIGN_PRIVATE_KEY=pem, COSIGN_PASSWORD="pw")
         (work / "images.yaml").write_text(images_yaml(registry.host, test_command, api, key=key is not None))
+        (work / "sigstore").mkdir(exist_ok=True)
+        (work / "sigstore/root.json").write_bytes(TUF_ROOT)
         shutil.rmtree(work / "state", ignore_errors=True)
         assert main(["discover", "--root", str(work)]) == 0
         old = "2026-01-01T00:00:00Z"
@@ -174,8 +185,20 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
     assert build["dockerfile"].splitlines()[1] == f"FROM {registry.host}/base/busybox@{base}"
     digest = build["digest"]
     assert "candidate-tested" in output  # the image's test ran in the candidate, on the real engine
-    (signed,) = standins.records("cosign")
-    assert signed["argv"] == ["sign", "--yes", f"{registry.host}/team/app@{digest}"]  # keyless by default
+    # keyless by default, with images.yaml's own Sigstore (a GitHub Enterprise Server's factory): its
+    # TUF root first, as images.yaml names it, then its Fulcio and Rekor
+    initialize, signed = standins.records("cosign")
+    assert initialize["argv"][:3] == ["initialize", "--mirror", "https://tuf.acme.example"]
+    assert initialize["root"] == hashlib.sha256(TUF_ROOT).hexdigest()
+    assert signed["argv"] == [
+        "sign",
+        "--yes",
+        "--fulcio-url",
+        "https://fulcio.acme.example",
+        "--rekor-url",
+        "https://rekor.acme.example",
+        f"{registry.host}/team/app@{digest}",
+    ]
     assert tagged(registry) == digest  # the promote job moved the tag
     (report,) = reports
     assert report["headers"]["Authorization"] == f"Bearer {TOKEN}"

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
+from pathlib import Path
 
 from image_factory.cli.common import (
     FORCE_HELP,
@@ -361,7 +363,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _build_info(args: argparse.Namespace) -> int:
-    _, state = discover.load_model(args.root, settings_only=True)
+    config, state = discover.load_model(args.root, settings_only=True)
     image = state.managed(args.image)
     if args.bases:
         given, flag = build_info.parse_pins(args.bases), "--bases"
@@ -377,8 +379,25 @@ def _build_info(args: argparse.Namespace) -> int:
         )
     policy = index.enrolled(image).signing
     signing = "key" if policy is not None and policy.key_file is not None else "keyless"
-    print(build_info.build_info(state, args.image, pins, already, signing).github_output(), end="")
+    sigstore = _private_sigstore(args.root, config.sigstore) if signing == "keyless" else {}
+    print(build_info.build_info(state, args.image, pins, already, signing, sigstore).github_output(), end="")
     return 0
+
+
+def _private_sigstore(root: Path, settings) -> dict[str, str]:
+    """The sign job's view of images.yaml's `sigstore`: its URLs and its TUF root, in base64."""
+    if settings is None:
+        return {}
+    try:
+        trusted = (root / settings.tuf_root).read_bytes()
+    except OSError as error:
+        raise FactoryError(Problem(settings.tuf_root, f"sigstore.tufRoot cannot be read: {error.strerror}")) from None
+    return {
+        "fulcio-url": settings.fulcio_url,
+        "rekor-url": settings.rekor_url,
+        "tuf-mirror": settings.tuf_mirror,
+        "tuf-root": base64.b64encode(trusted).decode(),
+    }
 
 
 def _platforms(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from image_factory.enrolment.model import (
     EnrolledImage,
     KargoSettings,
     Policy,
+    SigstoreSettings,
     Source,
     TrustSettings,
     VerifyPolicy,
@@ -62,9 +63,46 @@ def config_from_document(document: YamlDocument) -> Config:
         except FactoryError as error:
             problems.extend(error.problems)
     problems.extend(_duplicates(document, images))
+    problems.extend(_keyless_without_sigstore(document, images))
     if problems:
         raise FactoryError(sorted(problems, key=lambda problem: problem.line or 0))
     return config_with(settings(data), document.file, tuple(images))
+
+
+GITHUB_COM_API = "https://api.github.com"
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def _keyless_without_sigstore(document: YamlDocument, images: list[EnrolledImage]) -> list[Problem]:
+    """Keyless signing on GitHub Enterprise Server needs a Sigstore of its own: public Fulcio
+    accepts GitHub's Actions OIDC tokens only from https://token.actions.githubusercontent.com
+    (sigstore/fulcio config/identity/config.yaml), never a server's own /_services/token."""
+    data = document.data
+    api = data.get("kargo", {}).get("githubApiUrl", GITHUB_COM_API).rstrip("/")
+    if api == GITHUB_COM_API or "sigstore" in data:
+        return []
+    server = re.sub(r"/api/v3$", "", api)
+    return [
+        document.problem(
+            ("images", image.index, "signing" if image.signing is not None else "source"),
+            f"{image.name}: its builds are signed keyless, which on GitHub Enterprise Server ({server}) "
+            "needs a Sigstore of your own: public Fulcio trusts only github.com's Actions OIDC issuer. "
+            "Give it signing: {key: …}, or set sigstore (fulcioUrl, rekorUrl, tufMirror, tufRoot)",
+        )
+        for image in images
+        if image.managed and _signed_by_this_server(image)
+    ]
+
+
+def _signed_by_this_server(image: EnrolledImage) -> bool:
+    """Whether `image`'s builds carry a keyless signature from the server's own OIDC issuer: by
+    default (the factory's build workflow there), or a policy naming another issuer than github.com's."""
+    policy = image.signing
+    if policy is None:
+        return True
+    if policy.key_file is not None or policy.issuer_regexp is not None:
+        return False  # a key; or an issuer pattern, which says nothing certain
+    return policy.issuer != GITHUB_ACTIONS_ISSUER
 
 
 def settings(data: dict) -> dict:
@@ -89,8 +127,15 @@ def config_with(settings: dict, file: str, images: tuple[EnrolledImage, ...]) ->
         registry_mirrors=dict(settings.get("registryMirrors", {})),
         insecure_registries=frozenset(settings.get("insecureRegistries", [])),
         trust=TrustSettings(senders=tuple(settings.get("trust", {}).get("senders", ()))),
+        sigstore=_sigstore(settings.get("sigstore")),
         settings=settings,
     )
+
+
+def _sigstore(entry: dict | None) -> SigstoreSettings | None:
+    if entry is None:
+        return None
+    return SigstoreSettings(entry["fulcioUrl"], entry["rekorUrl"], entry["tufMirror"], entry["tufRoot"])
 
 
 def _duration_paths(data: dict) -> list[tuple]:

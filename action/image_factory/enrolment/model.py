@@ -210,6 +210,16 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class SigstoreSettings:
+    """A private Sigstore (Fulcio, Rekor and their TUF root) for keyless signatures."""
+
+    fulcio_url: str
+    rekor_url: str
+    tuf_mirror: str
+    tuf_root: str  # a file of the factory repository
+
+
+@dataclass(frozen=True)
 class ArgoSettings:
     """The ArgoCD Application that applies the published manifests. None: derived defaults."""
 
@@ -235,6 +245,7 @@ class Config:
     registry_mirrors: dict[str, str] = field(default_factory=dict)  # registry host → mirror host (reads)
     insecure_registries: frozenset[str] = frozenset()  # plain-HTTP registry hosts
     trust: TrustSettings = TrustSettings()
+    sigstore: SigstoreSettings | None = None  # None: public Sigstore (github.com only)
     settings: dict = field(default_factory=dict, compare=False, repr=False)  # as images.yaml gives them
 
     @property

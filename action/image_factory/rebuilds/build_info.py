@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from image_factory.enrolment.refs import InvalidReference, parse_digest, parse_ref
 from image_factory.errors import FactoryError, Problem
 from image_factory.state.store import ImageState, State
+
+SIGSTORE_OUTPUTS = ("fulcio-url", "rekor-url", "tuf-mirror", "tuf-root")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class BuildInfo:
     build_args: tuple[str, ...] = ()  # NAME=value, as discovery resolved the FROM lines with them
     already_built: str = ""  # why this build would repeat one that succeeded (a re-sent dispatch)
     signing: str = "keyless"  # how images.yaml says its builds are signed: key or keyless
+    # A private Sigstore (images.yaml `sigstore`) the sign job uses: its URLs, and its TUF root.json
+    # in base64 (that job has no checkout of the factory).
+    sigstore: dict[str, str] = field(default_factory=dict)
 
     def github_output(self, delimiter: str | None = None) -> str:
         """`key=value` lines for $GITHUB_OUTPUT, the multi-line values in heredoc form behind a
@@ -43,6 +48,7 @@ class BuildInfo:
             "bases": json.dumps(self.pins, sort_keys=True),
             "already-built": self.already_built,
             "signing": self.signing,
+            **{f"sigstore-{key}": self.sigstore.get(key, "") for key in SIGSTORE_OUTPUTS},
         }
         blocks = {
             "build-contexts": "\n".join(self.build_contexts),
@@ -100,7 +106,12 @@ def build_contexts(image: ImageState, state: State, pins: dict[str, str]) -> tup
 
 
 def build_info(
-    state: State, name: str, pins: dict[str, str], already_built: str = "", signing: str = "keyless"
+    state: State,
+    name: str,
+    pins: dict[str, str],
+    already_built: str = "",
+    signing: str = "keyless",
+    sigstore: dict[str, str] | None = None,
 ) -> BuildInfo:
     image = state.managed(name)
     source = image.enrolment["source"]
@@ -121,4 +132,5 @@ def build_info(
         build_args=tuple(f"{key}={value}" for key, value in sorted(source.get("buildArgs", {}).items())),
         already_built=already_built,
         signing=signing,
+        sigstore=dict(sigstore or {}),
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from image_factory.enrolment.model import Config, EnrolledImage
+from image_factory.enrolment.model import Config, EnrolledImage, SigstoreSettings
 from image_factory.enrolment.refs import ImageRef, InvalidReference, parse_digest
 from image_factory.errors import FactoryError, Problem, show_value
 from image_factory.user_text import one_line
@@ -70,6 +70,7 @@ class BuildSignature:
     origin: str  # where the policy comes from, in words
     key_file: str | None = None
     flags: tuple[str, ...] = ()  # keyless: what `cosign verify` is given, one argument each
+    sigstore: SigstoreSettings | None = None  # keyless with a private Sigstore: `cosign initialize` first
 
     @property
     def keyless(self) -> bool:
@@ -90,6 +91,8 @@ class BuildSignature:
                 raise FactoryError(Problem("signing-policy", f"{value!r} cannot be written as a workflow output"))
         mode = "keyless" if self.keyless else "key"
         lines = f"mode={mode}\nrepository={self.repository}\nkey={self.key_file or ''}\n"
+        private = self.sigstore if self.keyless else None
+        lines += f"tuf-mirror={private.tuf_mirror if private else ''}\ntuf-root={private.tuf_root if private else ''}\n"
         return lines + f"cosign-flags<<{delimiter}\n{flags}\n{delimiter}\n"
 
     def describe(self) -> str:
@@ -117,8 +120,15 @@ def build_signature(config: Config, name: str) -> BuildSignature:
             "--certificate-oidc-issuer-regexp": policy.issuer_regexp,
         }
         flags = tuple(f"{flag}={value}" for flag, value in given.items() if value is not None)
-        return BuildSignature(name, ref, f"signing in {config.file}", flags=flags)
-    return BuildSignature(name, ref, "the default: the factory's build workflow", flags=_default_flags(config, image))
+        flags += _rekor(config)
+        return BuildSignature(name, ref, f"signing in {config.file}", flags=flags, sigstore=config.sigstore)
+    flags = _default_flags(config, image) + _rekor(config)
+    return BuildSignature(name, ref, "the default: the factory's build workflow", flags=flags, sigstore=config.sigstore)
+
+
+def _rekor(config: Config) -> tuple[str, ...]:
+    """A private Sigstore's transparency log, where `cosign verify` looks the signature up."""
+    return (f"--rekor-url={config.sigstore.rekor_url}",) if config.sigstore is not None else ()
 
 
 def _default_flags(config: Config, image: EnrolledImage) -> tuple[str, ...]:
