@@ -185,6 +185,7 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
     assert build["dockerfile"].splitlines()[1] == f"FROM {registry.host}/base/busybox@{base}"
     digest = build["digest"]
     assert "candidate-tested" in output  # the image's test ran in the candidate, on the real engine
+    assert f"testing {registry.host}/team/app@{digest} for linux/amd64" in output  # the platform it tested
     # keyless by default, with images.yaml's own Sigstore (a GitHub Enterprise Server's factory): its
     # TUF root first, as images.yaml names it, then its Fulcio and Rekor
     initialize, signed = standins.records("cosign")

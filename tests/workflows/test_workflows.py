@@ -430,3 +430,45 @@ def test_the_build_report_fails_at_once_on_a_refusal():
     result, received = _run_report([422])
     assert result.returncode != 0 and "HTTP Error 422" in result.stderr
     assert len(received) == 1
+
+
+def _run_platforms_step(platforms: str, arch: str, tmp_path) -> tuple[str, dict[str, str]]:
+    """build.yml's "Platforms to build for" step, as bash runs it, with an image-factory that
+    answers `platforms`; what it prints, and the outputs it writes."""
+    (step,) = [s for s in load("build.yml")["jobs"]["build"]["steps"] if s.get("id") == "platforms"]
+    tool = tmp_path / "bin" / "image-factory"
+    tool.parent.mkdir(exist_ok=True)
+    tool.write_text(f"#!/bin/sh\necho platforms={platforms}\n")
+    tool.chmod(0o755)
+    output = tmp_path / "output"
+    output.write_text("")
+    env = {
+        "PATH": f"{tool.parent}:/usr/bin:/bin",
+        "RUNNER_TEMP": str(tmp_path),
+        "RUNNER_ARCH": arch,
+        "GITHUB_OUTPUT": str(output),
+        "IMAGE": "app",
+    }
+    result = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=True)
+    return result.stdout, dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("platforms", "arch", "tested", "warned"),
+    [
+        ("linux/amd64", "X64", "linux/amd64", None),
+        ("linux/amd64,linux/arm64,linux/s390x", "X64", "linux/amd64", "3 platforms, 2 of them under emulation"),
+        ("linux/amd64,linux/arm64", "ARM64", "linux/arm64", "2 platforms, 1 of them under emulation"),
+        ("linux/arm64", "X64", "linux/arm64", "1 platforms, 1 of them under emulation"),
+    ],
+)
+def test_the_build_names_the_platform_it_tests_and_warns_of_emulation_up_front(
+    platforms, arch, tested, warned, tmp_path
+):
+    printed, outputs = _run_platforms_step(platforms, arch, tmp_path)
+    assert outputs == {"platforms": platforms, "test-platform": tested}
+    if warned is None:
+        assert "::warning" not in printed
+    else:
+        assert f"::warning title=Image Factory::app builds for {warned}" in printed
+        assert "source.platforms in images.yaml narrows it" in printed
