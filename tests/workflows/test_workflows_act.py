@@ -394,6 +394,51 @@ def test_events_record_a_build_success_only_for_a_digest_its_own_build_signed(fa
     assert "reportedBy: team-a" in state
 
 
+def test_a_private_images_build_is_checked_with_the_registrys_credentials(factory_repo, tmp_path):
+    """GitHub's container registry makes new packages private: the signature check must log in.
+    Here a real registry with htpasswd auth and the IMAGE_FACTORY_REGISTRY_CREDENTIALS secret; on
+    ghcr.io the job's own token (packages: read) serves."""
+    from ..registry_server import Registry
+
+    work, origin = factory_repo
+    (tmp_path / "private").mkdir()
+    registry = Registry(tmp_path / "private", users={"ci": "s3cret"})
+    try:
+        key = new_key()
+        (work / "keys").mkdir()
+        (work / "keys/app.pub").write_bytes(public_pem(key))
+        (work / "examples/app").mkdir()
+        (work / "examples/app/Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
+        text = (
+            (work / "images.yaml")
+            .read_text()
+            .replace("\nimages:\n", f'\ninsecureRegistries: ["{registry.host}"]\nimages:\n')
+        )
+        source = "source: {provider: local, repo: examples/app, dockerfile: Dockerfile, workflow: build.yml}"
+        text += f"\n  - name: app\n    registry: {registry.host}\n    repository: team/app\n    {source}\n"
+        text += "    signing: {key: keys/app.pub}\n"
+        (work / "images.yaml").write_text(text)
+        subprocess.run([sys.executable, "-m", "image_factory", "discover", "--root", str(work)], check=True)
+        commit(work, "a private image")
+        git(work, "push", "--quiet", "origin", "main")
+        digest, _ = registry.push_image("team/app", "candidate", "built")
+        cosign_sign(registry, "team/app", digest, key)
+        payload = {"image": "app", "digest": digest, "result": "success", "signed": True, "error": "", "bases": {}}
+        payload["run_url"] = "https://github.com/acme/team/actions/runs/1"
+        event = {"action": "image-built", "client_payload": payload, "sender": {"login": "team-a"}}
+        # a secret, as GitHub gives it: only where the workflow maps it (act in host mode would hand a
+        # variable of this process to every step)
+        secret = f"IMAGE_FACTORY_REGISTRY_CREDENTIALS={json.dumps({registry.host: 'ci:s3cret'})}"
+        code, output = act(work, "repository_dispatch", "events.yml", "-s", secret, payload=event)
+        assert code == 0, output[-4000:]
+        assert f"app: {digest} signed with keys/app.pub: signature 1 of 1 verifies with the key" in output
+        assert "s3cret" not in output
+        state = git(origin, "show", "main:state/images/app.yaml")
+        assert "reportedBy: team-a" in state
+    finally:
+        registry.stop()
+
+
 def test_a_soaked_base_dispatches_the_due_builds_on_it_and_records_nothing(factory_repo):
     """base-image-soaked (a Kargo soak Stage's promotion) → `dispatch --base` that image: only the
     builds due among the images built on it. With python's digest past every delay, the event for
