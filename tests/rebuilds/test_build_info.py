@@ -84,6 +84,8 @@ def test_cli_prints_github_outputs(example_factory, capsys):
         "already-built": "",
         "signing": "keyless",  # images.yaml's signing policy: the sign job follows it
         **dict.fromkeys(["sigstore-fulcio-url", "sigstore-rekor-url", "sigstore-tuf-mirror", "sigstore-tuf-root"], ""),
+        "cache-from": "",  # source.buildCache: none unless asked for
+        "cache-to": "",
         "build-contexts": f"python:3.12-slim=docker-image://docker.io/library/python@{A}",
         "build-args": "",
         "test-command": "python3 -c 'import ssl, sqlite3; print(ssl.OPENSSL_VERSION)'",
@@ -247,3 +249,33 @@ def test_bases_nested_past_any_reason_are_one_error(nested):
     with pytest.raises(FactoryError) as raised:
         parse_pins(nested)
     assert str(raised.value).startswith("--bases: ")
+
+
+@pytest.mark.parametrize(
+    ("kind", "cache_from", "cache_to"),
+    [
+        ("gha", "type=gha,scope=image-factory-app", "type=gha,scope=image-factory-app,mode=max"),
+        (
+            "registry",
+            "type=registry,ref=ghcr.io/acme/app:buildcache",
+            "type=registry,ref=ghcr.io/acme/app:buildcache,mode=max",
+        ),
+    ],
+)
+def test_a_build_cache_is_opt_in_per_image(factory, capsys, kind, cache_from, cache_to):
+    factory.write(
+        "images.yaml",
+        f"""
+        kargo: {{factoryRepo: acme/factory}}
+        images:
+          - name: app
+            registry: ghcr.io
+            repository: acme/app
+            source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml, buildCache: {kind}}}
+        """,
+    )
+    factory.write("app/Dockerfile", "FROM scratch\n")
+    discover(factory.root)
+    assert main(["build-info", "--root", str(factory.root), "--image", "app", "--bases", "{}"]) == 0
+    out = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines() if line.startswith("cache-"))
+    assert out == {"cache-from": cache_from, "cache-to": cache_to}

@@ -34,7 +34,12 @@ TOOL_PATHS = ["action", "schemas", "cdk8s", "requirements", "pyproject.toml", "R
 
 
 def images_yaml(
-    host: str, test_command: str, api_url: str = "https://api.github.com", child: bool = True, key: bool = False
+    host: str,
+    test_command: str,
+    api_url: str = "https://api.github.com",
+    child: bool = True,
+    key: bool = False,
+    cache: str | None = None,
 ) -> str:
     # Not github.com (a stand-in GitHub): like GitHub Enterprise Server, keyless needs a Sigstore of its own.
     private = "" if api_url == "https://api.github.com" else SIGSTORE
@@ -53,6 +58,7 @@ images:
       dockerfile: Dockerfile
       workflow: build.yml
       buildArgs: {{BASE_TAG: "1"}}
+{f"      buildCache: {cache}" if cache else ""}
     test: {{command: {json.dumps(test_command)}}}
 """ + (CHILD.format(host=host) if child else "")
 
@@ -111,7 +117,7 @@ def factory_run(tmp_path, docker_engine, httpserver):
 
     secrets: dict[str, str] = {}
 
-    def run(test_command: str, inputs: dict[str, str], key=None):
+    def run(test_command: str, inputs: dict[str, str], key=None, cache=None):
         """With `key`, app's builds are signed with it (images.yaml signing.key, the secret)."""
         api = httpserver.url_for("").rstrip("/")
         if key is not None:
@@ -119,7 +125,9 @@ def factory_run(tmp_path, docker_engine, httpserver):
             (work / "keys/app.pub").write_bytes(cosign_signer.public_pem(key))
             pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"pw")).decode()
             secrets.update(COSIGN_PRIVATE_KEY=pem, COSIGN_PASSWORD="pw")
-        (work / "images.yaml").write_text(images_yaml(registry.host, test_command, api, key=key is not None))
+        (work / "images.yaml").write_text(
+            images_yaml(registry.host, test_command, api, key=key is not None, cache=cache)
+        )
         (work / "sigstore").mkdir(exist_ok=True)
         (work / "sigstore/root.json").write_bytes(TUF_ROOT)
         shutil.rmtree(work / "state", ignore_errors=True)
@@ -173,7 +181,7 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
     run, registry, base, reports = factory_run
     ref = f"{registry.host}/base/busybox:1"
     result, standins = run(
-        "grep -q built /hello && echo candidate-tested", {"image": "app", "base": ref, "digest": base}
+        "grep -q built /hello && echo candidate-tested", {"image": "app", "base": ref, "digest": base}, cache="registry"
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
@@ -182,6 +190,9 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
     assert build["inputs"]["build-contexts"].strip() == f"{ref}=docker-image://{registry.host}/base/busybox@{base}"
     assert build["inputs"]["build-args"].strip() == "BASE_TAG=1"
     assert build["inputs"]["platforms"] == "linux/amd64"  # what the pinned base is published for
+    # images.yaml's source.buildCache: registry, handed to BuildKit as the action takes it
+    cache = f"type=registry,ref={registry.host}/team/app:buildcache"
+    assert (build["inputs"]["cache-from"], build["inputs"]["cache-to"]) == (cache, f"{cache},mode=max")
     assert build["dockerfile"].splitlines()[1] == f"FROM {registry.host}/base/busybox@{base}"
     digest = build["digest"]
     assert "candidate-tested" in output  # the image's test ran in the candidate, on the real engine

@@ -264,6 +264,7 @@ def source_of(entry: dict) -> Source:
         context=entry.get("context"),
         build_args=dict(entry.get("buildArgs", {})),
         platforms=tuple(entry.get("platforms", ())),
+        build_cache=entry.get("buildCache"),
     )
 
 

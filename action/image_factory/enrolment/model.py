@@ -29,6 +29,7 @@ class Source:
     context: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     platforms: tuple[str, ...] = ()  # empty: those every pinned base is published for
+    build_cache: str | None = None  # gha or registry; None: none
 
     @property
     def build_context(self) -> str:
@@ -48,6 +49,8 @@ class Source:
             data["buildArgs"] = dict(sorted(self.build_args.items()))
         if self.platforms:
             data["platforms"] = list(self.platforms)
+        if self.build_cache:
+            data["buildCache"] = self.build_cache
         return data
 
 

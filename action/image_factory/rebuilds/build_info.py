@@ -32,6 +32,8 @@ class BuildInfo:
     # A private Sigstore (images.yaml `sigstore`) the sign job uses: its URLs, and its TUF root.json
     # in base64 (that job has no checkout of the factory).
     sigstore: dict[str, str] = field(default_factory=dict)
+    cache_from: str = ""  # BuildKit's cache import and export (images.yaml source.buildCache)
+    cache_to: str = ""
 
     def github_output(self, delimiter: str | None = None) -> str:
         """`key=value` lines for $GITHUB_OUTPUT, the multi-line values in heredoc form behind a
@@ -49,6 +51,8 @@ class BuildInfo:
             "already-built": self.already_built,
             "signing": self.signing,
             **{f"sigstore-{key}": self.sigstore.get(key, "") for key in SIGSTORE_OUTPUTS},
+            "cache-from": self.cache_from,
+            "cache-to": self.cache_to,
         }
         blocks = {
             "build-contexts": "\n".join(self.build_contexts),
@@ -118,6 +122,7 @@ def build_info(
     # local sources live in this repository, github sources at the root of their own checkout
     prefix = PurePosixPath(source["repo"]) if source["provider"] == "local" else PurePosixPath(".")
     test = image.enrolment.get("test", {})
+    cache_from, cache_to = _cache(source.get("buildCache"), image)
     return BuildInfo(
         context=str(prefix / source["context"]),
         dockerfile=str(prefix / source["dockerfile"]),
@@ -133,4 +138,19 @@ def build_info(
         already_built=already_built,
         signing=signing,
         sigstore=dict(sigstore or {}),
+        cache_from=cache_from,
+        cache_to=cache_to,
     )
+
+
+def _cache(kind: str | None, image: ImageState) -> tuple[str, str]:
+    """BuildKit's cache-from and cache-to for images.yaml's `source.buildCache` (docker/build-push-action
+    gives the gha backend its URL and token itself). Every layer (mode=max) is kept, so a rebuild on a
+    new base digest reuses what does not depend on it; the pins still decide what is built on."""
+    if kind == "gha":
+        scope = f"image-factory-{image.name}"
+        return f"type=gha,scope={scope}", f"type=gha,scope={scope},mode=max"
+    if kind == "registry":
+        ref = f"{image.ref.name}:buildcache"
+        return f"type=registry,ref={ref}", f"type=registry,ref={ref},mode=max"
+    return "", ""
