@@ -398,3 +398,83 @@ def test_a_build_that_cannot_resolve_its_bases_is_reported_as_a_failure(factory_
     payload = report["body"]["client_payload"]
     expected = ("child", "failure", "", "resolving the build (checkout, install, build-info) failed", {})
     assert (payload["image"], payload["result"], payload["digest"], payload["error"], payload["bases"]) == expected
+
+
+def test_a_base_in_another_private_registry_is_pulled_after_the_callers_login(tmp_path, docker_engine, httpserver):
+    """A base in a registry that needs its own login (Artifactory, another organisation's ghcr.io):
+    the caller's BASE_REGISTRY_CREDENTIALS secret logs build.yml in before the platforms check and
+    the build read it. Two real registries: the image's, and the base's with htpasswd auth."""
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "private").mkdir()
+    registry = Registry(tmp_path / "registry")
+    private = Registry(tmp_path / "private", users={"reader": "pull-only-secret"})
+    try:
+        docker_engine.docker("login", private.host, "-u", "reader", "--password-stdin", stdin=b"pull-only-secret")
+        base = docker_engine.busybox_image(private, "vendor/busybox")
+        docker_engine.docker("logout", private.host)  # the workflow must log in itself
+        work = tmp_path / "factory"
+        work.mkdir()
+        copy_project(work, TOOL_PATHS)
+        (work / "app").mkdir()
+        (work / "app/Dockerfile").write_text(f"FROM {private.host}/vendor/busybox:1\nRUN echo built > /hello\n")
+        (work / "images.yaml").write_text(
+            f"""
+kargo: {{factoryRepo: acme/factory}}
+insecureRegistries: ["{registry.host}", "{private.host}"]
+images:
+  - name: app
+    registry: "{registry.host}"
+    repository: team/app
+    tag: "1"
+    signing: {{key: keys/app.pub}}
+    source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
+    test: {{command: "grep -q built /hello"}}
+"""
+        )
+        key = cosign_signer.new_key()
+        (work / "keys").mkdir()
+        (work / "keys/app.pub").write_bytes(cosign_signer.public_pem(key))
+        assert main(["discover", "--root", str(work)]) == 0
+        git(work, "init", "--quiet", "--initial-branch=main")
+        commit(work, "factory")
+        httpserver.expect_request("/repos/acme/factory/dispatches", method="POST").respond_with_data("", status=204)
+        standins = StandIns(tmp_path / "run", {"acme/factory": work})
+        standins.folder.mkdir()
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"pw")).decode()
+        logins = json.dumps({private.host: "reader:pull-only-secret"})
+        ref = f"{private.host}/vendor/busybox:1"
+        result = run_act(
+            work,
+            "workflow_dispatch",
+            ".github/workflows/build.yml",
+            standins,
+            "--env",
+            "GITHUB_REPOSITORY=acme/factory",
+            "--env",
+            f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
+            "-s",
+            "IMAGE_FACTORY_TOKEN",
+            "-s",
+            "COSIGN_PRIVATE_KEY",
+            "-s",
+            "COSIGN_PASSWORD",
+            "-s",
+            f"BASE_REGISTRY_CREDENTIALS={logins}",  # as GitHub gives a secret: only where it is mapped
+            env={
+                **docker_engine.env(),
+                "IMAGE_FACTORY_TOKEN": TOKEN,
+                "COSIGN_PRIVATE_KEY": pem,
+                "COSIGN_PASSWORD": "pw",
+            },
+            payload={"inputs": {"image": "app", "base": ref, "digest": base}},
+            timeout=900,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-8000:]
+        (build,) = standins.records("docker/build-push-action")
+        assert build["dockerfile"].splitlines()[0] == f"FROM {private.host}/vendor/busybox@{base}"
+        assert tagged(registry) == build["digest"]
+        assert "pull-only-secret" not in output
+    finally:
+        registry.stop()
+        private.stop()
