@@ -163,7 +163,7 @@ def factory_run(tmp_path, docker_engine, httpserver):
         )
         return result, standins
 
-    run.work, run.dispatch, run.answers = work, dispatch, answers
+    run.work, run.dispatch, run.answers, run.secrets = work, dispatch, answers, secrets
     yield run, registry, base, reports
     registry.stop()
 
@@ -224,6 +224,23 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
         "error": "",
         "bases": {ref: base},
     }
+
+
+def test_build_secrets_reach_buildkit_and_nothing_else(factory_run):
+    """A team's BuildKit secrets (a private index token) go to docker/build-push-action's `secrets`,
+    which BuildKit mounts for RUN --mount=type=secret only: never a build argument (SLSA provenance
+    mode=max records those), never printed. The stand-in builds with the classic builder, which has
+    no secret mounts: what reaches BuildKit is checked here, not the mount."""
+    run, registry, base, _ = factory_run
+    value = "NPM_TOKEN=npm-s3cr3t-value\n"
+    run.secrets["BUILD_SECRETS"] = value
+    ref = f"{registry.host}/base/busybox:1"
+    result, standins = run("grep -q built /hello", {"image": "app", "base": ref, "digest": base})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    (build,) = standins.records("docker/build-push-action")
+    assert build["inputs"]["secrets"] == "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    assert "npm-s3cr3t-value" not in build["inputs"]["build-args"] and "npm-s3cr3t-value" not in output
 
 
 def test_a_failing_test_leaves_the_tag_and_reports_the_failure(factory_run):
