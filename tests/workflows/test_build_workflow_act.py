@@ -168,9 +168,9 @@ def factory_run(tmp_path, docker_engine, httpserver):
     registry.stop()
 
 
-def tagged(registry: Registry, repository: str = "team/app") -> str | None:
+def tagged(registry: Registry, repository: str = "team/app", tag: str = "1") -> str | None:
     answer = requests.get(
-        f"http://{registry.host}/v2/{repository}/manifests/1",
+        f"http://{registry.host}/v2/{repository}/manifests/{tag}",
         headers={"Accept": f"{OCI_INDEX}, application/vnd.oci.image.manifest.v1+json"},
         timeout=10,
     )
@@ -212,6 +212,8 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
         f"{registry.host}/team/app@{digest}",
     ]
     assert tagged(registry) == digest  # the promote job moved the tag
+    assert tagged(registry, tag="1-r1") == digest  # and gave the rebuild its own tag, never to move
+    assert f"{registry.host}/team/app:1-r1 → {digest} (this rebuild's own tag, never moved)" in output
     (report,) = reports
     assert report["headers"]["Authorization"] == f"Bearer {TOKEN}"
     assert report["body"]["event_type"] == "image-built"

@@ -20,6 +20,7 @@ from image_factory.cli.common import (
     discover,
     dispatch,
     events,
+    github_outputs,
     index,
     load_config,
     parse_duration,
@@ -427,9 +428,12 @@ def _promote(args: argparse.Namespace) -> int:
     client = registry.RegistryClient(
         mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
     )
-    done = promote.promote(client, image.ref, args.digest)
+    done = promote.promote(client, image.ref, args.digest, image.revision_tag)
+    if done.revision is not None:
+        print(f"{done.revision.canonical} → {done.digest} (this rebuild's own tag, never moved)")
     before = f" (was {done.previous})" if done.previous else " (a new tag)"
     print(f"{done.tag.canonical} → {done.digest}{before}")
+    github_outputs({"revision-tag": done.revision.tag if done.revision else ""}, "")
     return 0
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
@@ -173,6 +174,21 @@ class RegistryClient:
                     )
                     platforms.setdefault(name, manifest["digest"])
         return Resolved(ref, digest, media_type, platforms)
+
+    def tags(self, ref: ImageRef) -> list[str]:
+        """Every tag of `ref`'s repository, from the registry itself (never a mirror): the
+        distribution API's tags/list, page by page as its Link header leads (OCI distribution spec,
+        "Listing Tags")."""
+        url: str | None = f"{self._base_url(ref, mirrored=False)}/tags/list?n=1000"
+        found: list[str] = []
+        while url:
+            answer = self._request("GET", url, ref, missing_ok=True, push=True)
+            if answer is None:  # no repository yet: no tags
+                return found
+            found += [tag for tag in (answer.json().get("tags") or []) if isinstance(tag, str)]
+            following = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', answer.headers.get("Link", ""))
+            url = urljoin(url, following.group(1)) if following else None
+        return found
 
     def tag(self, ref: ImageRef, manifest: tuple[bytes, str | None]) -> None:
         """Point `ref`'s tag at a manifest already in its repository (as `manifest` read it), as

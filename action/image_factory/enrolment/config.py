@@ -10,6 +10,7 @@ from image_factory.enrolment.expression_guard import with_expression_problems
 from image_factory.enrolment.model import (
     DEFAULT_BRANCH,
     DEFAULT_REBUILD_DELAY,
+    DEFAULT_REVISION_TAG,
     ArgoSettings,
     Config,
     EnrolledImage,
@@ -210,7 +211,10 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
         where = "must be a relative path inside the source repository"
         problem = document.problem((*path, "test", "structureTest"), f"{show_value(test['structureTest'])} {where}")
         raise FactoryError(problem)
-    return EnrolledImage(entry["name"], ref, policy, source, warehouse, verify, test, index, document, signing)
+    revision = entry.get("revisionTag", document.data.get("defaults", {}).get("revisionTag", DEFAULT_REVISION_TAG))
+    return EnrolledImage(
+        entry["name"], ref, policy, source, warehouse, verify, test, index, document, signing, revision or None
+    )
 
 
 def _verify(document: YamlDocument, path: tuple, entry: dict) -> VerifyPolicy:

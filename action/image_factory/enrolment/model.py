@@ -143,6 +143,9 @@ class VerifyPolicy:
         )
 
 
+DEFAULT_REVISION_TAG = "{tag}-r{n}"
+
+
 @dataclass(frozen=True)
 class Policy:
     rebuild_delay: str = DEFAULT_REBUILD_DELAY
@@ -164,6 +167,8 @@ class EnrolledImage:
     document: object = field(default=None, compare=False, repr=False)  # the YamlDocument it came from
     # managed images only: the signature its builds carry (None: the factory's keyless default, see trust.py)
     signing: VerifyPolicy | None = None
+    # managed images only: the immutable tag each rebuild also gets (promote), None: none
+    revision_tag: str | None = DEFAULT_REVISION_TAG
 
     @property
     def managed(self) -> bool:
