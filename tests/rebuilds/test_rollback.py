@@ -172,3 +172,44 @@ def test_no_earlier_build_to_go_back_to(factory, capsys):
     discover(factory.root)
     assert main(["rollback", "--root", str(factory.root), "--image", "app", "--reason", "x"]) == 1
     assert "'app' has no earlier successful build in state to go back to" in capsys.readouterr().err
+
+
+def test_a_rollback_can_name_the_revision_tag_of_the_build_to_go_back_to(factory, registry, capsys, tmp_path):
+    """Each rebuild's immutable tag (promote) is kept with its build: a deployment pins it, the site
+    shows it, and `rollback --to` takes it."""
+    host = registry.host
+    factory.write(
+        "images.yaml",
+        f"""
+        kargo: {{factoryRepo: acme/factory}}
+        insecureRegistries: ["{host}"]
+        images:
+          - name: app
+            registry: "{host}"
+            repository: team/app
+            source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
+        """,
+    )
+    factory.write("app/Dockerfile", "FROM python:3.12-slim\n")
+    discover(factory.root)
+    good, _ = registry.push_image("team/app", "latest-r1", "good")
+    bad, _ = registry.push_image("team/app", "latest", "bad")
+    for n, made in ((1, good), (2, bad)):
+        args = ["record-build", "--root", str(factory.root), "--image", "app", "--result", "success"]
+        args += ["--digest", made, "--bases", "{}", "--revision-tag", f"latest-r{n}"]
+        args += ["--finished-at", f"2026-11-1{n}T09:00:00Z"]
+        assert main(args) == 0
+    capsys.readouterr()
+    assert run(factory, "--to", "latest-r9", "--reason", "x") == 1
+    assert "no successful build of 'app' got the tag 'latest-r9' (state knows latest-r1, latest-r2)" in (
+        capsys.readouterr().err
+    )
+    assert run(factory, "--to", "latest-r1", "--reason", "r2 breaks TLS") == 0
+    assert capsys.readouterr().out.startswith(f"app: re-tagged: {host}/team/app:latest → {good}")
+    assert main(["site", "--root", str(factory.root), "--out", str(tmp_path / "site")]) == 0
+    page = (tmp_path / "site" / "images" / "app.html").read_text()
+    assert "tag <code>latest-r1</code>" in page and "tag <code>latest-r2</code>" in page
+    bad_tag = ["record-build", "--root", str(factory.root), "--image", "app", "--result", "success"]
+    bad_tag += ["--digest", good, "--bases", "{}", "--revision-tag", "r1 <script>"]
+    assert main(bad_tag) == 1
+    assert "--revision-tag: 'r1 <script>' is not a tag" in capsys.readouterr().err

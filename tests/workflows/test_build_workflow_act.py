@@ -375,6 +375,7 @@ def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_
     state = yaml.safe_load(git(origin, "show", "main:state/images/app.yaml"))
     assert state["runtime"]["lastBuild"]["digest"] == built
     assert state["runtime"]["lastBuild"]["baseDigests"] == {ref: base}
+    assert state["runtime"]["lastBuild"]["revisionTag"] == "1-r1"  # promote's tag, carried by the report
     cascade = [r for r in reports if r["path"].endswith("/actions/workflows/build.yml/dispatches")]
     (dispatched,) = cascade
     inputs = dispatched["body"]["inputs"]

@@ -90,6 +90,7 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     built.add_argument("--bases", metavar="JSON", help='the base digests as one JSON object {"REF": "DIGEST"}')
     built.add_argument("--run-url", metavar="URL")
     built.add_argument("--signed", choices=["true", "false"], help="whether the pushed digest was signed")
+    built.add_argument("--revision-tag", metavar="TAG", help="the immutable tag the digest got beside the moving one")
     built.add_argument("--error", metavar="TEXT", type=one_line, help="why it failed (e.g. the test step)")
     built.add_argument("--finished-at", metavar="TIME", help="default: now")
     built.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (recorded as reportedBy)")
@@ -174,8 +175,8 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     back.add_argument("--image", required=True, metavar="NAME")
     back.add_argument(
         "--to",
-        metavar="DIGEST",
-        help="the digest an earlier successful build produced (default: the one before the current)",
+        metavar="DIGEST|TAG",
+        help="the digest an earlier successful build produced, or the revision tag it got (default: the one before)",
     )
     back.add_argument("--reason", required=True, type=one_line, help="why; recorded in state with the attempt")
     back.add_argument(
@@ -294,6 +295,7 @@ def _record_build(args: argparse.Namespace) -> int:
             error=args.error,
             reported_by=args.sender,
             refuse_replay=args.require_signature,
+            revision_tag=args.revision_tag,
         )
 
     image = apply()

@@ -326,6 +326,7 @@ def _attempt_rows(attempts: list[dict]) -> str:
             f'<tr class="attempt attempt-{e(attempt["result"])}"><td>{e(attempt["result"])}</td>'
             f"<td><time>{e(attempt['startedAt'])}</time></td><td><time>{e(attempt.get('finishedAt', ''))}</time></td>"
             f"<td>{_digest(attempt.get('digest')) if attempt.get('digest') else ''}"
+            f"{'<br>tag <code>' + e(attempt['revisionTag']) + '</code>' if attempt.get('revisionTag') else ''}"
             f"{'<br>' + e(signed) if signed else ''}</td>"
             f"<td>{bases}</td><td>{_link(attempt.get('runUrl'), 'run')}</td>"
             f"<td>{'<br>'.join(e(note) for note in notes)}"
@@ -417,6 +418,7 @@ def render_image(
         (
             "last successful build",
             f"<time>{e(last.get('finishedAt'))}</time> {_link(last.get('runUrl'), 'run')}"
+            + (f" as <code>{e(last['revisionTag'])}</code>" if last.get("revisionTag") else "")
             if last
             else '<span class="muted">never</span>',
         ),

@@ -5,6 +5,7 @@ Each command refuses to run on an invalid images.yaml or state, like every other
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from image_factory.state import index, runtime_events
 from image_factory.state.files import apply_changes
 from image_factory.state.store import BaseImageState, Build, ImageState, journal, render
 from image_factory.timestamps import format_time
+from image_factory.user_text import one_line
 
 
 def load_model(root: Path):
@@ -144,6 +146,7 @@ def record_build(
     error: str | None = None,
     reported_by: str | None = None,
     refuse_replay: bool = False,
+    revision_tag: str | None = None,
 ) -> ImageState:
     """A build of a managed image finished. On success its dependents become due (the cascade)."""
     refs = {}
@@ -174,6 +177,10 @@ def record_build(
         build["error"] = error
     if reported_by is not None:
         build["reportedBy"] = reported_by
+    if revision_tag and result == "success":
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", revision_tag):
+            raise FactoryError(Problem("--revision-tag", f"{one_line(revision_tag)[:140]!r} is not a tag"))
+        build["revisionTag"] = revision_tag
     if refuse_replay and result == "success":
         _refuse_replay(image, build, reported_by)
     image.runtime = runtime_events.record_build(image.runtime, build)

@@ -40,9 +40,17 @@ class Rollback:
 
 
 def choose_target(image: ImageState, to: str | None) -> Build:
-    """The successful build to go back to: the one that produced `to`, else the last successful
-    build before the current one (of the attempts state keeps)."""
+    """The successful build to go back to: the one that produced `to` (a digest, or the revision
+    tag that build got), else the last successful build before the current one (of the attempts
+    state keeps)."""
     successes = [attempt for attempt in image.runtime.attempts if attempt["result"] == "success"]
+    if to is not None and ":" not in to:  # a tag never holds a colon, a digest always does
+        found = next((build for build in reversed(successes) if build.get("revisionTag") == to), None)
+        if found is None:
+            tagged = [build["revisionTag"] for build in successes if build.get("revisionTag")]
+            known = f" (state knows {', '.join(tagged[-5:])})" if tagged else ""
+            raise FactoryError(Problem("--to", f"no successful build of {image.name!r} got the tag {to!r}{known}"))
+        return found
     if to is not None:
         try:
             to = parse_digest(to)

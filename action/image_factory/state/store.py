@@ -51,6 +51,7 @@ class Build(TypedDict, total=False):
     error: str
     reason: str  # why it was asked for, when not the plan (a rollback)
     reportedBy: str  # the GitHub account that sent the image-built event
+    revisionTag: str  # the immutable tag the build's digest got (promote)
 
 
 @dataclass
