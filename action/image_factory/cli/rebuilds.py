@@ -171,6 +171,13 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     move.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="plain HTTP to it")
     move.set_defaults(run=_promote)
 
+    contract = commands.add_parser(
+        "check-workflow", parents=[root], help="check a team's build workflow against the build contract"
+    )
+    contract.add_argument("workflow", type=Path, metavar="WORKFLOW", help="the workflow file (.github/workflows/…)")
+    contract.add_argument("--image", required=True, metavar="NAME", help="the managed image it builds")
+    contract.set_defaults(run=_check_workflow)
+
     back = commands.add_parser("rollback", parents=[root], help="put a managed image back on an earlier good build")
     back.add_argument("--image", required=True, metavar="NAME")
     back.add_argument(
@@ -416,6 +423,32 @@ def _platforms(args: argparse.Namespace) -> int:
     pins = {} if configured else build_info.parse_pins(args.bases)
     bases = {ref: platforms.published(client, ref, digest) for ref, digest in pins.items()}
     print(f"platforms={','.join(platforms.build_platforms(configured, bases, image.name))}")
+    return 0
+
+
+def _check_workflow(args: argparse.Namespace) -> int:
+    from image_factory.rebuilds import contract
+
+    try:
+        text = args.workflow.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FactoryError(Problem(str(args.workflow), f"cannot read: {error}")) from None
+    config = load_config(args.root)
+    verdict = contract.check(config, args.image, str(args.workflow), text)
+    image = config.by_name(args.image)
+    if args.workflow.name != image.source.workflow:
+        print(
+            f"warning: {args.workflow}: images.yaml dispatches {image.source.workflow!r} for {args.image}",
+            file=sys.stderr,
+        )
+    if verdict.problems:
+        raise FactoryError(verdict.problems)
+    how = (
+        "by calling the factory's build.yml"
+        if verdict.delegates
+        else "as far as its file shows (docs/build-contract.md)"
+    )
+    print(f"ok: {args.workflow} keeps the build contract for {args.image}, {how}")
     return 0
 
 
