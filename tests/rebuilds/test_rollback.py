@@ -25,13 +25,9 @@ def digest(label: str) -> str:
     return "sha256:" + hashlib.sha256(label.encode()).hexdigest()
 
 
-@pytest.fixture
-def built_twice(factory, registry, monkeypatch):
-    """`app` built on py-1 (good, digest `good`) then on py-2 (bad, now tagged); `child` on `app`."""
-    host = registry.host
-    factory.write(
-        "images.yaml",
-        f"""
+def enrol(factory, host: str, child: bool = False) -> None:
+    """`app` (on python) in the registry at `host`; with `child`, `child` built on `app`. Discovered."""
+    text = f"""
         kargo: {{factoryRepo: acme/factory}}
         insecureRegistries: ["{host}"]
         images:
@@ -39,15 +35,25 @@ def built_twice(factory, registry, monkeypatch):
             registry: "{host}"
             repository: team/app
             source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
+        """
+    if child:
+        text += f"""
           - name: child
             registry: "{host}"
             repository: team/child
             source: {{provider: local, repo: child, dockerfile: Dockerfile, workflow: build.yml}}
-        """,
-    )
+        """
+        factory.write("child/Dockerfile", f"FROM {host}/team/app\n")
+    factory.write("images.yaml", text)
     factory.write("app/Dockerfile", "FROM python:3.12-slim\n")
-    factory.write("child/Dockerfile", f"FROM {host}/team/app\n")
     discover(factory.root)
+
+
+@pytest.fixture
+def built_twice(factory, registry, monkeypatch):
+    """`app` built on py-1 (good, digest `good`) then on py-2 (bad, now tagged); `child` on `app`."""
+    host = registry.host
+    enrol(factory, host, child=True)
     good, _ = registry.push_image("team/app", "latest", "good")
     bad, _ = registry.push_image("team/app", "latest", "bad")
     events.record_update(factory.root, PYTHON, digest("py-1"), T0, None)
@@ -178,20 +184,7 @@ def test_a_rollback_can_name_the_revision_tag_of_the_build_to_go_back_to(factory
     """Each rebuild's immutable tag (promote) is kept with its build: a deployment pins it, the site
     shows it, and `rollback --to` takes it."""
     host = registry.host
-    factory.write(
-        "images.yaml",
-        f"""
-        kargo: {{factoryRepo: acme/factory}}
-        insecureRegistries: ["{host}"]
-        images:
-          - name: app
-            registry: "{host}"
-            repository: team/app
-            source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
-        """,
-    )
-    factory.write("app/Dockerfile", "FROM python:3.12-slim\n")
-    discover(factory.root)
+    enrol(factory, host)
     good, _ = registry.push_image("team/app", "latest-r1", "good")
     bad, _ = registry.push_image("team/app", "latest", "bad")
     for n, made in ((1, good), (2, bad)):

@@ -326,29 +326,31 @@ def test_events_refuse_vouching_from_a_sender_images_yaml_does_not_trust(factory
     assert git(origin, "rev-parse", "main") == before
 
 
+def enrol_signed_app(work: Path, host: str, keyless_too: bool = False):
+    """Enrol `app` (a local source, in the registry at `host`) signed with a new key; with
+    `keyless_too`, also `keyless-app` on the default keyless policy. The key."""
+    key = new_key()
+    (work / "keys").mkdir()
+    (work / "keys/app.pub").write_bytes(public_pem(key))
+    (work / "examples/app").mkdir()
+    (work / "examples/app/Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
+    text = (work / "images.yaml").read_text().replace("\nimages:\n", f'\ninsecureRegistries: ["{host}"]\nimages:\n')
+    source = "source: {provider: local, repo: examples/app, dockerfile: Dockerfile, workflow: build.yml}"
+    text += f"\n  - name: app\n    registry: {host}\n    repository: team/app\n    {source}\n"
+    text += "    signing: {key: keys/app.pub}\n"
+    if keyless_too:
+        text += f"\n  - name: keyless-app\n    registry: {host}\n    repository: team/keyless\n    {source}\n"
+    (work / "images.yaml").write_text(text)
+    return key
+
+
 def test_events_record_a_build_success_only_for_a_digest_its_own_build_signed(factory_repo, registry):
     """image-built success for a digest signed with another key (key policy, checked by the tool)
     or not signed at all (default keyless policy, checked by `cosign verify`: the stand-in fails as
     cosign does on a digest without signatures) is refused and nothing is pushed; the digest signed
     with the image's key is recorded, with the sender."""
     work, origin = factory_repo
-    key = new_key()
-    (work / "keys").mkdir()
-    (work / "keys/app.pub").write_bytes(public_pem(key))
-    (work / "examples/app").mkdir()
-    (work / "examples/app/Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
-    text = (
-        (work / "images.yaml")
-        .read_text()
-        .replace("\nimages:\n", f'\ninsecureRegistries: ["{registry.host}"]\nimages:\n')
-    )
-    source = "source: {provider: local, repo: examples/app, dockerfile: Dockerfile, workflow: build.yml}"
-    text += (
-        f"\n  - name: app\n    registry: {registry.host}\n    repository: team/app\n    {source}\n"
-        "    signing: {key: keys/app.pub}\n"
-        f"\n  - name: keyless-app\n    registry: {registry.host}\n    repository: team/keyless\n    {source}\n"
-    )
-    (work / "images.yaml").write_text(text)
+    key = enrol_signed_app(work, registry.host, keyless_too=True)
     subprocess.run([sys.executable, "-m", "image_factory", "discover", "--root", str(work)], check=True)
     commit(work, "two images in a local registry")
     git(work, "push", "--quiet", "origin", "main")
@@ -404,20 +406,7 @@ def test_a_private_images_build_is_checked_with_the_registrys_credentials(factor
     (tmp_path / "private").mkdir()
     registry = Registry(tmp_path / "private", users={"ci": "s3cret"})
     try:
-        key = new_key()
-        (work / "keys").mkdir()
-        (work / "keys/app.pub").write_bytes(public_pem(key))
-        (work / "examples/app").mkdir()
-        (work / "examples/app/Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
-        text = (
-            (work / "images.yaml")
-            .read_text()
-            .replace("\nimages:\n", f'\ninsecureRegistries: ["{registry.host}"]\nimages:\n')
-        )
-        source = "source: {provider: local, repo: examples/app, dockerfile: Dockerfile, workflow: build.yml}"
-        text += f"\n  - name: app\n    registry: {registry.host}\n    repository: team/app\n    {source}\n"
-        text += "    signing: {key: keys/app.pub}\n"
-        (work / "images.yaml").write_text(text)
+        key = enrol_signed_app(work, registry.host)
         subprocess.run([sys.executable, "-m", "image_factory", "discover", "--root", str(work)], check=True)
         commit(work, "a private image")
         git(work, "push", "--quiet", "origin", "main")
