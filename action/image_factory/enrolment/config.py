@@ -11,6 +11,8 @@ from image_factory.enrolment.model import (
     DEFAULT_BRANCH,
     DEFAULT_REBUILD_DELAY,
     DEFAULT_REVISION_TAG,
+    GITHUB_ACTIONS_ISSUER,
+    GITHUB_COM_API,
     ArgoSettings,
     Config,
     EnrolledImage,
@@ -22,6 +24,7 @@ from image_factory.enrolment.model import (
     VerifyPolicy,
     WarehouseConfig,
     WebhookReceiver,
+    github_endpoints,
 )
 from image_factory.enrolment.refs import InvalidReference, make_ref
 from image_factory.enrolment.yaml_source import YamlDocument, load_yaml, parse_yaml
@@ -70,19 +73,14 @@ def config_from_document(document: YamlDocument) -> Config:
     return config_with(settings(data), document.file, tuple(images))
 
 
-GITHUB_COM_API = "https://api.github.com"
-GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
-
-
 def _keyless_without_sigstore(document: YamlDocument, images: list[EnrolledImage]) -> list[Problem]:
     """Keyless signing on GitHub Enterprise Server needs a Sigstore of its own: public Fulcio
     accepts GitHub's Actions OIDC tokens only from https://token.actions.githubusercontent.com
     (sigstore/fulcio config/identity/config.yaml), never a server's own /_services/token."""
     data = document.data
-    api = data.get("kargo", {}).get("githubApiUrl", GITHUB_COM_API).rstrip("/")
-    if api == GITHUB_COM_API or "sigstore" in data:
+    server, issuer = github_endpoints(data.get("kargo", {}).get("githubApiUrl", GITHUB_COM_API))
+    if issuer == GITHUB_ACTIONS_ISSUER or "sigstore" in data:
         return []
-    server = re.sub(r"/api/v3$", "", api)
     return [
         document.problem(
             ("images", image.index, "signing" if image.signing is not None else "source"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -144,6 +145,16 @@ class VerifyPolicy:
 
 
 DEFAULT_REVISION_TAG = "{tag}-r{n}"
+GITHUB_COM_API = "https://api.github.com"
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"  # github.com's Actions OIDC issuer
+
+
+def github_endpoints(api_url: str) -> tuple[str, str]:
+    """The GitHub server and its Actions OIDC issuer, from the REST API's URL (kargo.githubApiUrl)."""
+    if api_url.rstrip("/") == GITHUB_COM_API:
+        return "https://github.com", GITHUB_ACTIONS_ISSUER
+    server = re.sub(r"/api/v3/?$", "", api_url.rstrip("/"))
+    return server, f"{server}/_services/token"  # GitHub Enterprise Server's issuer
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,7 @@ class KargoSettings:
 
     project: str = "image-factory"
     factory_repo: str | None = None  # owner/name
-    github_api_url: str = "https://api.github.com"
+    github_api_url: str = GITHUB_COM_API
     token_secret_name: str = "image-factory-github"
     token_secret_key: str = "token"
     dispatch_step: str = "http"  # or gha-dispatch-workflow (Kargo on the Akuity Platform)

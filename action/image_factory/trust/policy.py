@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from image_factory.enrolment.model import Config, EnrolledImage, SigstoreSettings
+from image_factory.enrolment.model import Config, EnrolledImage, SigstoreSettings, github_endpoints
 from image_factory.enrolment.refs import ImageRef, InvalidReference, parse_digest
 from image_factory.errors import FactoryError, Problem, show_value
 from image_factory.user_text import one_line
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from image_factory.edges.registry import RegistryClient
 
 BUILD_WORKFLOW = ".github/workflows/build.yml"  # the reusable workflow whose sign job signs builds
-GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 # What each event that vouches for a digest would let its sender do.
 VOUCHING = {
@@ -142,7 +141,7 @@ def _default_flags(config: Config, image: EnrolledImage) -> tuple[str, ...]:
                 image.line,
             )
         )
-    server, issuer = _github(config.kargo.github_api_url)
+    server, issuer = github_endpoints(config.kargo.github_api_url)
     source = image.source
     runs_in = factory if source.provider == "local" else source.repo
     return (
@@ -160,16 +159,8 @@ def run_url_prefix(config: Config, name: str) -> str:
     if image is None or not image.managed:
         raise FactoryError(Problem("--image", f"{name!r} is not a managed image in {config.file}"))
     repository = image.source.repo if image.source.provider == "github" else config.kargo.factory_repo
-    server, _ = _github(config.kargo.github_api_url)
+    server, _ = github_endpoints(config.kargo.github_api_url)
     return f"{server}/{repository}/actions/runs/"
-
-
-def _github(api_url: str) -> tuple[str, str]:
-    """The GitHub server and its Actions OIDC issuer, from the REST API's URL."""
-    if api_url.rstrip("/") == "https://api.github.com":
-        return "https://github.com", GITHUB_ISSUER
-    server = re.sub(r"/api/v3/?$", "", api_url.rstrip("/"))
-    return server, f"{server}/_services/token"  # GitHub Enterprise Server's issuer
 
 
 def _literal(text: str) -> str:
