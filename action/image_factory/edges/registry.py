@@ -62,19 +62,21 @@ def docker_credentials(environ: dict[str, str] | None = None) -> dict[str, tuple
     `{"ghcr.io": "user:token"}`, for CI secrets), else from the Docker config file
     ($DOCKER_CONFIG or ~/.docker/config.json)."""
     environ = os.environ if environ is None else environ
-    from_env = _env_credentials(environ.get(ENV_CREDENTIALS, ""))
+    from_env = parse_credentials(environ.get(ENV_CREDENTIALS, ""))
     return {**_config_credentials(environ), **from_env}
 
 
-def _env_credentials(text: str) -> dict[str, tuple[str, str]]:
+def parse_credentials(text: str, name: str = ENV_CREDENTIALS) -> dict[str, tuple[str, str]]:
+    """Registry host → (user, password) from JSON `{"host": "user:password"}` (`name` says where it
+    came from: this variable, or a workflow's secret)."""
     if not text:
         return {}
     try:
         raw = json.loads(text)
     except ValueError:
-        raise FactoryError(Problem(ENV_CREDENTIALS, 'is not JSON: expected {"host": "user:password"}')) from None
+        raise FactoryError(Problem(name, 'is not JSON: expected {"host": "user:password"}')) from None
     if not isinstance(raw, dict) or not all(isinstance(v, str) and ":" in v for v in raw.values()):
-        raise FactoryError(Problem(ENV_CREDENTIALS, 'expected {"host": "user:password"}'))
+        raise FactoryError(Problem(name, 'expected {"host": "user:password"}'))
     return {host: tuple(value.split(":", 1)) for host, value in raw.items()}
 
 
