@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from image_factory import timestamps
 from image_factory.discovery.dockerfile import Discovery, find_bases
 from image_factory.discovery.merge import Merge, merge_state
-from image_factory.enrolment.config import load_config
+from image_factory.enrolment.config import CONFIG_FILE, load_config
 from image_factory.enrolment.model import Config, Source
 from image_factory.errors import FactoryError, Problem
 from image_factory.speed import parallel
@@ -114,28 +114,22 @@ def read_discoveries(
     state/discovered.json; a refused one's without its digest, so the next run reads it again).
     A large fleet's Dockerfiles are read and parsed half in a second process."""
     images = [image for image in config.managed if only is None or image.name in only]
+    limit = config.settings.get("defaults", {}).get("maxBases", DEFAULT_MAX_BASES)
     items = [(image.name, image.source) for image in images]
     middle = len(items) // 2
     worthwhile = middle >= parallel.WORTHWHILE_FILES
     with parallel.background(
-        _read_some, root, items[middle:], source_root, checkouts, missing_ok, worthwhile=worthwhile
+        _read_some, root, items[middle:], source_root, checkouts, missing_ok, limit, worthwhile=worthwhile
     ) as rest:
-        found = _read_some(root, items[:middle], source_root, checkouts, missing_ok)
+        found = _read_some(root, items[:middle], source_root, checkouts, missing_ok, limit)
         found += rest.result()
     discoveries: dict[str, Discovery | None] = {image.name: None for image in config.managed}
     found_problems: list[Problem] = []
     by_name = {image.name: image for image in images}
-    limit = config.settings.get("defaults", {}).get("maxBases", DEFAULT_MAX_BASES)
     for name, outcome, record, trouble in found:
         if isinstance(outcome, str):  # not found: said with the image's line in images.yaml
             image = by_name[name]
             trouble = [Problem(config.file, f"Dockerfile of {name!r} not found: {outcome}", image.line, "images")]
-            outcome = None
-        elif outcome is not None and len(distinct := {use.ref for use in outcome.uses}) > limit:
-            source = by_name[name].source
-            display = f"{source.repo}/{source.dockerfile}" if source.provider == "local" else name
-            message = f"Dockerfile of {name!r} builds on {len(distinct):,} distinct images, over defaults.maxBases"
-            trouble = [Problem(display, f"{message} ({limit}) in {config.file}: refused")]
             outcome = None
         if read is not None:
             read[name] = {**record, "sha256": None} if trouble else record
@@ -154,12 +148,14 @@ def _read_some(
     source_root: Path | None,
     checkouts: dict[str, Path] | None,
     missing_ok: bool,
+    limit: int,
 ) -> list[tuple[str, Discovery | str | None, dict, list[Problem]]]:
-    """For each managed image (name, source): its discovery (None: no checkout; a str: the
-    Dockerfile's display path, not found), its `dockerfile_record`, and its problems."""
+    """For each managed image (name, source): its discovery (None: no checkout, or refused; a
+    str: the Dockerfile's display path, not found), its `dockerfile_record`, and its problems.
+    `limit`: the most distinct images one Dockerfile may build on."""
     memo: dict[str, str] = {}
     root = Path(os.path.abspath(root))  # relative paths would cost a getcwd() per use
-    return [_read_one(root, name, source, source_root, checkouts, missing_ok, memo) for name, source in items]
+    return [_read_one(root, name, source, source_root, checkouts, missing_ok, limit, memo) for name, source in items]
 
 
 def _read_one(
@@ -169,6 +165,7 @@ def _read_one(
     source_root: Path | None,
     checkouts: dict[str, Path] | None,
     missing_ok: bool,
+    limit: int,
     memo: dict[str, str],
 ) -> tuple[str, Discovery | str | None, dict, list[Problem]]:
     record = dockerfile_record(source)
@@ -204,9 +201,14 @@ def _read_one(
     except (OSError, UnicodeDecodeError) as error:
         return name, None, record, [Problem(display, f"cannot read Dockerfile of {name!r}: {error}")]
     try:
-        return name, find_bases(text, source.build_args, display), record, []
+        found = find_bases(text, source.build_args, display)
     except FactoryError as error:
         return name, None, record, list(error.problems)
+    distinct = {use.ref for use in found.uses}
+    if len(distinct) > limit:  # each would be a watched image, a Warehouse polling its registry
+        message = f"Dockerfile of {name!r} builds on {len(distinct):,} distinct images, over defaults.maxBases"
+        return name, None, record, [Problem(display, f"{message} ({limit}) in {CONFIG_FILE}: refused")]
+    return name, found, record, []
 
 
 def dockerfile_record(source: Source) -> dict:

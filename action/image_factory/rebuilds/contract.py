@@ -15,8 +15,7 @@ import yaml
 from image_factory.enrolment.model import Config
 from image_factory.errors import FactoryError, Problem
 
-INPUTS = ("image", "bases", "base", "digest")
-FORWARDED = {"image": "inputs.image", "bases": "inputs.bases", "base": "inputs.base", "digest": "inputs.digest"}
+INPUTS = ("image", "bases", "base", "digest")  # what Kargo and the factory dispatch with
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,8 @@ def check(config: Config, name: str, file: str, text: str) -> Verdict:
     if calls:
         for job in calls:
             given = job.get("with") or {}
-            for key, expression in FORWARDED.items():
+            for key in INPUTS:
+                expression = f"inputs.{key}"
                 if expression not in str(given.get(key, "")):
                     problems.append(
                         Problem(file, f"the call of build.yml does not forward {key}: ${{{{ {expression} }}}}")
