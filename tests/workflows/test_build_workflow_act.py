@@ -143,29 +143,40 @@ def factory_run(tmp_path, docker_engine, httpserver):
 
     def dispatch(inputs: dict[str, str]):
         """build.yml dispatched in the factory as it stands (workflow_dispatch with `inputs`)."""
-        standins = StandIns(tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}", {"acme/factory": work})
-        standins.folder.mkdir()
-        result = run_act(
-            work,
-            "workflow_dispatch",
-            ".github/workflows/build.yml",
-            standins,
-            "--env",
-            "GITHUB_REPOSITORY=acme/factory",
-            "--env",
-            f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
-            "-s",
-            "IMAGE_FACTORY_TOKEN",
-            *[arg for name in secrets for arg in ("-s", name)],
-            env={**docker_engine.env(), "IMAGE_FACTORY_TOKEN": TOKEN, **secrets},
-            payload={"inputs": inputs},
-            timeout=900,
-        )
-        return result, standins
+        folder = tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}"
+        return dispatch_build(work, folder, httpserver, docker_engine, inputs, secrets)
 
     run.work, run.dispatch, run.answers, run.secrets = work, dispatch, answers, secrets
     yield run, registry, base, reports
     registry.stop()
+
+
+def dispatch_build(work, folder, httpserver, engine, inputs: dict[str, str], secrets=None, mapped=None):
+    """build.yml of the factory at `work` dispatched (workflow_dispatch with `inputs`) under act, with
+    the stand-ins, the real engine and the stand-in GitHub. `secrets` reach act through its
+    environment; `mapped` ones as `-s NAME=VALUE` only, as GitHub gives a secret: only where the
+    workflow maps it. The result and the stand-ins' records."""
+    secrets, mapped = dict(secrets or {}), dict(mapped or {})
+    standins = StandIns(folder, {"acme/factory": work})
+    standins.folder.mkdir()
+    result = run_act(
+        work,
+        "workflow_dispatch",
+        ".github/workflows/build.yml",
+        standins,
+        "--env",
+        "GITHUB_REPOSITORY=acme/factory",
+        "--env",
+        f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
+        "-s",
+        "IMAGE_FACTORY_TOKEN",
+        *[arg for name in secrets for arg in ("-s", name)],
+        *[arg for name, value in mapped.items() for arg in ("-s", f"{name}={value}")],
+        env={**engine.env(), "IMAGE_FACTORY_TOKEN": TOKEN, **secrets},
+        payload={"inputs": inputs},
+        timeout=900,
+    )
+    return result, standins
 
 
 def tagged(registry: Registry, repository: str = "team/app", tag: str = "1") -> str | None:
@@ -458,36 +469,17 @@ images:
         git(work, "init", "--quiet", "--initial-branch=main")
         commit(work, "factory")
         httpserver.expect_request("/repos/acme/factory/dispatches", method="POST").respond_with_data("", status=204)
-        standins = StandIns(tmp_path / "run", {"acme/factory": work})
-        standins.folder.mkdir()
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"pw")).decode()
         logins = json.dumps({private.host: "reader:pull-only-secret"})
         ref = f"{private.host}/vendor/busybox:1"
-        result = run_act(
+        result, standins = dispatch_build(
             work,
-            "workflow_dispatch",
-            ".github/workflows/build.yml",
-            standins,
-            "--env",
-            "GITHUB_REPOSITORY=acme/factory",
-            "--env",
-            f"GITHUB_API_URL={httpserver.url_for('').rstrip('/')}",
-            "-s",
-            "IMAGE_FACTORY_TOKEN",
-            "-s",
-            "COSIGN_PRIVATE_KEY",
-            "-s",
-            "COSIGN_PASSWORD",
-            "-s",
-            f"BASE_REGISTRY_CREDENTIALS={logins}",  # as GitHub gives a secret: only where it is mapped
-            env={
-                **docker_engine.env(),
-                "IMAGE_FACTORY_TOKEN": TOKEN,
-                "COSIGN_PRIVATE_KEY": pem,
-                "COSIGN_PASSWORD": "pw",
-            },
-            payload={"inputs": {"image": "app", "base": ref, "digest": base}},
-            timeout=900,
+            tmp_path / "run",
+            httpserver,
+            docker_engine,
+            {"image": "app", "base": ref, "digest": base},
+            {"COSIGN_PRIVATE_KEY": pem, "COSIGN_PASSWORD": "pw"},
+            mapped={"BASE_REGISTRY_CREDENTIALS": logins},
         )
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-8000:]
