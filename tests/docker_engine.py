@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,9 @@ from .registry_server import Registry
 
 APT = "apt-get install -y docker.io busybox-static"
 BUSYBOX = Path("/bin/busybox")
+# Debian's docker CLI (package docker.io, 20.10) has BuildKit's client built in; docker CLIs from 23 on
+# hand `docker build` with BuildKit to the buildx plugin, which no registry this project uses ships.
+BUILDKIT_CLIENT = Path("/usr/bin/docker")
 
 
 class DockerEngine:
@@ -29,6 +33,13 @@ class DockerEngine:
         if daemon is None or client is None:
             pytest.fail(f"dockerd/docker are not installed: {APT} (as root)")
         self.client = client
+        version = (
+            subprocess.run([str(BUILDKIT_CLIENT), "--version"], capture_output=True, text=True, check=False).stdout
+            if BUILDKIT_CLIENT.is_file()
+            else ""
+        )
+        if not re.match(r"Docker version (1\d|2[0-2])\.", version):
+            pytest.fail(f"{BUILDKIT_CLIENT} is not a docker CLI with BuildKit built in (<23) ({version!r}): {APT}")
         # A short folder of our own: containerd's sockets live under it (unix paths stop at 108 bytes).
         self.root = Path(tempfile.mkdtemp(prefix="dockerd-"))
         self.config = self.root / "client"
@@ -64,7 +75,11 @@ class DockerEngine:
 
     def env(self) -> dict[str, str]:
         """What a client (the docker CLI, a workflow run by act) needs to use this engine."""
-        return {"DOCKER_HOST": self.host, "DOCKER_CONFIG": str(self.config)}
+        return {
+            "DOCKER_HOST": self.host,
+            "DOCKER_CONFIG": str(self.config),
+            "IMAGE_FACTORY_BUILDKIT_DOCKER": str(BUILDKIT_CLIENT),
+        }
 
     def docker(self, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the docker CLI against this engine; its output as text."""

@@ -8,6 +8,7 @@ moves the tag with the tool itself. GitHub is a stub that records the `image-bui
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import shutil
@@ -239,21 +240,34 @@ def test_a_kargo_dispatched_rebuild_is_built_pinned_tested_signed_tagged_and_rep
     }
 
 
-def test_build_secrets_reach_buildkit_and_nothing_else(factory_run):
-    """A team's BuildKit secrets (a private index token) go to docker/build-push-action's `secrets`,
-    which BuildKit mounts for RUN --mount=type=secret only: never a build argument (SLSA provenance
-    mode=max records those), never printed. The stand-in builds with the classic builder, which has
-    no secret mounts: what reaches BuildKit is checked here, not the mount."""
+def test_build_secrets_reach_the_run_that_mounts_them_and_nothing_else(factory_run, tmp_path):
+    """A team's BuildKit secret (a private index token), passed as BUILD_SECRETS, reaches docker/
+    build-push-action's `secrets`: the engine's BuildKit mounts it for the RUN that asks, and it is in
+    no layer, no blob the registry holds and no log (never a build argument: provenance records those)."""
     run, registry, base, _ = factory_run
-    value = "NPM_TOKEN=npm-s3cr3t-value\n"
-    run.secrets["BUILD_SECRETS"] = value
+    secret = "npm-s3cr3t-value-" + "7" * 24
+    run.secrets["BUILD_SECRETS"] = f"NPM_TOKEN={secret}\nOTHER=unused\n"
+    (run.work / "app/Dockerfile").write_text(
+        f"ARG BASE_TAG=0\nFROM {registry.host}/base/busybox:${{BASE_TAG}}\nRUN echo built > /hello\n"
+        # what an npm install does with it: reads it during this RUN only
+        "RUN --mount=type=secret,id=NPM_TOKEN sha256sum /run/secrets/NPM_TOKEN | cut -d' ' -f1 > /token.sha256\n"
+    )
+    seen = hashlib.sha256(secret.encode()).hexdigest()
+    test = f'test "$(cat /token.sha256)" = {seen} && test ! -e /run/secrets/NPM_TOKEN && echo secret-was-mounted'
     ref = f"{registry.host}/base/busybox:1"
-    result, standins = run("grep -q built /hello", {"image": "app", "base": ref, "digest": base})
+    result, standins = run(test, {"image": "app", "base": ref, "digest": base})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
+    assert "secret-was-mounted" in output  # the candidate holds the hash the RUN computed from the secret
     (build,) = standins.records("docker/build-push-action")
-    assert build["inputs"]["secrets"] == "sha256:" + hashlib.sha256(value.encode()).hexdigest()
-    assert "npm-s3cr3t-value" not in build["inputs"]["build-args"] and "npm-s3cr3t-value" not in output
+    assert "NPM_TOKEN" not in build["inputs"]["build-args"]
+    assert secret not in output
+    blobs = list((tmp_path / "registry").rglob("blobs/sha256/*/*/data"))
+    assert len(blobs) > 4  # the base, the candidate's layers, config and attestations
+    for blob in blobs:
+        data = blob.read_bytes()
+        data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        assert secret.encode() not in data, blob
 
 
 def test_a_failing_test_leaves_the_tag_and_reports_the_failure(factory_run):
