@@ -18,8 +18,6 @@ from image_factory.enrolment.durations import parse_duration
 from image_factory.rebuilds import events, planner
 from image_factory.timestamps import parse_time
 
-from ..conftest import REPO_ROOT
-
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PYTHON = "docker.io/library/python:3.12-slim"
 NODE = "docker.io/library/node:22"
@@ -436,5 +434,9 @@ def test_a_hand_run_record_update_says_an_operator_saw_it(sim):
     _, state = load_model(sim.root)
     seen = {e["digest"]: e["seenBy"] for e in state.base_images[PYTHON].runtime.history}
     assert seen == {digest("by-hand"): "operator", digest("by-kargo"): "kargo"}
-    events_workflow = (REPO_ROOT / ".github/workflows/events.yml").read_text()
-    assert '--freight "$FREIGHT" --seen-by kargo' in events_workflow
+    # what the events workflow's drain runs for Kargo's report
+    from image_factory.rebuilds.inbox import commands, parse_event
+
+    sent = '{"id": "1", "type": "base-image-updated", "sender": "k", "receivedAt": "2026-11-02T09:00:00Z",'
+    (command,) = commands(parse_event("e", sent + ' "payload": {"image": "python:3.12-slim", "digest": "d"}}'))
+    assert "--seen-by=kargo" in command

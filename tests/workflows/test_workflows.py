@@ -49,7 +49,8 @@ def test_workflows_and_action_match_githubs_schemas(schema, paths):
 def test_workflow_rules(path):
     workflow = yaml.safe_load(path.read_text())
     assert workflow["permissions"] == {}, "least privilege: nothing at the top, each job says what it needs"
-    assert "concurrency" in workflow
+    # one writer at a time: the workflow, or (events.yml) the job that applies the events
+    assert "concurrency" in workflow or any("concurrency" in job for job in workflow["jobs"].values())
     on = workflow.get("on", workflow.get(True))
     assert "schedule" not in on, "no polling of our own: Kargo watches registries"
     for name, job in workflow["jobs"].items():
@@ -172,14 +173,20 @@ def steps_of(document: dict) -> list[tuple[dict, dict]]:
 DOCUMENTS = {**{path.name: path for path in WORKFLOWS}, "action.yml": ACTION}
 
 
-def test_events_queue_every_run_of_a_burst():
-    """The default `queue: single` keeps one pending run and cancels it for the next: a burst of
-    events would lose all but the first and the last."""
-    assert load("events.yml")["concurrency"] == {
-        "group": "image-factory-state",
-        "cancel-in-progress": False,
-        "queue": "max",
-    }
+def test_events_are_written_down_outside_any_concurrency_group_and_drained_inside_one():
+    """GitHub cancels a pending run or job of a concurrency group for a newer one (or, with
+    `queue: max`, past 100 pending): the receipt is in no group, so nothing cancels it; the drain
+    is, and waits for the receipt (tests/workflows/test_concurrency_model.py runs bursts on it)."""
+    workflow = load("events.yml")
+    jobs = workflow["jobs"]
+    assert "concurrency" not in workflow and "concurrency" not in jobs["receive"] and "needs" not in jobs["receive"]
+    assert jobs["receive"]["permissions"] == {"contents": "write"}
+    assert jobs["drain"]["needs"] == "receive"
+    assert jobs["drain"]["concurrency"] == {"group": "image-factory-drain", "cancel-in-progress": False}
+    assert jobs["drain"]["if"].startswith("${{ !cancelled() && ")  # also when the receipt did not run
+    steps = jobs["receive"]["steps"]
+    assert [step.get("uses", "").split("@")[0] for step in steps] == ["actions/checkout", ""]
+    assert "pip install" not in steps[1]["run"]  # nothing but git: no package index to wait for
 
 
 ON_DEFAULT_BRANCH = "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
@@ -193,6 +200,13 @@ def test_state_and_manifests_workflows_act_only_on_the_default_branch(name):
     explain = jobs.pop("elsewhere")
     assert explain["if"] == ON_DEFAULT_BRANCH.replace("==", "!=") and explain["permissions"] == {}
     assert "::notice" in explain["steps"][0]["run"]
+    if name == "events.yml":
+        # GitHub starts repository_dispatch on the default branch only ("This event will only trigger a
+        # workflow run if the workflow file exists on the default branch": events reference)
+        assert jobs.pop("receive")["if"] == "github.event_name == 'repository_dispatch'"
+        drain = jobs["drain"]["if"]
+        assert drain == "${{ !cancelled() && " + ON_DEFAULT_BRANCH + " }}"
+        jobs["drain"]["if"] = ON_DEFAULT_BRANCH
     for job in jobs.values():  # the default branch, and maybe a further condition (never an alternative)
         rest = job["if"].removeprefix(ON_DEFAULT_BRANCH)
         assert rest == "" or (rest.startswith(" && ") and "||" not in rest), name
@@ -261,7 +275,7 @@ def test_events_refresh_the_status_page_that_their_state_commits_cannot_trigger(
     event such a token may start) when the page is published."""
     events = yaml.safe_load((REPO_ROOT / ".github/workflows/events.yml").read_text())
     synth = yaml.safe_load((REPO_ROOT / ".github/workflows/synth.yml").read_text())
-    handle = events["jobs"]["handle"]
+    handle = events["jobs"]["drain"]
     (step,) = [s for s in handle["steps"] if s.get("name") == "Refresh the status page"]
     assert "vars.IMAGE_FACTORY_SITE == 'pages'" in step["if"] and step["continue-on-error"] is True
     assert "/actions/workflows/synth.yml/dispatches" in step["run"] and step["env"]["GH_TOKEN"] == "${{ github.token }}"
@@ -313,35 +327,30 @@ def test_events_takes_every_event_the_published_kargo_stages_send():
     assert sent <= set(on["repository_dispatch"]["types"])
 
 
-def test_a_soaked_base_records_nothing_and_dispatches_the_builds_on_it():
-    """base-image-soaked runs no step that writes state (each is limited to its own event); the
-    dispatch step runs for it, limited to the images built on the soaked base."""
-    handle = load("events.yml")["jobs"]["handle"]
-    for step in handle["steps"]:
-        for action in re.findall(r"github\.event\.action == '([a-z-]+)'", step.get("if", "")):
-            assert action != "base-image-soaked", step["name"]
-    (dispatch,) = [s for s in handle["steps"] if s["name"] == "Dispatch the rebuilds that are due"]
-    assert "if" not in dispatch
-    assert dispatch["env"]["SUBJECT"] == "${{ github.event.client_payload.image }}"
-    assert 'if [ -n "$SUBJECT" ]; then\n  "$TOOL" dispatch --base "$SUBJECT" --push\n' in dispatch["run"]
-
-
 def test_every_event_plans_and_dispatches_only_what_is_built_on_its_image():
-    """Every repository_dispatch event names its image in client_payload.image (a watched base, or
-    the managed image built): the dispatch and the summary are scoped to it, so an event reads
-    the state files of what it touches, not the fleet's (issue 16); only a workflow_dispatch
-    without an image plans everything."""
-    handle = load("events.yml")["jobs"]["handle"]
-    steps = {step["name"]: step for step in handle["steps"]}
+    """The drain writes what the applied events were about (client_payload.image: a watched base,
+    or the managed image built); the dispatch and the summary are scoped to those, so a drain
+    reads the state files of what its events touch, not the fleet's (issue 16); only a
+    workflow_dispatch without an image plans everything."""
+    drain = load("events.yml")["jobs"]["drain"]
+    steps = {step["name"]: step for step in drain["steps"]}
+    assert '--subjects "$RUNNER_TEMP/subjects.txt"' in steps["Apply every event received"]["run"]
     for name in ("Dispatch the rebuilds that are due", "Summary"):
-        step = steps[name]
-        assert step["env"]["SUBJECT"] == "${{ github.event.client_payload.image }}"
-        first = step["run"].splitlines()[:2]
-        assert first[0] == 'if [ -n "$SUBJECT" ]; then' and '--base "$SUBJECT"' in first[1], name
-    for step in handle["steps"]:  # every step that records an event names its image the same way
-        image = step.get("env", {}).get("IMAGE", "")
-        if "client_payload" in image:
-            assert image == "${{ github.event.client_payload.image }}", step["name"]
+        run = steps[name]["run"]
+        assert 'while IFS= read -r subject; do args+=(--base "$subject"); done < "$RUNNER_TEMP/subjects.txt"' in run
+    assert '"$TOOL" dispatch "${args[@]}" --push' in steps["Dispatch the rebuilds that are due"]["run"]
+
+
+def test_dispatching_without_the_factory_token_is_refused_up_front():
+    """A GITHUB_TOKEN may dispatch the factory's own build.yml (workflow_dispatch is one of the two
+    events it may start), but that build's report to this repository and every team's dispatch
+    need IMAGE_FACTORY_TOKEN: without it the step says so before dispatching anything."""
+    (step,) = [
+        s for s in load("events.yml")["jobs"]["drain"]["steps"] if s["name"] == "Dispatch the rebuilds that are due"
+    ]
+    assert step["env"]["GITHUB_TOKEN"] == "${{ secrets.IMAGE_FACTORY_TOKEN }}"
+    first = step["run"].splitlines()[:3]
+    assert first[0] == 'if [ -z "$GITHUB_TOKEN" ]; then' and "IMAGE_FACTORY_TOKEN is not set" in first[1]
 
 
 def _report_script() -> str:

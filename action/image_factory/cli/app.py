@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from image_factory import __version__
-from image_factory.cli import enrol, federation, kargo, output, rebuilds, trust
-from image_factory.cli.common import report
+from image_factory.cli import enrol, events, federation, kargo, output, rebuilds, trust
+from image_factory.cli.common import print_error
 from image_factory.errors import FactoryError
 from image_factory.speed import collector
 from image_factory.state.files import recording
@@ -30,15 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                 gitops.ready_to_push(args.root)
             return args.run(args)
     except FactoryError as error:
-        print(report.problems_text(error.problems), file=sys.stderr)
-        if os.environ.get("GITHUB_ACTIONS") == "true":
-            root = getattr(args, "root", None) or getattr(args, "factory_root", None) or Path(".")
-            workspace = os.environ.get("GITHUB_WORKSPACE")
-            # On stderr, which the runner reads for workflow commands as it reads stdout (actions/runner,
-            # src/Runner.Worker/Handlers/ScriptHandler.cs: an OutputManager on each stream): stdout
-            # may be a job summary (`plan --markdown >> $GITHUB_STEP_SUMMARY`), where an event's
-            # words in an error would be Markdown, links and images included.
-            print(report.annotations(error.problems, root, Path(workspace) if workspace else None), file=sys.stderr)
+        print_error(error, getattr(args, "root", None) or getattr(args, "factory_root", None) or Path("."))
         return 1
     except OSError as error:  # a full disk, a read-only or forbidden folder: a write set is undone whole
         where = error.filename or "image-factory"
@@ -90,6 +82,7 @@ class _ReaderMayLeave:
 WRITERS = {"discover", "synth", "record-update", "record-build", "reject", "unreject", "expedite", "dispatch"}
 WRITERS |= {"rollback", "verify", "prune"}
 WRITERS |= {"site"}  # its output folder, like synth's
+WRITERS |= {"drain"}
 
 
 def _lock(args: argparse.Namespace):
@@ -116,6 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(add_help=False)
     root.add_argument("--root", type=Path, default=Path("."), help="factory repository (default: current directory)")
 
-    for group in (enrol, kargo, rebuilds, trust, federation, output):
+    for group in (enrol, kargo, rebuilds, events, trust, federation, output):
         group.register(commands, root)
     return parser

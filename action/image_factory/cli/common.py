@@ -136,6 +136,18 @@ def pushed(args: argparse.Namespace, message: str, reapply) -> None:
         print(f"pushed {commit[:12]}: {message}" if commit else "nothing to push: state already had it")
 
 
+def print_error(error: FactoryError, root: Path) -> None:
+    """A command's problems, once, on stderr; in GitHub Actions also as annotations."""
+    print(report.problems_text(error.problems), file=sys.stderr)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        workspace = os.environ.get("GITHUB_WORKSPACE")
+        # On stderr, which the runner reads for workflow commands as it reads stdout (actions/runner,
+        # src/Runner.Worker/Handlers/ScriptHandler.cs: an OutputManager on each stream): stdout
+        # may be a job summary (`plan --markdown >> $GITHUB_STEP_SUMMARY`), where an event's
+        # words in an error would be Markdown, links and images included.
+        print(report.annotations(error.problems, root, Path(workspace) if workspace else None), file=sys.stderr)
+
+
 def github_outputs(outputs: dict[str, str], summary: str) -> None:
     """Step outputs and job summary, when running in GitHub Actions."""
     if path := os.environ.get("GITHUB_OUTPUT"):

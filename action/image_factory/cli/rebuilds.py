@@ -116,6 +116,7 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     )
     planning.add_argument(
         "--base",
+        action="append",
         metavar="REF",
         help="only the images built on REF (a watched reference, or a managed image's name), as dispatch --base",
     )
@@ -130,9 +131,10 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     send.add_argument("--image", metavar="NAME", help="only this image (also when its autoRebuild is off)")
     send.add_argument(
         "--base",
+        action="append",
         metavar="REF",
         help="only the images built on REF (a watched reference, or a managed image's name), directly or through "
-        "other images: after an event about it, reading only their state",
+        "other images: after an event about it, reading only their state (repeat it for several)",
     )
     send.add_argument("--now", metavar="TIME", help="plan as of this time (default: now)")
     send.add_argument(

@@ -404,23 +404,27 @@ def load_model(root: Path, *, settings_only: bool = False) -> tuple[Config, Stat
     return config, merge.state
 
 
-def load_scope(root: Path, subject: str) -> tuple[Config, State]:
-    """images.yaml's settings and the part of the merged state a plan after an event about
-    `subject` (a watched reference, or a managed image's name) needs (`index.closure`), with
+def load_scope(root: Path, subjects: list[str]) -> tuple[Config, State]:
+    """images.yaml's settings and the part of the merged state a plan after events about
+    `subjects` (watched references, or managed images' names) needs (`index.closure`), with
     the images queued for any event's dispatch (`index.dispatch_queue`): read from those files
     alone while the index is current, else cut from the full load."""
     digest = index.config_digest(root)
     fast, graph = index.read_index(root, digest), index.read_graph(root, digest)
     retry = index.dispatch_queue(root)
     if fast is not None and graph is not None:
-        scoped = index.scope(root, fast, graph, subject, retry)
+        scoped = index.scope(root, fast, graph, subjects, retry)
         if scoped is not None:
             return index.slim_config(fast), scoped
     config, state = load_model(root)
-    scoped = index.state_closure(state, subject, retry)
+    scoped = index.state_closure(state, subjects, retry)
     if scoped is None:
+        unknown = [s for s in subjects if index.state_closure(state, [s]) is None]
         raise FactoryError(
-            Problem("--base", f"{subject!r} is neither a watched image nor a managed image in {config.file}")
+            Problem(
+                "--base",
+                f"{', '.join(map(repr, unknown))}: neither a watched image nor a managed image in {config.file}",
+            )
         )
     return config, scoped
 

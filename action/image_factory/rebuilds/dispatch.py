@@ -202,10 +202,10 @@ def dispatch(
     only: str | None = None,
     retry: bool = False,
     connect: Callable = github_client.connect,
-    after: str | None = None,
+    after: list[str] | None = None,
 ) -> list[Dispatch]:
-    """Trigger every due build (of the images built on `after`, when given: a watched reference
-    or a managed image, see `load_scope`). Each attempt is recorded (pending) before GitHub is
+    """Trigger every due build (of the images built on `after`, when given: watched references
+    or managed images, see `load_scope`). Each attempt is recorded (pending) before GitHub is
     called, and marked dispatch-failed with GitHub's reason when the call fails: an attempt is
     never lost."""
     config, state = load_scope(root, after) if after else load_model(root, settings_only=True)

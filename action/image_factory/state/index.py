@@ -235,10 +235,10 @@ def parents(root: Path, index: Index, image: ImageState) -> dict[str, ImageState
     return found
 
 
-def scope(root: Path, index: Index, graph: Graph, subject: str, extra: list[str] = ()) -> State | None:
-    """`closure` of `subject` (and `extra`), read from the state files it names."""
+def scope(root: Path, index: Index, graph: Graph, subjects: list[str], extra: list[str] = ()) -> State | None:
+    """`closure` of `subjects` (and `extra`), read from the state files it names."""
     return closure(
-        subject,
+        subjects,
         lambda name: managed(root, index, name),
         lambda ref, dependents: watched(root, index, ref, dependents),
         lambda name: graph.children.get(name, []),
@@ -246,8 +246,8 @@ def scope(root: Path, index: Index, graph: Graph, subject: str, extra: list[str]
     )
 
 
-def state_closure(state: State, subject: str, extra: list[str] = ()) -> State | None:
-    """`closure` of `subject` (and `extra`) in a fully loaded state."""
+def state_closure(state: State, subjects: list[str], extra: list[str] = ()) -> State | None:
+    """`closure` of `subjects` (and `extra`) in a fully loaded state."""
     children: dict[str, list[str]] = {}
     for image in state.images.values():
         for parent in {base.image for base in image.base_images if base.image}:
@@ -257,27 +257,29 @@ def state_closure(state: State, subject: str, extra: list[str] = ()) -> State | 
         base = state.base_images.get(ref.canonical)
         return base if base is None or dependents else replace(base, dependents=[])
 
-    return closure(subject, state.images.get, watched_of, children.get, extra)
+    return closure(subjects, state.images.get, watched_of, children.get, extra)
 
 
 def closure(
-    subject: str,
+    subjects: list[str],
     image_of: Callable[[str], ImageState | None],
     watched_of: Callable[[ImageRef, bool], BaseImageState | None],
     children_of: Callable[[str], list[str] | None],
     extra: list[str] = (),
 ) -> State | None:
-    """The part of state a plan after an event about `subject` needs: every managed image built
-    on it (directly or through other managed images), their managed ancestors (whose failures
+    """The part of state a plan after events about `subjects` needs: every managed image built
+    on one (directly or through other managed images), their managed ancestors (whose failures
     block them and whose rebuilds come first), and every watched image all of these are built
-    on. `subject`: a managed image's name or a watched reference; None when it is neither.
+    on. A subject: a managed image's name or a watched reference; None when one is neither.
     `extra`: managed images to plan as well (those gone from state are left out).
     `watched_of(ref, dependents)`: a watched image, with its dependents or not: of the watched
-    images only the subject's are read (nothing a plan reads needs the others')."""
-    subject_base = None
-    if image_of(subject) is not None:
-        start = list(children_of(subject) or [])
-    else:
+    images only the subjects' are read (nothing a plan reads needs the others')."""
+    subject_bases: dict[str, BaseImageState] = {}
+    start: list[str] = []
+    for subject in subjects:
+        if image_of(subject) is not None:
+            start += list(children_of(subject) or [])
+            continue
         try:
             ref = parse_ref(subject).without_digest()
         except ValueError:
@@ -285,8 +287,8 @@ def closure(
         base = watched_of(ref, True) or watched_of(ref.with_tag(None), True)
         if base is None:
             return None
-        subject_base = base
-        start = [dependent.image for dependent in base.dependents]
+        subject_bases[base.ref.canonical] = base
+        start += [dependent.image for dependent in base.dependents]
     images: dict[str, ImageState] = {}
 
     def take(pending: list[str], follow: Callable[[ImageState], list[str]]) -> bool:
@@ -318,8 +320,8 @@ def closure(
                 ref = parse_ref(base.ref, default_tag=None).without_digest()
                 if ref.canonical in bases:
                     continue
-                if subject_base is not None and ref.canonical == subject_base.ref.canonical:
-                    bases[ref.canonical] = subject_base
+                if ref.canonical in subject_bases:
+                    bases[ref.canonical] = subject_bases[ref.canonical]
                 elif (found := watched_of(ref, False)) is not None:
                     bases[ref.canonical] = found
     return State(dict(sorted(images.items())), dict(sorted(bases.items())))

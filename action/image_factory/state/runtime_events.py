@@ -1,10 +1,15 @@
 """What happens to an image's runtime record when something is seen or built. Pure functions.
 
-Each returns a new Runtime; the caller writes it. Applying the same event twice changes nothing.
+Each returns a new Runtime; the caller writes it. Applying the same event twice changes nothing,
+and events applied in any order give the same record: every choice is made by the times the
+events carry (the earliest sighting, the latest verdict, the latest build), never by which
+arrived last; only an image's attempts that started in the same second keep the order they were
+recorded in. The events workflow's drain relies on this: GitHub does not order runs.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime
 
@@ -20,8 +25,18 @@ FORCED = "forced"
 
 
 def _by_time(history: list[HistoryEntry]) -> list[HistoryEntry]:
-    """Oldest first; digests first seen in the same second keep the order they arrived in."""
-    return sorted(history, key=lambda entry: entry["firstSeen"])
+    """Oldest first; digests first seen in the same second by digest, whatever order they came in."""
+    return sorted(history, key=lambda entry: (parse_time(entry["firstSeen"]), entry["digest"]))
+
+
+def _sighting_key(entry: HistoryEntry) -> tuple:
+    """Which of two sightings of one digest the history keeps: the earliest, then a fixed order."""
+    return (
+        parse_time(entry["firstSeen"]),
+        entry.get("seenBy", ""),
+        entry.get("freight", ""),
+        entry.get("reportedBy", ""),
+    )
 
 
 def record_sighting(
@@ -38,13 +53,15 @@ def record_sighting(
     history = [dict(entry) for entry in runtime.history]
     existing = next((entry for entry in history if entry["digest"] == digest), None)
     extra = {**({"freight": freight} if freight else {}), **({"reportedBy": reported_by} if reported_by else {})}
+    entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(seen_at), "seenBy": seen_by, **extra}
     if existing is None:
-        entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(seen_at), "seenBy": seen_by, **extra}
         history.append(entry)
-    elif existing["seenBy"] == FORCED:  # now really seen: its delay counts from here
-        existing.update({"firstSeen": format_time(seen_at), "seenBy": seen_by, **extra})
-    elif parse_time(existing["firstSeen"]) > seen_at:
-        existing["firstSeen"] = format_time(seen_at)
+    # A forced entry was only named by an operator: now really seen, its delay counts from here.
+    # Else the earliest sighting stays, with who saw and reported it.
+    elif existing["seenBy"] == FORCED or _sighting_key(entry) < _sighting_key(existing):
+        marks = {key: value for key, value in existing.items() if key in MARKS}
+        existing.clear()
+        existing.update({**entry, **marks})
     history = _by_time(history)[-MAX_HISTORY:]
     return replace(runtime, history=history, current_digest=_current(history, runtime.current_digest))
 
@@ -69,8 +86,23 @@ def _mark(runtime: Runtime, digest: str, at: datetime, seen_by: str, key: str, v
         runtime = replace(runtime, history=_by_time([*runtime.history, entry])[-MAX_HISTORY:])
     elif not _has(runtime, digest):
         runtime = record_sighting(runtime, digest, at, seen_by)
-    history = [{**entry, key: value} if entry["digest"] == digest else dict(entry) for entry in runtime.history]
+    history = [
+        {**entry, key: _later(entry.get(key), value)} if entry["digest"] == digest else dict(entry)
+        for entry in runtime.history
+    ]
     return replace(runtime, history=history)
+
+
+# What _mark sets on a digest's entry: kept when a sighting replaces the entry's own fields.
+MARKS = ("expedited", "verification", "rejected")
+
+
+def _later(old: dict | None, new: dict) -> dict:
+    """Of two marks of one kind (an expedite, a verdict, a rejection), the one given last by its
+    time; on the same second a fixed choice, so the order of arrival never decides."""
+    if old is None:
+        return new
+    return max(old, new, key=lambda mark: (parse_time(mark["at"]), json.dumps(mark, sort_keys=True)))
 
 
 def record_verification(runtime: Runtime, digest: str, verified: bool, reason: str | None, at: datetime) -> Runtime:
@@ -112,16 +144,47 @@ def record_build(runtime: Runtime, build: Build) -> Runtime:
         ),
         None,
     )
-    if same is not None:  # the dispatched attempt now has its outcome; it started when dispatched
+    reported = next((attempt for attempt in attempts if _same_report(attempt, build)), None)
+    if reported is not None:  # the same report delivered again: it finished when first reported
+        for key in ("startedAt", "finishedAt"):
+            reported[key] = _earliest(reported.get(key), build.get(key))
+        build = reported
+    elif same is not None:  # the dispatched attempt now has its outcome; it started when dispatched
         same.update({key: value for key, value in build.items() if key != "startedAt"})
+        build = same
     elif build not in attempts:
         attempts.append(dict(build))
+    attempts.sort(key=_attempt_key)
     runtime = replace(runtime, attempts=attempts)
     if build["result"] == "success":
         seen_at = parse_time(build.get("finishedAt") or build["startedAt"])
         runtime = record_sighting(runtime, build["digest"], seen_at, "build")
-        runtime = replace(runtime, last_build=dict(build), current_digest=build["digest"])
+        last = runtime.last_build
+        if last is None or _same_report(last, build) or _build_key(build) > _build_key(last):
+            runtime = replace(runtime, last_build=dict(build), current_digest=build["digest"])
     return runtime
+
+
+def _same_report(attempt: Build, build: Build) -> bool:
+    """One build's outcome reported twice (a sender's retry, a re-run receipt): same run, result and digest."""
+    keys = ("runUrl", "result", "digest", "baseDigests")
+    return bool(build.get("runUrl")) and all(attempt.get(key) == build.get(key) for key in keys)
+
+
+def _earliest(first: str | None, second: str | None) -> str | None:
+    times = [stamp for stamp in (first, second) if stamp]
+    return min(times, key=parse_time) if times else None
+
+
+def _attempt_key(attempt: Build):
+    """Attempts in the order they started (on the same second, as they were recorded: a drain
+    applies its events sorted by when GitHub received them)."""
+    return parse_time(attempt["startedAt"])
+
+
+def _build_key(build: Build) -> tuple:
+    """Which success is the image's last build: the one that finished last."""
+    return (parse_time(build.get("finishedAt") or build["startedAt"]), build.get("digest", ""))
 
 
 def _has(runtime: Runtime, digest: str) -> bool:

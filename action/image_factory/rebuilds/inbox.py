@@ -1,0 +1,138 @@
+"""Events as the events workflow received them, one file each, and the commands that apply them.
+
+The workflow's `receive` job writes each `repository_dispatch` down before anything else runs
+(docs/reliability.md): the event's type, its client_payload, the sender's login, when GitHub
+delivered it and the run's id. The drain reads them back here. Pure: text in, commands out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from image_factory.errors import FactoryError, Problem
+from image_factory.timestamps import format_time, parse_time
+from image_factory.user_text import one_line
+
+TYPES = ("base-image-updated", "base-image-verified", "base-image-cve", "base-image-soaked", "image-built")
+MAX_EVENT_BYTES = 65536  # far above any event the factory's senders make; a file beyond it is refused
+
+
+@dataclass(frozen=True)
+class Event:
+    """One repository_dispatch, as received."""
+
+    id: str  # the receiving run's id: one per delivery
+    type: str
+    sender: str
+    received_at: datetime
+    payload: dict
+
+    @property
+    def subject(self) -> str:
+        """What the event is about: a watched reference, or a managed image's name (image-built)."""
+        return self.payload["image"]
+
+    def text(self, key: str) -> str:
+        """A payload field as text: '' when absent."""
+        return self.payload.get(key) or ""
+
+
+def parse_event(name: str, text: str) -> Event:
+    """An event file's contents; anything but the receive job's shape is refused, naming `name`."""
+
+    def refuse(why: str) -> FactoryError:
+        return FactoryError(Problem(name, f"not an event the receive job wrote: {why}"))
+
+    if len(text.encode()) > MAX_EVENT_BYTES:
+        raise refuse(f"over {MAX_EVENT_BYTES} bytes")
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise refuse(f"not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise refuse("not a JSON object")
+    fields = {key: data.get(key) for key in ("id", "type", "sender", "receivedAt")}
+    missing = [key for key, value in fields.items() if not isinstance(value, str) or not value]
+    if missing:
+        raise refuse(f"{', '.join(missing)} missing")
+    if data["type"] not in TYPES:
+        raise refuse(f"type {one_line(data['type'])[:80]!r} is not one of {', '.join(TYPES)}")
+    payload = data.get("payload")
+    if not isinstance(payload, dict):
+        raise refuse("payload is not an object")
+    for key, value in payload.items():
+        allowed = (dict,) if key == "bases" else (str, bool) if key == "signed" else (str,)
+        if value is not None and not isinstance(value, allowed):
+            raise refuse(f"payload.{one_line(str(key))[:40]} is a {type(value).__name__}")
+    if not payload.get("image"):
+        raise refuse("payload.image missing")
+    if data["type"] == "image-built" and payload.get("result") not in ("success", "failure"):
+        raise refuse("payload.result is neither success nor failure")
+    try:
+        received = parse_time(data["receivedAt"], "receivedAt")
+    except FactoryError:
+        raise refuse(f"receivedAt {one_line(data['receivedAt'])[:40]!r} is not a time") from None
+    return Event(data["id"], data["type"], data["sender"], received, payload)
+
+
+def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[str]]:
+    """The image-factory commands that apply `event`, as the events workflow ran them one per
+    event before the drain (each at the time GitHub received the event, so the order events are
+    applied in never changes what is recorded). `cosign`: the outcome of `cosign verify` of a
+    keyless-signed build. The soak event records nothing: its Stage saw the digest stay. Every
+    value is given as `--flag=value`: a payload value starting with `-` stays a value."""
+    at = format_time(event.received_at)
+    given = {"--image": event.subject, "--digest": event.text("digest"), "--sender": event.sender}
+    if event.type == "base-image-updated":
+        command = [
+            "record-update",
+            {**given, "--seen-by": "kargo", "--seen-at": at, "--freight": event.text("freight")},
+        ]
+    elif event.type == "base-image-verified":
+        reason = f"verified by Kargo (Freight {event.text('freight')})"
+        command = ["record-update", {**given, "--verified": "true", "--reason": reason, "--seen-at": at}]
+    elif event.type == "base-image-cve":
+        # --force: a trusted scanner may name a fixed digest before Kargo reported it; it is built
+        # on now but never becomes the current digest until Kargo sees it.
+        command = ["expedite", {**given, "--reason": event.text("reason"), "--at": at}, "--force"]
+    elif event.type == "image-built":
+        signed = str(event.payload.get("signed")).lower()
+        values = {
+            **given,
+            "--result": event.text("result"),
+            "--finished-at": at,
+            "--bases": json.dumps(event.payload.get("bases") or {}),
+            "--run-url": event.text("run_url"),
+            "--error": event.text("error"),
+            "--revision-tag": event.text("revision_tag"),
+            "--signed": signed if signed in ("true", "false") else "",
+        }
+        if cosign is not None:
+            values["--cosign-verified"] = "true" if cosign[0] else "false"
+            values["--cosign-error"] = "" if cosign[0] else cosign[1][-2000:]
+        command = ["record-build", values, "--require-signature"]
+    else:
+        return []
+    return [_argv(command)]
+
+
+def _argv(command: list) -> list[str]:
+    """A command, its `--flag=value` options (the empty ones left out) and its switches."""
+    name, values, *switches = command
+    return [name, *(f"{flag}={value}" for flag, value in values.items() if value), *switches]
+
+
+def checks(event: Event) -> list[list[str]]:
+    """Commands that may fail without refusing the event: a new digest's signature check
+    against a key in the repository (keyless ones are Kargo's to report); an unreachable
+    registry must not hold up the rebuilds the event makes due."""
+    if event.type != "base-image-updated":
+        return []
+    return [["verify", f"--image={event.subject}@{event.text('digest')}", "--record"]]
+
+
+def order(events: list[Event]) -> list[Event]:
+    """The order a drain applies events in: as GitHub received them (then by run id)."""
+    return sorted(events, key=lambda event: (event.received_at, event.id))
