@@ -102,7 +102,7 @@ def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[
         values = {
             **given,
             "--result": event.text("result"),
-            "--finished-at": at,
+            "--finished-at": format_time(finished_at(event)),
             "--bases": json.dumps(event.payload.get("bases") or {}),
             "--run-url": event.text("run_url"),
             "--error": event.text("error"),
@@ -116,6 +116,16 @@ def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[
     else:
         return []
     return [_argv(command)]
+
+
+def finished_at(event: Event) -> datetime:
+    """When a reported build finished: the time its report carries (build.yml sends it, so a copy
+    sent again is the same build), never later than GitHub received it; else when it was received."""
+    try:
+        given = parse_time(event.text("finished_at"), "finished_at") if event.text("finished_at") else None
+    except FactoryError:
+        given = None
+    return min(given, event.received_at) if given is not None else event.received_at
 
 
 def _argv(command: list) -> list[str]:

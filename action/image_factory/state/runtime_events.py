@@ -3,8 +3,8 @@
 Each returns a new Runtime; the caller writes it. Applying the same event twice changes nothing,
 and events applied in any order give the same record: every choice is made by the times the
 events carry (the earliest sighting, the latest verdict, the latest build), never by which
-arrived last; only an image's attempts that started in the same second keep the order they were
-recorded in. The events workflow's drain relies on this: GitHub does not order runs.
+arrived last; only an image's attempts without a run that started in the same second keep
+the order they were recorded in. The events workflow's drain relies on this: GitHub does not order runs.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def record_sighting(
     elif existing["seenBy"] == FORCED or _sighting_key(entry) < _sighting_key(existing):
         marks = {key: value for key, value in existing.items() if key in MARKS}
         existing.clear()
-        existing.update({**entry, **marks})
+        existing.update(_ordered({**entry, **marks}))
     history = _by_time(history)[-MAX_HISTORY:]
     return replace(runtime, history=history, current_digest=_current(history, runtime.current_digest))
 
@@ -81,16 +81,25 @@ def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime, *,
 
 def _mark(runtime: Runtime, digest: str, at: datetime, seen_by: str, key: str, value: dict) -> Runtime:
     """Set `key` on the history entry of `digest`, adding the digest (seen at `at`) if unseen."""
-    if not _has(runtime, digest) and seen_by == FORCED:
+    forced = next((e for e in runtime.history if e["digest"] == digest and e["seenBy"] == FORCED), None)
+    if seen_by == FORCED and (not _has(runtime, digest) or (forced and parse_time(forced["firstSeen"]) > at)):
         entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(at), "seenBy": FORCED}
-        runtime = replace(runtime, history=_by_time([*runtime.history, entry])[-MAX_HISTORY:])
-    elif not _has(runtime, digest):
+        others = [e for e in runtime.history if e["digest"] != digest]
+        entry = _ordered({**(forced or {}), **entry})  # named first at the earliest time; its marks stay
+        runtime = replace(runtime, history=_by_time([*others, entry])[-MAX_HISTORY:])
+    elif seen_by != FORCED:  # a verdict or an expedite is a sighting too: the earliest one stays
         runtime = record_sighting(runtime, digest, at, seen_by)
     history = [
-        {**entry, key: _later(entry.get(key), value)} if entry["digest"] == digest else dict(entry)
+        _ordered({**entry, key: _later(entry.get(key), value)}) if entry["digest"] == digest else dict(entry)
         for entry in runtime.history
     ]
     return replace(runtime, history=history)
+
+
+def _ordered(entry: HistoryEntry) -> HistoryEntry:
+    """The entry's keys in one order (the sighting's, then the marks'), whatever order set them."""
+    marks = {key: entry[key] for key in MARKS if key in entry}
+    return {**{key: value for key, value in entry.items() if key not in MARKS}, **marks}
 
 
 # What _mark sets on a digest's entry: kept when a sighting replaces the entry's own fields.
@@ -176,10 +185,10 @@ def _earliest(first: str | None, second: str | None) -> str | None:
     return min(times, key=parse_time) if times else None
 
 
-def _attempt_key(attempt: Build):
-    """Attempts in the order they started (on the same second, as they were recorded: a drain
-    applies its events sorted by when GitHub received them)."""
-    return parse_time(attempt["startedAt"])
+def _attempt_key(attempt: Build) -> tuple:
+    """Attempts in the order they started; on the same second, reported builds by their run (so
+    the order reports arrive in never decides), others as they were recorded."""
+    return (parse_time(attempt["startedAt"]), attempt.get("runUrl", ""))
 
 
 def _build_key(build: Build) -> tuple:

@@ -1,0 +1,116 @@
+"""`image-factory drain`: every received event applied in one process, and the same state whatever
+the order, the split into drains, or the duplicated deliveries (GitHub orders no runs, and a
+sender may resend)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+from image_factory.cli import main
+
+from ..event_burst import burst, cosign_that_accepts, digest, drain, snapshot
+
+
+@pytest.fixture
+def factory_root(example_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{cosign_that_accepts(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+    return example_factory.root
+
+
+def fresh(example_factory_root, tmp_path, name):
+    """Another copy of the example factory, as it was before any event."""
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(example_factory_root, copy)
+    return copy
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_order_any_split_and_duplicates_give_the_same_state(factory_root, tmp_path, seed):
+    """One burst applied event by event in the order GitHub received them, and the same burst
+    shuffled, duplicated and cut into drains of random sizes: the same state files."""
+    events = burst(seed, size=120, duplicates=15)
+    pristine = fresh(factory_root, tmp_path, "pristine")
+    one_by_one = fresh(pristine, tmp_path, "one-by-one")
+    for number, event in enumerate(sorted(events, key=lambda e: (e["receivedAt"], e["id"]))):
+        drain(one_by_one, [event], tmp_path / f"single-{number}")
+    expected = snapshot(one_by_one)
+    assert expected != snapshot(pristine)
+
+    rng = random.Random(seed)
+    for attempt in range(2):
+        shuffled = events[:]
+        rng.shuffle(shuffled)
+        root = fresh(pristine, tmp_path, f"shuffled-{attempt}")
+        while shuffled:
+            take = rng.randint(1, 40)
+            drain(root, shuffled[:take], tmp_path / f"drain-{attempt}-{len(shuffled)}")
+            shuffled = shuffled[take:]
+        got = snapshot(root)
+        assert got == expected
+
+
+def test_a_build_reported_before_the_sighting_of_its_base_lands_the_same(factory_root, tmp_path):
+    python = "docker.io/library/python:3.12-slim"
+    new = digest("python-new")
+    built = {
+        "image": "base-python",
+        "result": "success",
+        "digest": digest("built"),
+        "bases": {python: new},
+        "run_url": "https://github.com/acme-platform/image-factory/actions/runs/7",
+        "signed": True,
+    }
+    sighting = {"id": "1", "type": "base-image-updated", "sender": "image-factory-kargo[bot]"}
+    sighting |= {"receivedAt": "2026-11-02T09:00:00Z", "payload": {"image": python, "digest": new}}
+    report = {"id": "2", "type": "image-built", "sender": "acme-builds", "receivedAt": "2026-11-02T09:05:00Z"}
+    report |= {"payload": built}
+    first = fresh(factory_root, tmp_path, "sighting-first")
+    assert drain(first, [sighting], tmp_path / "a") == 0 and drain(first, [report], tmp_path / "b") == 0
+    second = fresh(factory_root, tmp_path, "report-first")
+    assert drain(second, [report], tmp_path / "c") == 0 and drain(second, [sighting], tmp_path / "d") == 0
+    assert snapshot(first) == snapshot(second)
+
+
+def test_refused_and_malformed_events_are_named_and_the_rest_applied(factory_root, tmp_path, capsys):
+    python = "docker.io/library/python:3.12-slim"
+    good = {"id": "1", "type": "base-image-updated", "sender": "image-factory-kargo[bot]"}
+    good |= {"receivedAt": "2026-11-02T09:00:00Z", "payload": {"image": python, "digest": digest("good")}}
+    forged = {**good, "id": "2", "type": "base-image-verified", "sender": "mallory"}
+    option = {**good, "id": "3", "payload": {"image": "--push", "digest": digest("x")}}
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "garbage.json").write_text("{not json")
+    assert drain(factory_root, [good, forged, option], folder / "events") == 1
+    out, err = capsys.readouterr()
+    assert "drained 3 event(s): 1 applied, 2 refused" in out
+    assert "refused event 2 (base-image-verified of docker.io/library/python:3.12-slim)" in err
+    assert "'mallory' is not in trust.senders" in err
+    # a value that looks like an option stays a value (`--image=--push`), refused as a reference
+    assert "refused event 3 (base-image-updated of --push)" in err and "invalid image reference '--push'" in err
+    assert (
+        digest("good")
+        in (factory_root / "state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml").read_text()
+    )
+    # a folder of files that are not events: each named, nothing applied
+    assert main(["drain", "--root", str(factory_root), "--from", str(folder)]) == 1
+    assert "garbage.json: not an event the receive job wrote: not JSON" in capsys.readouterr().err
+
+
+def test_the_subjects_file_names_what_the_applied_events_were_about(factory_root, tmp_path):
+    events = burst(5, size=30, duplicates=0)
+    folder, subjects = tmp_path / "inbox", tmp_path / "subjects.txt"
+    folder.mkdir()
+    for event in events:
+        (folder / f"{event['id']}.json").write_text(json.dumps(event))
+    main(["drain", "--root", str(factory_root), "--from", str(folder), "--subjects", str(subjects)])
+    trusted = {e["payload"]["image"] for e in events if e["sender"] != "mallory"}
+    assert subjects.read_text().splitlines() == sorted(trusted)
+    # dispatch takes them all at once
+    args = [arg for subject in sorted(trusted) for arg in ("--base", subject)]
+    assert main(["dispatch", "--root", str(factory_root), "--dry-run", *args]) == 0
