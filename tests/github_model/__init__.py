@@ -1,0 +1,1 @@
+"""Models of GitHub Actions behaviour act cannot show, built from GitHub's documentation."""
