@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,12 @@ def standin_args(workflow: Path) -> list[str]:
 NEWER_THAN_ACT = "  queue: max\n"
 
 
-def act(cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None = None) -> tuple[int, str]:
+def act(
+    cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None = None, home: Path | None = None
+) -> tuple[int, str]:
+    """`workflow` run by act on `event` in `cwd`; `home` holds the event file and act's cache
+    (default: beside `cwd`; runs at the same time need one each)."""
+    home = home or cwd.parent
     path = cwd / ".github" / "workflows" / workflow
     text = path.read_text()
     if NEWER_THAN_ACT in text:
@@ -86,7 +92,7 @@ def act(cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None 
         *extra,
     ]
     if payload is not None:
-        event_file = cwd.parent / f"{event}.json"
+        event_file = home / f"{event}.json"
         # GitHub sends the repository with every event: the workflows act on its default branch only
         event_file.write_text(json.dumps({"repository": {"default_branch": "main"}, **payload}))
         args += ["-e", str(event_file)]
@@ -98,7 +104,7 @@ def act(cwd: Path, event: str, workflow: str, *extra: str, payload: dict | None 
         timeout=900,
         check=False,
         env=act_environment(
-            cwd.parent,
+            home,
             IMAGE_FACTORY_STANDIN_LOG=str(cwd.parent / "standins.jsonl"),
             IMAGE_FACTORY_STANDIN_TOOL=str(TOOL),
             IMAGE_FACTORY_STANDIN_PYTHON=sys.executable,
@@ -467,3 +473,46 @@ def test_a_soaked_base_dispatches_the_due_builds_on_it_and_records_nothing(facto
     assert code != 0 and "::error title=events::the secret IMAGE_FACTORY_TOKEN is not set" in output
     assert "Failure - Main Dispatch the rebuilds that are due" in output
     assert git(origin, "rev-parse", "main") == before and git(origin, "for-each-ref", INBOX) == ""
+
+
+# events.yml's receive job run by act twenty times at once against one repository, then one drain:
+# every event written down (a ref each, no push rejected for another's) and all applied.
+RECEIPTS = 20
+PYTHON = "docker.io/library/python:3.12-slim"
+NODE = "docker.io/library/node:22-bookworm-slim"
+
+
+def test_twenty_concurrent_receipts_then_one_drain_record_all_twenty(factory_repo, tmp_path):
+    work, origin = factory_repo
+    digests = {number: f"sha256:{number:064x}" for number in range(1, RECEIPTS + 1)}
+
+    def receive(number: int) -> tuple[int, str]:
+        home = tmp_path / f"receipt-{number}"
+        home.mkdir()
+        payload = {
+            "action": "base-image-updated",
+            "client_payload": {"image": PYTHON if number % 2 else NODE, "digest": digests[number]},
+            "sender": KARGO,
+        }
+        # each receipt its own run of events.yml: act gives every run the id 1 unless told
+        run = ("-j", "receive", "--env", f"GITHUB_RUN_ID={9000 + number}")
+        return act(work, "repository_dispatch", "events.yml", *run, payload=payload, home=home)
+
+    with ThreadPoolExecutor(max_workers=RECEIPTS) as pool:
+        results = list(pool.map(receive, digests))
+    for code, output in results:
+        assert code == 0, output[-3000:]
+    refs = git(origin, "for-each-ref", "--format=%(refname)", INBOX).split()
+    assert sorted(refs) == sorted(f"{INBOX}{9000 + number}" for number in digests)
+    before = git(origin, "rev-parse", "main")
+
+    # one drain: a workflow_dispatch runs it without a receipt of its own
+    code, output = act(work, "workflow_dispatch", "events.yml", *FACTORY_TOKEN, payload={"inputs": {"image": ""}})
+    assert code == 0, output[-4000:]
+    assert f"drained {RECEIPTS} event(s): {RECEIPTS} applied, 0 refused" in output
+    assert git(origin, "for-each-ref", INBOX) == ""
+    assert git(origin, "rev-list", "--count", f"{before}..main") == "1"  # one commit for all twenty
+    python = git(origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml")
+    node = git(origin, "show", "main:state/base-images/docker.io-library-node-22-bookworm-slim-edc47295e205.yaml")
+    for number, digest in digests.items():
+        assert f"digest: {digest}" in (python if number % 2 else node)
