@@ -79,13 +79,13 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run(command: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall time and peak tree RSS of one command, which must succeed."""
-    seconds, peak, _ = run_output(command, cwd)
+def run(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, int]:
+    """Wall time and peak tree RSS of one command, which must exit with one of `ok`."""
+    seconds, peak, _ = run_output(command, cwd, ok)
     return seconds, peak
 
 
-def run_output(command: list[str], cwd: Path) -> tuple[float, int, str]:
+def run_output(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, int, str]:
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
@@ -102,7 +102,7 @@ def run_output(command: list[str], cwd: Path) -> tuple[float, int, str]:
     stdout, stderr = process.communicate()
     done.set()
     sampler.join()
-    if process.returncode:
+    if process.returncode not in ok:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr}")
     return time.perf_counter() - start, peak, stdout
 
