@@ -27,14 +27,15 @@ ACT = Path(sys.executable).parent / "act"
 ACTIONS = FIXTURES / "actions"
 TOOL = ACTIONS / "standin_tool.py"
 BUILD_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "build.yml"
-PINNED = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})\b", re.MULTILINE)
+# `owner/name[/path]@sha`: an action in a folder of its repository (actions/cache/restore) is the repository's
+PINNED = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w.-]+)((?:/[\w.-]+)*)@([0-9a-f]{40})\b", re.MULTILINE)
 
 
 def pinned_actions(*workflows: Path) -> dict[str, set[str]]:
     """Every `owner/name@<40-hex sha>` the workflows use: name → shas."""
     pins: dict[str, set[str]] = {}
     for workflow in workflows:
-        for name, sha in PINNED.findall(workflow.read_text()):
+        for name, _, sha in PINNED.findall(workflow.read_text()):
             pins.setdefault(name, set()).add(sha)
     return pins
 
@@ -48,7 +49,8 @@ class StandIns:
         self.log = folder / "standins.jsonl"
         self.repos = repos
         self.pins = pinned_actions(*workflows)
-        missing = sorted(name for name in self.pins if not (ACTIONS / name / "action.yml").is_file())
+        used = {name + path for workflow in workflows for name, path, _ in PINNED.findall(workflow.read_text())}
+        missing = sorted(name for name in used if not (ACTIONS / name / "action.yml").is_file())
         if missing:
             pytest.fail(f"no stand-in in {ACTIONS} for {', '.join(missing)}")
 
@@ -87,7 +89,8 @@ def act_environment(folder: Path, **extra: str) -> dict[str, str]:
     """The environment of one act run: the test's, the run's shared wheelhouse and venv (run_shared),
     and act's cache under `folder`: act copies the repository there for each run (80 MB with its
     venvs), which would otherwise pile up in ~/.cache/act and be shared by concurrent runs."""
-    return {**os.environ, **workflow_environment(), "XDG_CACHE_HOME": str(folder / "act-xdg-cache"), **extra}
+    caches = {"IMAGE_FACTORY_STANDIN_CACHE": str(folder / "actions-cache")}  # actions/cache, across runs
+    return {**os.environ, **workflow_environment(), "XDG_CACHE_HOME": str(folder / "act-xdg-cache"), **caches, **extra}
 
 
 def run_act(

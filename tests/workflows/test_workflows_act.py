@@ -516,3 +516,25 @@ def test_twenty_concurrent_receipts_then_one_drain_record_all_twenty(factory_rep
     node = git(origin, "show", "main:state/base-images/docker.io-library-node-22-bookworm-slim-edc47295e205.yaml")
     for number, digest in digests.items():
         assert f"digest: {digest}" in (python if number % 2 else node)
+
+
+def test_the_drain_installs_the_tool_once_and_restores_it_from_the_cache_after(factory_repo, tmp_path):
+    """The first drain installs the tool and saves it (actions/cache/save, keyed on the lock, the
+    tool's code and the runner's Python); the next restores it and runs no pip at all."""
+    work, _ = factory_repo
+    runs = []
+    for number in range(2):
+        code, output = act(work, "workflow_dispatch", "events.yml", *FACTORY_TOKEN, payload={"inputs": {"image": ""}})
+        assert code == 0, output[-4000:]
+        runs.append(output)
+    records = [json.loads(line) for line in (work.parent / "standins.jsonl").read_text().splitlines()]
+    restores = [r for r in records if r["action"] == "actions/cache/restore"]
+    saves = [r for r in records if r["action"] == "actions/cache/save"]
+    assert len(restores) == 2 and len(saves) == 1  # saved after the first install only
+    key = restores[0]["inputs"]["key"]
+    assert key == restores[1]["inputs"]["key"] == saves[0]["inputs"]["key"]
+    python = ".".join(map(str, sys.version_info[:3]))  # the stand-ins' runner Python is this one
+    assert key.startswith(f"image-factory-Linux-python-{python}-") and len(key.rsplit("-", 1)[1]) == 64
+    assert "Cache saved with key" in runs[0]
+    assert "Success - Main Install Image Factory" in runs[1] and "Run Main Keep the installed tool" not in runs[1]
+    assert "drained 0 event(s)" in runs[1] and "nothing to dispatch" in runs[1]
