@@ -523,7 +523,7 @@ def test_the_drain_installs_the_tool_once_and_restores_it_from_the_cache_after(f
     tool's code and the runner's Python); the next restores it and runs no pip at all."""
     work, _ = factory_repo
     runs = []
-    for number in range(2):
+    for _ in range(2):
         code, output = act(work, "workflow_dispatch", "events.yml", *FACTORY_TOKEN, payload={"inputs": {"image": ""}})
         assert code == 0, output[-4000:]
         runs.append(output)
