@@ -109,6 +109,12 @@ def test_check_fails_when_published_manifests_are_stale(fleet, capsys):
     fleet.write("images.yaml", fleet.read("images.yaml").replace("rebuildDelay: 12h", "rebuildDelay: 13h"))
     capsys.readouterr()
     before = fleet.snapshot()
+    # state first: it was made from the images.yaml before the change
+    assert synth(fleet.root, "--check") == 1
+    assert "state/index.json: was written for another images.yaml" in capsys.readouterr().err
+    assert main(["discover", "--root", str(fleet.root)]) == 0
+    capsys.readouterr()
+    before = fleet.snapshot()
     assert synth(fleet.root, "--check") == 1
     assert "not up to date with a fresh synth: kargo.k8s.yaml" in capsys.readouterr().err
     assert fleet.snapshot() == before
@@ -122,6 +128,7 @@ def test_a_large_fleet_spreads_over_files_and_stale_files_go(fleet, capsys):
         "images.yaml",
         fleet.read("images.yaml").replace("warehouseInterval: 3h", "warehouseInterval: 3h, objectsPerFile: 10"),
     )
+    assert main(["discover", "--root", str(fleet.root)]) == 0
     capsys.readouterr()
     assert synth(fleet.root, "--check") == 1
     assert synth(fleet.root) == 0
@@ -153,6 +160,7 @@ def test_a_large_fleet_spreads_over_files_and_stale_files_go(fleet, capsys):
 
     # Back to one file: the pipeline files are stale; --check says so, synth removes them.
     fleet.write("images.yaml", fleet.read("images.yaml").replace(", objectsPerFile: 10", ""))
+    assert main(["discover", "--root", str(fleet.root)]) == 0
     capsys.readouterr()
     assert synth(fleet.root, "--check") == 1
     assert f"{pipelines[0]} (stale)" in capsys.readouterr().err
@@ -302,6 +310,8 @@ def test_synth_refuses_bad_input_and_writes_nothing(fleet, capsys):
         "images.yaml",
         fleet.read("images.yaml").replace("kargo: {factoryRepo: acme/factory, warehouseInterval: 3h}\n", ""),
     )
+    assert main(["discover", "--root", str(fleet.root)]) == 0
+    capsys.readouterr()
     assert synth(fleet.root) == 1
     assert (
         capsys.readouterr().err

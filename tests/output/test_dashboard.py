@@ -432,6 +432,8 @@ def test_a_refused_edit_and_an_unreachable_github_are_worded_too(fleet):
 def test_the_repository_comes_from_images_yaml_or_the_environment(fleet, monkeypatch, capsys):
     text = fleet.read("images.yaml").replace("kargo: {factoryRepo: acme/factory}\n", "")
     fleet.write("images.yaml", text)
+    assert main(["discover", "--root", str(fleet.root)]) == 0
+    capsys.readouterr()
     monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
     assert main(["dashboard", "--root", str(fleet.root), "--dry-run"]) == 1
     assert "--repo: which repository holds the dashboard? pass --repo OWNER/NAME" in capsys.readouterr().err

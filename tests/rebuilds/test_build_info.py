@@ -100,6 +100,8 @@ def test_a_test_command_cannot_set_outputs_of_its_own(example_factory, capsys):
     )
     assert forged.splitlines()[0] != text  # the command was replaced
     example_factory.write("images.yaml", text)
+    assert main(["discover", "--root", str(example_factory.root)]) == 0
+    capsys.readouterr()
     runs = []
     for _ in range(2):
         args = [

@@ -181,6 +181,7 @@ def test_auto_rebuild_off_waits_for_a_human(factory_due, capsys):
             "    repository: acme/app\n", "    repository: acme/app\n    autoRebuild: false\n"
         ),
     )
+    assert main(["discover", "--root", str(factory_due.root)]) == 0
     responses.add(responses.POST, LOCAL_DISPATCH, status=204)
     responses.add(responses.POST, APP_DISPATCH, status=204)
     assert run_dispatch(factory_due) == 0

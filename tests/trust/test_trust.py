@@ -76,6 +76,8 @@ def test_vouching_from_a_listed_sender_or_an_operator_is_recorded(example_factor
 def test_without_trust_senders_nobody_may_vouch_through_an_event(example_factory, capsys):
     text = example_factory.read("images.yaml")
     example_factory.write("images.yaml", text.replace('  senders: ["image-factory-kargo[bot]"]\n', "  senders: []\n"))
+    assert main(["discover", "--root", str(example_factory.root)]) == 0
+    capsys.readouterr()
     before = example_factory.snapshot()
     assert vouch(example_factory.root, "expedite", KARGO) == 1
     assert "images.yaml lists no trust.senders, so nobody may send it" in capsys.readouterr().err

@@ -135,6 +135,32 @@ def test_validate_passes_on_a_valid_factory_and_annotates_a_broken_one(factory_r
     assert f"::error file=images.yaml,line={line}::images[1].rebuildDelay: '3 days' is not a duration" in output
 
 
+@pytest.mark.parametrize("workflow", ["validate.yml", "synth.yml"])
+def test_an_image_enrolled_without_discover_fails_the_check_and_publishes_nothing(factory_repo, workflow):
+    """A pull request (or a push to main) that enrols an image and does not run discover: its
+    bases were never read, so published manifests would never watch them. The pull-request
+    check fails naming the command; the publishing workflow publishes nothing."""
+    work, origin = factory_repo
+    text = (work / "images.yaml").read_text()
+    enrol = "\n  - name: late\n    registry: ghcr.io\n    repository: acme-platform/late\n"
+    enrol += "    source: {provider: local, repo: examples/web, dockerfile: Dockerfile, workflow: build.yml}\n"
+    (work / "images.yaml").write_text(text + enrol)
+    commit(work, "enrol late, without discover")
+    git(work, "push", "--quiet", "origin", "main")
+    before = git(origin, "rev-parse", "main")
+    if workflow == "validate.yml":
+        code, output = act(work, "pull_request", workflow, payload=PULL_REQUEST)
+        assert "::error title=validate::state/ is not up to date with images.yaml and the Dockerfiles" in output
+    else:
+        code, output = act(
+            work, "push", workflow, "--var", "IMAGE_FACTORY_PUBLISH=main", payload={"ref": "refs/heads/main"}
+        )
+    assert code != 0, output[-4000:]
+    assert "state/ is not up to date: run `image-factory discover` and commit the result." in output
+    assert "Synthesise and publish when changed" not in output or "Failure - Main State is up to date" in output
+    assert git(origin, "rev-parse", "main") == before
+
+
 @pytest.mark.parametrize("publish_to", ["main", "manifests"])
 def test_synth_publishes_changed_manifests(factory_repo, publish_to):
     work, origin = factory_repo

@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     stdout, sys.stdout = sys.stdout, _ReaderMayLeave(sys.stdout)
     try:
         with collector.paused(), _lock(args), recording():
+            if args.command in NEEDS_CURRENT_STATE and not (args.command == "verify" and not args.record):
+                from image_factory.cli.common import index
+
+                index.require_current(args.root, args.command)
             if getattr(args, "push", False):  # before anything is written: see gitops
                 from image_factory.cli.common import gitops
 
@@ -83,6 +87,12 @@ WRITERS = {"discover", "synth", "record-update", "record-build", "reject", "unre
 WRITERS |= {"rollback", "verify", "prune"}
 WRITERS |= {"site"}  # its output folder, like synth's
 WRITERS |= {"drain"}
+
+
+# Commands that read state to plan, publish, show or record: they refuse state that is not
+# images.yaml's as it is now (index.require_current). `discover` writes it; `validate` reports;
+# `prune` clears what images.yaml no longer names.
+NEEDS_CURRENT_STATE = (WRITERS - {"discover", "prune"}) | {"plan", "status", "dashboard", "build-info", "graph"}
 
 
 def _lock(args: argparse.Namespace):

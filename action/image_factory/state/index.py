@@ -409,3 +409,26 @@ def dispatch_queue_change(root: Path, looked_at: set[str], waiting: set[str]) ->
     if after == before and (after or not (root / DISPATCH_QUEUE).exists()):
         return {}
     return {root / DISPATCH_QUEUE: json.dumps(sorted(after), indent=0) + "\n" if after else None}
+
+
+def require_current(root: Path, command: str) -> None:
+    """Refuse to act on state that is not images.yaml's as it is now: none at all, or made from
+    another images.yaml (the index says which; `discover` writes it with state/). A command that
+    went on would plan, publish or record from what images.yaml no longer says: a new image's
+    bases never watched, a removed one still built."""
+    digest = config_digest(root)
+    if digest is None:
+        return  # the command's own reading of images.yaml says what is wrong
+    fix = "run `image-factory discover` (it reads images.yaml and the Dockerfiles and writes state/)"
+    if not (root / STATE_DIR).is_dir():
+        raise FactoryError(Problem(STATE_DIR, f"there is no state/ here, so {command} has nothing to act on: {fix}"))
+    if read_index(root, digest) is None:
+        from image_factory.enrolment.config import load_config
+
+        load_config(root)  # an images.yaml with errors: those are the ones to fix first
+        why = "is missing" if not (root / INDEX).exists() else "was written for another images.yaml"
+        raise FactoryError(
+            Problem(
+                INDEX, f"{why}: state/ is not up to date with images.yaml, so {command} would act on old state: {fix}"
+            )
+        )
