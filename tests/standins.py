@@ -89,7 +89,10 @@ def act_environment(folder: Path, **extra: str) -> dict[str, str]:
     """The environment of one act run: the test's, the run's shared wheelhouse and venv (run_shared),
     and act's cache under `folder`: act copies the repository there for each run (80 MB with its
     venvs), which would otherwise pile up in ~/.cache/act and be shared by concurrent runs."""
-    caches = {"IMAGE_FACTORY_STANDIN_CACHE": str(folder / "actions-cache")}  # actions/cache, across runs
+    caches = {  # actions/cache across runs, and the artifacts runs upload
+        "IMAGE_FACTORY_STANDIN_CACHE": str(folder / "actions-cache"),
+        "IMAGE_FACTORY_STANDIN_ARTIFACTS": str(folder / "artifacts"),
+    }
     return {**os.environ, **workflow_environment(), "XDG_CACHE_HOME": str(folder / "act-xdg-cache"), **caches, **extra}
 
 

@@ -17,7 +17,7 @@ from .conftest import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 COMMANDS = README[README.index("## Commands") : README.index("\n## ", README.index("## Commands") + 1)]
-WITHOUT_ROOT = {"bases", "digest", "open-pr"}  # as the section's first sentence says
+WITHOUT_ROOT = {"bases", "digest", "open-pr", "step-summary"}  # as the section's first sentence says
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

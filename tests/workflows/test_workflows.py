@@ -271,8 +271,8 @@ def test_the_tools_words_reach_job_summaries_as_text(path):
 
 def test_events_refresh_the_status_page_that_their_state_commits_cannot_trigger():
     """A push with the workflow token starts no workflow, so after an event the status page would
-    stay as of the last push to main: events.yml asks for synth.yml by workflow_dispatch (the one
-    event such a token may start) when the page is published."""
+    stay as of the last push to main: events.yml asks for synth.yml by workflow_dispatch (one of
+    the two events such a token may start, with repository_dispatch) when the page is published."""
     events = yaml.safe_load((REPO_ROOT / ".github/workflows/events.yml").read_text())
     synth = yaml.safe_load((REPO_ROOT / ".github/workflows/synth.yml").read_text())
     handle = events["jobs"]["drain"]
@@ -481,3 +481,24 @@ def test_the_build_names_the_platform_it_tests_and_warns_of_emulation_up_front(
     else:
         assert f"::warning title=Image Factory::app builds for {warned}" in printed
         assert "source.platforms in images.yaml narrows it" in printed
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_a_summary_that_may_outgrow_a_mib_is_cut_and_kept_whole_as_an_artifact(path):
+    """GitHub drops a step's whole summary past 1 MiB: a step that writes a plan, a diff or a
+    discovery writes it to a file, adds it with `step-summary --artifact NAME`, and the next step
+    uploads that file as NAME when it was cut."""
+    for _, job in yaml.safe_load(path.read_text())["jobs"].items():
+        steps = job.get("steps", [])
+        for number, step in enumerate(steps):
+            run = step.get("run", "")
+            if re.search(r"\b(plan --markdown|diff -ru|discover)\b", run) and "GITHUB_STEP_SUMMARY" in run:
+                pytest.fail(f"{path.name}: {step['name']} writes an unbounded text straight to the summary")
+            found = re.search(r'step-summary "([^"]+)" --artifact ([\w-]+)', run)
+            if not found:
+                continue
+            upload = steps[number + 1]
+            assert upload["uses"].startswith("actions/upload-artifact@"), step["name"]
+            assert f"steps.{step['id']}.outputs.cut == 'true'" in upload["if"]
+            assert upload["with"]["name"] == found.group(2)
+            assert upload["with"]["path"] == found.group(1).replace("$RUNNER_TEMP", "${{ runner.temp }}")

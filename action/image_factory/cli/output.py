@@ -32,6 +32,18 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     stale.add_argument("--json", action="store_true")
     stale.set_defaults(run=_status)
 
+    summary = commands.add_parser(
+        "step-summary", help="add a Markdown file to the job summary, cut to GitHub's 1 MiB per step if need be"
+    )
+    summary.add_argument("file", type=Path, metavar="FILE", help="the Markdown to add")
+    summary.add_argument(
+        "--artifact",
+        required=True,
+        metavar="NAME",
+        help="the artifact the workflow uploads FILE as when it is cut (named in the note)",
+    )
+    summary.set_defaults(run=_step_summary)
+
     picture = commands.add_parser("graph", parents=[root], help="the dependency graph of bases and managed images")
     picture.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")
     picture.set_defaults(run=_graph)
@@ -131,4 +143,27 @@ def _dashboard(args: argparse.Namespace) -> int:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             print(f"::warning::{command_data(warning)}", file=sys.stderr)  # stdout may be a summary (see app)
     print(f"dashboard issue #{outcome.number} {outcome.action}: {outcome.url}")
+    return 0
+
+
+def _step_summary(args: argparse.Namespace) -> int:
+    from image_factory.output import summary
+
+    try:
+        text = args.file.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise FactoryError(Problem(str(args.file), error.strerror or str(error))) from None
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    used = Path(target).stat().st_size if target and Path(target).exists() else 0
+    fitted, cut = summary.fit(text, summary.LIMIT - used, args.artifact)
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(fitted)
+    else:
+        sys.stdout.write(fitted)
+    if path := os.environ.get("GITHUB_OUTPUT"):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"cut={'true' if cut else 'false'}\n")
+    if cut:
+        print(f"{args.file}: {len(text.encode()):,} bytes, cut to fit the job summary", file=sys.stderr)
     return 0
