@@ -502,3 +502,15 @@ def test_a_summary_that_may_outgrow_a_mib_is_cut_and_kept_whole_as_an_artifact(p
             assert f"steps.{step['id']}.outputs.cut == 'true'" in upload["if"]
             assert upload["with"]["name"] == found.group(2)
             assert upload["with"]["path"] == found.group(1).replace("$RUNNER_TEMP", "${{ runner.temp }}")
+
+
+def test_the_report_job_outlasts_the_reports_own_retries():
+    """A job stopped by its timeout while its report waits to be sent again loses the report: the
+    timeout is above every send timing out and every wait taking its longest."""
+    script = _report_script()
+    (attempts,) = map(int, re.findall(r"for attempt in range\((\d+)\):", script))
+    (send,) = map(int, re.findall(r"urlopen\(request, timeout=(\d+)\)", script))
+    longest_wait = max(map(int, re.findall(r"min\([^\n]*, (\d+)\)", script)))
+    worst = attempts * send + (attempts - 1) * longest_wait
+    report = load("build.yml")["jobs"]["report"]
+    assert report["timeout-minutes"] * 60 >= worst + 60, (report["timeout-minutes"], worst)
