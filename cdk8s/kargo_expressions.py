@@ -75,6 +75,8 @@ def _literal(value: object) -> str:
 
 def refuse_delimiters(value: str) -> None:
     found = delimiter_in(value)
+    if found is not None and found.startswith("U+"):
+        raise ValueError(f"{value!r} holds {found}, which Kargo's YAML read-back of a step's configuration refuses")
     if found is not None:
         raise ValueError(f"{value!r} holds {found!r}, which Kargo would read as an expression delimiter")
 

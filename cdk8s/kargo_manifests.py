@@ -22,11 +22,13 @@ KARGO_API = "kargo.akuity.io/v1alpha1"
 KARGO_CHART = "kargo"  # the chart (file) of the Project, and of everything while it fits in one
 ARGOCD_CHART = "argocd-application"
 GITHUB_HEADERS = (("Accept", "application/vnd.github+json"), ("X-GitHub-Api-Version", "2022-11-28"))
-# GitHub answers a dispatch with 204. A 4xx is a refusal (bad token, unknown workflow, bad inputs)
-# and fails the promotion with GitHub's message, except for its rate limits: 429, and 403 with
-# no requests left or a Retry-After (primary and secondary limits). Those and 5xx are neither
-# success nor failure: the http step polls, re-sending the request, until the retry timeout.
-SUCCESS = "response.status == 204"
+# GitHub answers a dispatch with 204, and with 200 and the run's details when asked for them (the
+# workflow dispatch endpoint's `return_run_details`): any 2xx succeeds. A 4xx is a refusal (bad
+# token, unknown workflow, bad inputs) and fails the promotion with GitHub's message, except for
+# its rate limits: 429, and 403 with no requests left or a Retry-After (primary and secondary
+# limits). Those and 5xx are neither success nor failure: the http step polls, re-sending the
+# request, until the retry timeout.
+SUCCESS = "response.status >= 200 && response.status < 300"
 RATE_LIMITED = "(response.header('X-RateLimit-Remaining') == '0' || response.header('Retry-After') != '')"
 REFUSED = (
     "response.status >= 400 && response.status < 500 && response.status != 429"
@@ -529,7 +531,7 @@ def _factory_event(config: Config, name: str, event_type: str, payload: dict) ->
 
 
 def _github_call(config: Config, *, name: str, url: str, body: dict, refused: str) -> list[dict]:
-    """An `http` step calling GitHub: 204 succeeds; a refusal fails the promotion with GitHub's
+    """An `http` step calling GitHub: any 2xx succeeds; a refusal fails the promotion with GitHub's
     own message (Kargo shows `HTTP (422) response met failure criteria: "<message>"`); rate
     limits and 5xx are polled until the retry timeout. `refused` opens the failure message."""
     settings = config.kargo

@@ -456,6 +456,26 @@ def test_an_expression_in_a_state_file_is_refused_with_its_line(chain, capsys):
     assert chain.snapshot() == before
 
 
+@pytest.mark.parametrize("escape", ["\\x7F", "\\x80", "\\uFFFE"])
+def test_text_kargo_could_not_read_back_is_refused_in_images_yaml_and_state(chain, capsys, escape):
+    """Kargo reads a step's evaluated configuration back as YAML (evaluator.go:316-319, v1.11.2),
+    which refuses U+007F, U+0080-U+009F and U+FFFE; the step then runs with no configuration and
+    sends nothing. Such text is refused where it was written, with its line."""
+    discover(chain.root)
+    text = chain.read("state/images/app.yaml")
+    hostile = text.replace("workflow: build.yml", f'workflow: "build{escape}.yml"')
+    assert hostile != text
+    chain.write("state/images/app.yaml", hostile)
+    before = chain.snapshot()
+    assert main(["validate", "--root", str(chain.root)]) == 1
+    line = next(n for n, row in enumerate(hostile.splitlines(), 1) if "workflow:" in row)
+    code = escape.removeprefix("\\x").removeprefix("\\u").upper().zfill(4)
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: state/images/app.yaml:{line}: enrolment.source.workflow: U+{code} is not allowed: ")
+    assert "Kargo reads a step's configuration back as YAML, which refuses it" in err
+    assert chain.snapshot() == before
+
+
 def test_a_digest_in_another_case_is_refused_in_events_and_state(chain, capsys):
     """`SHA256:…` or upper-case hex would record the same digest twice under two names."""
     discover(chain.root)

@@ -19,6 +19,7 @@ import pytest
 
 from image_factory.discovery.discover import discover, load_model
 from image_factory.enrolment.durations import parse_duration
+from image_factory.errors import FactoryError
 from image_factory.kargo import names as kargo_names
 from image_factory.trust.signatures import public_keys
 
@@ -272,6 +273,21 @@ def test_every_stage_sends_github_the_freight_it_promotes(generated):
             assert isinstance(step.config["body"], str)
 
 
+def with_run_details(request):
+    """GitHub's answer to a workflow dispatch that asked for the run's details: 200, and the run."""
+    body = json.dumps({"workflow_run_id": 42, "run_url": "https://api.github.com/repos/a/b/actions/runs/42"})
+    return HttpResponse(200, body=body, content_type="application/json; charset=utf-8")
+
+
+def test_a_dispatch_answered_200_with_the_runs_details_succeeds_too(generated):
+    """Any 2xx is GitHub accepting the dispatch: a 200 with run details must not be polled and sent
+    again for an hour, as a success expression of exactly 204 would."""
+    for stage in generated.stages(steps="http"):
+        result, _ = generated.promote(stage, with_run_details)
+        assert result.phase == "Succeeded", (stage["metadata"]["name"], result.message)
+        assert len(result.requests) == 1
+
+
 def test_a_soak_stage_tells_the_factory_the_digest_it_soaked(generated):
     """What events.yml reads from a base-image-soaked dispatch (image, then `dispatch --base`), as
     Kargo sends it for the Freight that soaked: one per distinct delay of the images without a
@@ -446,3 +462,15 @@ def test_text_that_would_break_out_of_a_literal_stays_text(tmp_path):
         result, _ = generated.promote(stage, accepted)
         body = json.loads(result.requests[0].body)
         assert body["ref"] == hostile and TOKEN not in result.requests[0].body
+
+
+@pytest.mark.parametrize("char", ["\x7f", "\x9f", "\ufffe", "${{"])
+def test_the_generator_refuses_text_kargo_would_run_or_could_not_read_back(tmp_path, char):
+    """Defence in depth beside validate: a branch holding a delimiter, or a character Kargo's YAML
+    read-back refuses (the step would run with no configuration and send nothing), is not
+    written into any Stage."""
+    config, state, keys = every_feature_model(tmp_path)
+    state.images["app"].enrolment["source"]["branch"] = f"main{char}"
+    why = r"(U\+[0-9A-F]{4}, which Kargo's YAML read-back|'\$\{\{', which Kargo would read)"
+    with pytest.raises(FactoryError, match=r"refusing to generate Stage app-on-.*'main.*' holds " + why):
+        _generate(config, state, keys)

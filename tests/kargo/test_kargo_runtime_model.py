@@ -202,6 +202,18 @@ def test_a_config_value_coerced_to_nan_fails_marshalling() -> None:
         evaluate_config({"x": "${{ 'NaN' }}"}, {})
 
 
+@pytest.mark.parametrize("char", ["\x7f", "\x80", "\ufffe"])
+def test_a_config_holding_what_yaml_refuses_is_read_back_as_no_config(char: str) -> None:
+    """evaluator.go:316-319 (v1.11.2): the evaluated config, as JSON, read back by yaml.v3; a
+    character outside YAML's printable set that JSON leaves raw makes yaml.v3 fail, and Kargo
+    then gives the step a nil config (Kargo's own run: "given: null", nothing sent)."""
+    assert evaluate_config({"x": f"a{char}b"}, {}) is None
+    assert evaluate_config({"x": "a\x01b\x85"}, {}) == {"x": "a\x01b\x85"}  # JSON escapes U+0001; U+0085 is printable
+    sent: list = []
+    result = promote(http_step(body=f'{{"ref": "main{char}"}}'), http=lambda request: sent.append(request))
+    assert result.phase == "Failed" and "given: null" in result.message and sent == []
+
+
 def test_quote_is_a_reserved_environment_key() -> None:
     with pytest.raises(TemplateError, match='"quote" is a forbidden key in the environment map'):
         evaluate_config({"x": "y"}, {"quote": 1})
@@ -266,7 +278,7 @@ def test_expressions_expr_lang_refuses_to_compile(source: str, message: str) -> 
         ("vars.s + 1", "invalid operation: string + int"),
         ("vars.s < 1", "invalid operation: string < int"),
         ("!vars.s", "interface conversion: interface {} is string, not bool"),
-        ("vars.m && true", "interface conversion: interface {} is map[string]interface {}, not bool"),
+        ("vars.m && vars.t", "interface conversion: interface {} is map[string]interface {}, not bool"),
         ("vars.s ? 1 : 2", "interface conversion: interface {} is string, not bool"),
         ("notAFunction('x')", "invalid operation: cannot call nil"),
         ("vars.l[5]", "index out of range: 5 (array length is 1)"),
@@ -275,11 +287,23 @@ def test_expressions_expr_lang_refuses_to_compile(source: str, message: str) -> 
     ],
 )
 def test_expressions_that_fail_at_run_time(source: str, message: str) -> None:
-    env = {"vars": {"s": "x", "m": {}, "l": [1]}}
+    env = {"vars": {"s": "x", "m": {}, "l": [1], "t": True}}
     with pytest.raises(ExprError) as caught:
         evaluate_expr(source, env)
     assert caught.value.phase == "run"
     assert caught.value.message == message
+
+
+def test_a_literal_bool_beside_and_or_is_folded_away_before_the_run() -> None:
+    """expr-lang's optimizer (fold.go:215-236, v1.17.8) drops `&& true` and `|| false`: the other
+    side comes back as it is, a map included, with no bool assertion (Kargo's own run of it)."""
+    env = {"vars": {"m": {"a": 1}, "s": "x"}}
+    assert evaluate_expr("vars.m && true", env) == {"a": 1}
+    assert evaluate_expr("true && vars.s", env) == "x"
+    assert evaluate_expr("vars.s || false", env) == "x"
+    assert evaluate_expr("vars.m && false", env) is False and evaluate_expr("vars.m || true", env) is True
+    with pytest.raises(ExprError, match="not bool"):
+        evaluate_expr("vars.m && vars.s == 'x'", env)  # not a literal: the VM asserts the bool
 
 
 def test_and_or_short_circuit_before_touching_the_right_side() -> None:
@@ -688,12 +712,14 @@ def test_an_empty_header_value_fails_the_schema() -> None:
     assert "headers.0.value: String length must be greater than or equal to 1" in result.message
 
 
-def test_integer_outputs_panic_the_next_steps_deep_copy() -> None:
+def test_a_composed_integer_is_a_float_and_the_next_step_takes_it() -> None:
+    """compose-output converts its config through JSON (ConfigToStruct): 5 is a float64 in the
+    shared state, which the next step's deep copy takes (Kargo's own run of it)."""
     counted = {"uses": "compose-output", "as": "count", "config": {"n": 5}}
-    after = {"uses": "compose-output", "as": "after", "config": {"a": "b"}}
-    assert promote(counted).phase == "Succeeded"
+    after = {"uses": "compose-output", "as": "after", "config": {"n": "${{ outputs.count.n }}"}}
     result = promote(counted, after)
-    assert (result.phase, result.message) == ("Errored", "cannot deep copy int")
+    assert result.phase == "Succeeded", result.message
+    assert result.state["count"] == {"n": 5.0} and isinstance(result.state["count"]["n"], float)
 
 
 def test_query_params_are_added_and_encoded_sorted() -> None:

@@ -351,7 +351,34 @@ def compile_expr(source: str, functions: Mapping[str, ExprFunction] | None = Non
     table = dict(functions or {})
     root = Parser(source, table).parse()
     _Checker(source, table).visit(root)
-    return CompiledExpr(source, root, table)
+    return CompiledExpr(source, _fold_logic(root), table)
+
+
+def _fold_logic(node: Node) -> Node:
+    """The optimizer's folds of `&&` and `||` with a literal bool, after the checker (expr.go:245-255,
+    optimizer/fold.go:215-236 (v1.17.8)): `x && true` and `true && x` become `x`, `x || false`
+    and `false || x` become `x`, and a literal `false` (`true`) on either side makes `&&` (`||`)
+    that literal. So `vars.m && true` is the map: the bool assertion of the short circuit is gone.
+    The file's other folds (literal arithmetic, `1 == 1`) are not modelled: they compute what the
+    VM would, and change a result only by making a literal bool beside `&&` or `||`, which the
+    generated Stages never write."""
+    for name in ("operand", "left", "right", "obj", "callee", "cond", "then", "otherwise", "node"):
+        if isinstance(child := getattr(node, name, None), Node):
+            setattr(node, name, _fold_logic(child))
+    if not isinstance(node, Binary) or node.op not in ("&&", "and", "||", "or"):
+        return node
+
+    def literal(side: Node) -> bool | None:
+        return side.value if isinstance(side, Literal) and isinstance(side.value, bool) else None
+
+    left, right, keep = literal(node.left), literal(node.right), node.op in ("&&", "and")
+    if left is keep:  # true && x, false || x
+        return node.right
+    if right is keep:  # x && true, x || false
+        return node.left
+    if left is not None or right is not None:  # x && false, true || x, ...
+        return Literal(node.pos, not keep)
+    return node
 
 
 class _Runner:

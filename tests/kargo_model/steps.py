@@ -145,6 +145,14 @@ def run_fail(config: Any) -> tuple[StepResult, StepError]:
 
 
 def run_compose_output(config: Any) -> tuple[StepResult, None]:
-    """The ``compose-output`` step, its config validated: the config is the Output."""
-    # pkg/promotion/runner/builtin/output_composer.go:64-88 (v1.11.2)
-    return StepResult("Succeeded", output=dict(config)), None
+    """The ``compose-output`` step, its config validated: the config is the Output, as
+    ``validateAndConvert`` made it: ``ConfigToStruct`` marshals the config to JSON and unmarshals it
+    into a ``map[string]interface{}``, so every number is a float64 (a yaml.v3 ``int`` never reaches
+    the shared state, and the next step's deep copy takes it)."""
+    # pkg/promotion/runner/builtin/output_composer.go:64-88, validation.go:17-35,
+    # pkg/promotion/config.go:35-51 (v1.11.2)
+    from .go import go_json_marshal
+
+    return StepResult(
+        "Succeeded", output=json.loads(go_json_marshal(dict(config)), parse_float=float, parse_int=float)
+    ), None

@@ -172,8 +172,26 @@ def evaluate_config(config: Any, env: Mapping[str, Any], functions: Mapping[str,
             f"{_json_kind(config)} into Go value of type map[string]interface {{}}"
         )
     evaluated = _evaluate_collection(_go_json_input(config), env, functions)
-    go_json_marshal(evaluated)  # json_templates.go:64: NaN or +Inf from a coerced "NaN"/"inf" fail here
+    text = go_json_marshal(evaluated)  # json_templates.go:64: NaN or +Inf from a coerced "NaN"/"inf" fail here
+    # evaluator.go:316-319 (v1.11.2): `if err = yaml.Unmarshal(evaledCfgJSON, &config); err != nil {
+    # return nil, nil }`. yaml.v3's reader refuses a character outside YAML's printable set
+    # ("control characters are not allowed", readerc.go); encoding/json escapes those below U+0020
+    # but writes U+007F, U+0080-U+009F and U+FFFE/U+FFFF as they are: the config is then nil.
+    if any(not yaml_printable(char) for char in text):
+        return None
     return _yaml_v3_numbers(evaluated)
+
+
+def yaml_printable(char: str) -> bool:
+    """YAML's printable set, which yaml.v3's reader enforces (readerc.go, yaml_parser_update_buffer)."""
+    code = ord(char)
+    return (
+        code in (0x09, 0x0A, 0x0D, 0x85)
+        or 0x20 <= code <= 0x7E
+        or 0xA0 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
 
 
 def _json_kind(value: Any) -> str:

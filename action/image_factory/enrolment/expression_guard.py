@@ -16,8 +16,28 @@ DELIMITERS = ("${{", "${%", "}}", "%}")
 
 
 def delimiter_in(text: str) -> str | None:
-    """The first expression delimiter `text` holds, if any."""
-    return next((token for token in DELIMITERS if token in text), None)
+    """The first expression delimiter `text` holds, if any; or the first character Kargo cannot
+    read back (`unprintable_in`), named as U+XXXX."""
+    found = next((token for token in DELIMITERS if token in text), None)
+    if found is None and (char := unprintable_in(text)) is not None:
+        return f"U+{ord(char):04X}"
+    return found
+
+
+def unprintable_in(text: str) -> str | None:
+    """The first character outside YAML's printable set (YAML 1.2, 5.1), tab and line breaks
+    aside. Kargo turns a step's evaluated configuration into JSON and reads it back with yaml.v3
+    (pkg/promotion/evaluator.go:316-319, v1.11.2); yaml.v3 refuses such a character ("control
+    characters are not allowed") and Kargo then runs the step with no configuration at all: it
+    fails with "given: null" and sends nothing. U+007F, U+0080-U+009F and U+FFFE are the ones JSON
+    leaves as they are."""
+    for char in text:
+        code = ord(char)
+        if code < 0x20 and char not in "\t\n\r":
+            return char
+        if (0x7F <= code <= 0x9F and code != 0x85) or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+            return char
+    return None
 
 
 def with_expression_problems(document: YamlDocument, problems: list[Problem]) -> list[Problem]:
@@ -34,8 +54,9 @@ def with_expression_problems(document: YamlDocument, problems: list[Problem]) ->
 def expression_problems(document: YamlDocument) -> list[Problem]:
     """One problem per string (key or value) of `document` that holds an expression delimiter."""
     text = document.text
-    # Nearly every file has no `$`, `}}`, `%}` nor an escape that could make one: skip the walk.
-    if text is not None and not any(mark in text for mark in ("$", "\\", "}}", "%}")):
+    # Nearly every file has no `$`, `}}`, `%}`, no escape that could make one and no unprintable
+    # character: skip the walk.
+    if text is not None and not any(mark in text for mark in ("$", "\\", "}}", "%}")) and unprintable_in(text) is None:
         return []
     problems: list[Problem] = []
     _walk(document, document.data, (), problems)
@@ -56,9 +77,10 @@ def _walk(document: YamlDocument, value: object, path: Path_, problems: list[Pro
 
 def _check(document: YamlDocument, value: object, path: Path_, problems: list[Problem]) -> None:
     if isinstance(value, str) and (token := delimiter_in(value)) is not None:
-        problems.append(
-            document.problem(
-                path,
-                f"{token!r} is not allowed: it is a Kargo expression delimiter, and this text reaches the manifests",
-            )
+        why = (
+            "Kargo reads a step's configuration back as YAML, which refuses it, and runs the step with none"
+            if token.startswith("U+")
+            else "it is a Kargo expression delimiter"
         )
+        shown = token if token.startswith("U+") else repr(token)
+        problems.append(document.problem(path, f"{shown} is not allowed: {why}, and this text reaches the manifests"))
