@@ -228,8 +228,11 @@ def test_git_auth_goes_through_the_environment_of_the_pushing_steps_only(name):
         assert not GIT_AUTH_ON_A_COMMAND_LINE.search(run), f"{name}: {step.get('name')}"
         pushes = "--push" in run
         assert ("IMAGE_FACTORY_GIT_TOKEN" in env) == pushes, f"{name}: {step.get('name')}"
-        if pushes:
-            assert env["IMAGE_FACTORY_GIT_TOKEN"] == "${{ github.token }}"
+        if pushes:  # the job's token, or the token of the App a branch ruleset lets push (README)
+            assert env["IMAGE_FACTORY_GIT_TOKEN"] in (
+                "${{ github.token }}",
+                "${{ steps.app.outputs.token || github.token }}",
+            )
         if "extraheader" in run:
             assert "GIT_CONFIG_VALUE_0=" in run, f"{name}: {step.get('name')}"
 
@@ -514,3 +517,28 @@ def test_the_report_job_outlasts_the_reports_own_retries():
     worst = attempts * send + (attempts - 1) * longest_wait
     report = load("build.yml")["jobs"]["report"]
     assert report["timeout-minutes"] * 60 >= worst + 60, (report["timeout-minutes"], worst)
+
+
+@pytest.mark.parametrize("name", ["events.yml", "synth.yml"])
+def test_a_protected_default_branch_is_pushed_to_with_the_apps_token_when_one_is_set(name):
+    """A branch ruleset admits pushes only from its bypass actors, and GITHUB_TOKEN cannot be one:
+    with IMAGE_FACTORY_APP_CLIENT_ID set, the job makes a token of that App before it pushes, and
+    every push goes with it (the job's own token otherwise)."""
+    jobs = load(name)["jobs"]
+    job = jobs["drain" if name == "events.yml" else "publish"]
+    steps = job["steps"]
+    (app,) = [step for step in steps if step.get("id") == "app"]
+    assert (
+        app["uses"].startswith("actions/create-github-app-token@")
+        and app["if"] == "vars.IMAGE_FACTORY_APP_CLIENT_ID != ''"
+    )
+    assert app["with"] == {
+        "client-id": "${{ vars.IMAGE_FACTORY_APP_CLIENT_ID }}",
+        "private-key": "${{ secrets.IMAGE_FACTORY_APP_PRIVATE_KEY }}",
+        "permission-contents": "write",
+    }
+    pushing = [step for step in steps if "--push" in step.get("run", "") or "remote push" in step.get("run", "")]
+    assert pushing and all(steps.index(step) > steps.index(app) for step in pushing)
+    for step in pushing:
+        token = step["env"].get("IMAGE_FACTORY_GIT_TOKEN") or step["env"].get("TOKEN")
+        assert token == "${{ steps.app.outputs.token || github.token }}", step["name"]

@@ -564,3 +564,23 @@ def test_the_drain_installs_the_tool_once_and_restores_it_from_the_cache_after(f
     assert "Cache saved with key" in runs[0]
     assert "Success - Main Install Image Factory" in runs[1] and "Run Main Keep the installed tool" not in runs[1]
     assert "drained 0 event(s)" in runs[1] and "nothing to dispatch" in runs[1]
+
+
+def test_with_the_apps_client_id_the_drain_makes_its_token_before_it_pushes(factory_repo):
+    """IMAGE_FACTORY_APP_CLIENT_ID (variable) and IMAGE_FACTORY_APP_PRIVATE_KEY (secret): the
+    drain job asks for the App's installation token (contents: write) and pushes with it."""
+    work, origin = factory_repo
+    digest = "sha256:" + "4" * 64
+    payload = {"action": "base-image-updated", "client_payload": {"image": "python:3.12-slim", "digest": digest}}
+    app = ("--var", "IMAGE_FACTORY_APP_CLIENT_ID=Iv23liFactory", "-s", "IMAGE_FACTORY_APP_PRIVATE_KEY=pem")
+    code, output = act(
+        work, "repository_dispatch", "events.yml", *FACTORY_TOKEN, *app, payload={**payload, "sender": KARGO}
+    )
+    assert code == 0, output[-4000:]
+    records = [json.loads(line) for line in (work.parent / "standins.jsonl").read_text().splitlines()]
+    (made,) = [r for r in records if r["action"] == "actions/create-github-app-token"]
+    assert made["job"] == "drain" and made["inputs"]["client-id"] == "Iv23liFactory"
+    assert made["inputs"]["permission-contents"] == "write" and made["inputs"]["private-key"].startswith("sha256:")
+    assert f"digest: {digest}" in git(
+        origin, "show", "main:state/base-images/docker.io-library-python-3.12-slim-ea59dc550ffd.yaml"
+    )

@@ -61,7 +61,15 @@ def _drain(args: argparse.Namespace) -> int:
     applied = len(drain.applied)
     refused += len(received) - applied
     print(f"drained {len(texts)} event(s): {applied} applied, {refused} refused")
-    pushed(args, _message(drain.applied), lambda: drain.apply(received, quiet=True))
+    try:
+        pushed(args, _message(drain.applied), lambda: drain.apply(received, quiet=True))
+    except FactoryError as error:  # nothing deleted: the events wait for the next drain
+        kept = Problem(
+            "drain",
+            f"the {len(texts)} event(s) stay in the inbox ({inbox_refs.PREFIX}*), and the next drain applies them "
+            "once the push goes through (a protected branch: README, Branch protection)",
+        )
+        raise FactoryError([*error.problems, kept]) from None
     if args.push and args.source is None and texts:
         left = inbox_refs.delete(args.root, list(texts), args.remote)
         if left:  # applied again by the next drain, which changes nothing
