@@ -13,9 +13,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def git(cwd, *args: str) -> str:
-    """Run git in `cwd`; its output, stripped."""
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+def git(cwd, *args: str, input_text: str | None = None) -> str:
+    """Run git in `cwd` (with `input_text` on its stdin); its output, stripped."""
+    done = subprocess.run(["git", *args], cwd=cwd, input=input_text, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 def copy_project(dest: Path, names) -> None:

@@ -114,3 +114,66 @@ def test_the_subjects_file_names_what_the_applied_events_were_about(factory_root
     # dispatch takes them all at once
     args = [arg for subject in sorted(trusted) for arg in ("--base", subject)]
     assert main(["dispatch", "--root", str(factory_root), "--dry-run", *args]) == 0
+
+
+def event(number: int, kind: str, sender: str, payload: dict) -> dict:
+    at = f"2026-11-02T09:{number // 60:02d}:{number % 60:02d}Z"
+    return {"id": str(number), "type": kind, "sender": sender, "receivedAt": at, "payload": payload}
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (
+            {"image": "base-python", "result": "failure", "run_url": "https://github.com/a/b/actions/runs/1\u0000"},
+            "U+0000",
+        ),
+        ({"image": "base-python", "result": "failure", "error": "x\ud800"}, "U+D800"),
+        ({"image": "base-python\n::error::forged", "result": "failure"}, "U+000A"),
+        ({"image": "base-python", "result": "failure", "freight": "f\u007f"}, "U+007F"),
+    ],
+    ids=["nul", "surrogate", "newline", "delete"],
+)
+def test_text_no_state_file_or_log_line_may_hold_is_refused_and_the_rest_applied(
+    factory_root, tmp_path, capsys, payload, why
+):
+    """A NUL in a run URL would be written into the image's state file and break every later read of
+    it; a lone surrogate crashed the YAML writer; a line break would start a workflow command."""
+    python = "docker.io/library/python:3.12-slim"
+    good = event(1, "base-image-updated", "image-factory-kargo[bot]", {"image": python, "digest": digest("ok")})
+    bad = event(2, "image-built", "anyone", payload)
+    assert drain(factory_root, [good, bad], tmp_path / "inbox") == 1
+    out, err = capsys.readouterr()
+    assert "1 applied, 1 refused" in out and f"holds {why}, which no event field may hold" in err
+    assert not any(line.startswith("::") for line in err.splitlines())
+    assert main(["validate", "--root", str(factory_root)]) == 0
+
+
+def test_a_soak_must_name_an_image_and_a_cve_a_reason(factory_root, tmp_path, capsys):
+    """Anyone may send base-image-soaked, which records nothing: an image that is neither watched
+    nor managed is refused, or its dispatch --base would fail the drain's rebuilds for everyone."""
+    events = [
+        event(1, "base-image-soaked", "anyone", {"image": "docker.io/library/nothing:1"}),
+        event(2, "base-image-soaked", "anyone", {"image": "-x"}),
+        event(3, "base-image-cve", "image-factory-kargo[bot]", {"image": "python:3.12-slim", "digest": digest("c")}),
+        event(4, "base-image-soaked", "anyone", {"image": "docker.io/library/python:3.12-slim"}),
+    ]
+    folder, subjects = tmp_path / "inbox", tmp_path / "subjects.txt"
+    folder.mkdir()
+    for item in events:
+        (folder / f"{item['id']}.json").write_text(json.dumps(item))
+    assert main(["drain", "--root", str(factory_root), "--from", str(folder), "--subjects", str(subjects)]) == 1
+    out, err = capsys.readouterr()
+    assert "1 applied, 3 refused" in out
+    assert "neither a watched image nor a managed image" in err and "payload.reason missing" in err
+    assert subjects.read_text() == "docker.io/library/python:3.12-slim\n"
+
+
+def test_a_base_checked_with_a_key_gets_the_events_time_on_its_verdict(factory_root, tmp_path):
+    """verify --record after a new digest stamps the verdict with the event's time, not the
+    drain's: the same event drained twice, or later, records the same verdict."""
+    from image_factory.rebuilds.inbox import checks, parse_event
+
+    sighting = event(5, "base-image-updated", "k", {"image": "python:3.12-slim", "digest": digest("v")})
+    (check,) = checks(parse_event("e", json.dumps(sighting)))
+    assert check[-1] == "--at=2026-11-02T09:00:05Z"

@@ -42,3 +42,16 @@ def test_the_command_counts_what_the_step_wrote_before(tmp_path, monkeypatch, ca
     summary.write_text("")
     assert main(["step-summary", str(small), "--artifact", "x"]) == 0
     assert summary.read_text() == "ok\n" and outputs.read_text().endswith("cut=false\n")
+
+
+def test_a_long_fence_still_fits():
+    """A stored reason with a run of backticks makes code_block's fence longer than it: the fence
+    that closes the cut block counts against the bound too."""
+    from image_factory.user_text import code_block
+
+    text = code_block("`" * 300 + "\n" + ("x" * 100 + "\n") * 20_000)
+    fitted, cut = fit(text, LIMIT, "a")
+    first = text.splitlines()[0]
+    fence = first[: len(first) - len(first.lstrip("`"))]
+    assert len(fence) > 300 and fitted.startswith(first + "\n")
+    assert cut and len(fitted.encode()) <= LIMIT and f"\n{fence}\n\n**Cut here**" in fitted

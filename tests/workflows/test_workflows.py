@@ -340,7 +340,8 @@ def test_every_event_plans_and_dispatches_only_what_is_built_on_its_image():
     assert '--subjects "$RUNNER_TEMP/subjects.txt"' in steps["Apply every event received"]["run"]
     for name in ("Dispatch the rebuilds that are due", "Summary"):
         run = steps[name]["run"]
-        assert 'while IFS= read -r subject; do args+=(--base "$subject"); done < "$RUNNER_TEMP/subjects.txt"' in run
+        # `--base=VALUE`: a subject is never read as an option
+        assert 'while IFS= read -r subject; do args+=("--base=$subject"); done < "$RUNNER_TEMP/subjects.txt"' in run
     assert '"$TOOL" dispatch "${args[@]}" --push' in steps["Dispatch the rebuilds that are due"]["run"]
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from image_factory.cli.common import PUSH_HELP, config_for, print_error, pushed, trust
+from image_factory.cli.common import PUSH_HELP, config_for, discover, print_error, pushed, trust
 from image_factory.errors import FactoryError, Problem
+from image_factory.user_text import one_line
+
+KEY = "IMAGE_FACTORY_INBOX_KEY"  # the secret the receive job seals each event with (inbox.seal)
 
 
 def register(commands, root: argparse.ArgumentParser) -> None:
@@ -23,7 +28,7 @@ def register(commands, root: argparse.ArgumentParser) -> None:
         dest="source",
         type=Path,
         metavar="DIR",
-        help="apply the event files (*.json) in DIR instead of the remote's inbox (nothing is deleted)",
+        help="apply the event files (*.json) in DIR instead of the remote's inbox (unsealed; nothing is deleted)",
     )
     drain.add_argument(
         "--subjects",
@@ -31,8 +36,25 @@ def register(commands, root: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="write what the applied events are about to FILE, one per line (for dispatch --base)",
     )
-    drain.add_argument("--push", action="store_true", help=PUSH_HELP + "; then delete the applied events' refs")
+    drain.add_argument(
+        "--requeue",
+        nargs="+",
+        metavar="ID",
+        help="put these refused events (refs/image-factory/refused/ID) back in the inbox, then drain",
+    )
+    drain.add_argument(
+        "--push", action="store_true", help=PUSH_HELP + "; then delete the applied events' refs, move the refused"
+    )
     drain.set_defaults(run=_drain)
+
+
+@dataclass
+class Outcome:
+    """What became of each event of a drain, by its name (a ref, or a file)."""
+
+    applied: list = field(default_factory=list)  # Events
+    refused: list[str] = field(default_factory=list)  # final: moved to refs/image-factory/refused/
+    kept: list[str] = field(default_factory=list)  # could not be judged now: left for the next drain
 
 
 def _drain(args: argparse.Namespace) -> int:
@@ -43,46 +65,58 @@ def _drain(args: argparse.Namespace) -> int:
     if args.source is not None:
         if not args.source.is_dir():
             raise FactoryError(Problem("--from", f"{args.source} is not a folder"))
-        texts = {
-            str(path): path.read_text(encoding="utf-8", errors="replace") for path in sorted(args.source.glob("*.json"))
-        }
+        files = sorted(args.source.glob("*.json"))
+        found = {str(path): ("", path.read_text(encoding="utf-8", errors="replace")) for path in files}
+        key = None  # an operator's own files
     else:
-        texts = inbox_refs.fetch(args.root, args.remote)
-    received, refused = [], 0
-    for name, text in texts.items():
+        key = os.environ.get(KEY)
+        if not key:
+            raise FactoryError(
+                Problem(KEY, "is not set: the inbox's events cannot be told from forged ones, so none is applied")
+            )
+        if args.requeue:
+            missing = inbox_refs.requeue(args.root, args.requeue, args.remote)
+            if missing:
+                raise FactoryError(Problem("--requeue", f"no refused event {', '.join(missing)}"))
+        found = inbox_refs.fetch(args.root, args.remote)
+    outcome, received = Outcome(), []
+    for name, (_, text) in found.items():
         try:
-            received.append(inbox.parse_event(name, text))
+            received.append((name, inbox.parse_event(name, text, key)))
         except FactoryError as error:
             print_error(error, args.root)
-            refused += 1
-    received = inbox.order(received)
+            outcome.refused.append(name)
+    received.sort(key=lambda pair: (pair[1].received_at, pair[1].id))
     drain = _Drain(args.root, Cosign(args.root))
-    subjects = drain.apply(received)
-    applied = len(drain.applied)
-    refused += len(received) - applied
-    print(f"drained {len(texts)} event(s): {applied} applied, {refused} refused")
+    drain.apply(received, outcome)
+    print(
+        f"drained {len(found)} event(s): {len(outcome.applied)} applied, {len(outcome.refused)} refused, "
+        f"{len(outcome.kept)} left for the next drain"
+    )
     try:
-        pushed(args, _message(drain.applied), lambda: drain.apply(received, quiet=True))
+        pushed(args, _message(outcome.applied), lambda: drain.apply(received, Outcome(), quiet=True))
     except FactoryError as error:  # nothing deleted: the events wait for the next drain
         kept = Problem(
             "drain",
-            f"the {len(texts)} event(s) stay in the inbox ({inbox_refs.PREFIX}*), and the next drain applies them "
+            f"the {len(found)} event(s) stay in the inbox ({inbox_refs.PREFIX}*), and the next drain applies them "
             "once the push goes through (a protected branch: README, Branch protection)",
         )
         raise FactoryError([*error.problems, kept]) from None
-    if args.push and args.source is None and texts:
-        left = inbox_refs.delete(args.root, list(texts), args.remote)
+    if args.push and args.source is None:
+        applied = [name for name, event in received if event in outcome.applied]
+        left = inbox_refs.settle(args.root, applied, {name: found[name][0] for name in outcome.refused}, args.remote)
         if left:  # applied again by the next drain, which changes nothing
-            print(f"warning: {len(left)} inbox ref(s) not deleted ({left[0]}, …)", file=sys.stderr)
+            print(f"warning: {len(left)} inbox ref(s) not settled ({left[0]}, …)", file=sys.stderr)
     if args.subjects is not None:
+        subjects = sorted({event.subject for event in outcome.applied})
         args.subjects.write_text("".join(f"{subject}\n" for subject in subjects), encoding="utf-8")
-    return 1 if refused else 0
+    return 1 if outcome.refused or outcome.kept else 0
 
 
 def _message(applied: list) -> str:
     """The state commit's subject: the event, or how many of each type."""
     if len(applied) == 1:
-        return f"state: {applied[0].type} {applied[0].subject}"
+        return f"state: {applied[0].type} {one_line(applied[0].subject)}"
     counts: dict[str, int] = {}
     for event in applied:
         counts[event.type] = counts.get(event.type, 0) + 1
@@ -97,35 +131,45 @@ class _Drain:
         self.root = root
         self.cosign = cosign
         self.verdicts: dict[str, tuple[bool, str] | None] = {}  # by event id: cosign runs once
-        self.applied: list = []
 
-    def apply(self, events: list, quiet: bool = False) -> list[str]:
-        """Apply `events` in order; the subjects of those applied (sorted, once each). `quiet`:
-        again after a rejected push (said the first time)."""
+    def apply(self, received: list, outcome: Outcome, quiet: bool = False) -> None:
+        """Apply the (name, event) pairs in order into `outcome`. `quiet`: again after a rejected
+        push (said the first time)."""
         from image_factory.cli.app import build_parser
         from image_factory.rebuilds import inbox
+        from image_factory.trust.cosign_cli import Unavailable
 
-        parser, self.applied = build_parser(), []
+        parser = build_parser()
         out = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
         err = contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext()
         with out, err:
-            for event in events:
+            for name, event in received:
+                what = f"event {one_line(event.id)} ({event.type} of {one_line(event.subject)})"
                 try:
-                    verdict = self._verdict(event)
-                    for argv in inbox.commands(event, verdict):
+                    if event.type == "base-image-soaked":  # records nothing, but must name an image
+                        discover.load_scope(self.root, [event.subject])
+                    for argv in inbox.commands(event, self._verdict(event)):
                         self._run(parser, argv)
                 except FactoryError as error:
-                    print(f"refused event {event.id} ({event.type} of {event.subject}):", file=sys.stderr)
+                    print(f"refused {what}:", file=sys.stderr)
                     print_error(error, self.root)
+                    outcome.refused.append(name)
+                    continue
+                except Unavailable as error:
+                    print(f"left for the next drain: {what}: {error}", file=sys.stderr)
+                    outcome.kept.append(name)
+                    continue
+                except Exception as error:  # a defect: never lose the event, never stop the others
+                    print(f"left for the next drain: {what}: {type(error).__name__}: {error}", file=sys.stderr)
+                    outcome.kept.append(name)
                     continue
                 for argv in inbox.checks(event):
                     try:
                         self._run(parser, argv)
                     except FactoryError as error:  # the event stands; the check says why it failed
-                        print(f"warning: {argv[0]} after event {event.id}:", file=sys.stderr)
+                        print(f"warning: {argv[0]} after {what}:", file=sys.stderr)
                         print_error(error, self.root)
-                self.applied.append(event)
-        return sorted({event.subject for event in self.applied})
+                outcome.applied.append(event)
 
     def _verdict(self, event) -> tuple[bool, str] | None:
         """For a reported success of a keyless-signed image: what `cosign verify` says."""
@@ -138,7 +182,9 @@ class _Drain:
 
     def _run(self, parser: argparse.ArgumentParser, argv: list[str]) -> None:
         try:
-            args = parser.parse_args([*argv, f"--root={self.root}"])
-        except SystemExit:  # argparse said why on stderr
-            raise FactoryError(Problem(argv[0], "the event's values are not a valid command")) from None
+            with contextlib.redirect_stderr(io.StringIO()) as usage:
+                args = parser.parse_args([*argv, f"--root={self.root}"])
+        except SystemExit:
+            why = one_line(usage.getvalue().strip().splitlines()[-1]) if usage.getvalue().strip() else "invalid"
+            raise FactoryError(Problem(argv[0], f"the event's values are not a valid command: {why}")) from None
         args.run(args)

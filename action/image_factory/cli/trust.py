@@ -12,8 +12,8 @@ from image_factory.cli.common import (
     parse_ref,
     pushed,
     refs,
-    timestamps,
     trust,
+    when,
 )
 from image_factory.errors import FactoryError, Problem
 
@@ -29,6 +29,7 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     check.add_argument(
         "--record", action="store_true", help="record the outcome in state (exit 0 either way) instead of failing"
     )
+    check.add_argument("--at", metavar="TIME", help="with --record: the verdict's time (default: now)")
     check.add_argument("--push", action="store_true", help=PUSH_HELP)
     check.set_defaults(run=_verify)
 
@@ -69,7 +70,7 @@ def _verify(args: argparse.Namespace) -> int:
     client = registry.RegistryClient(mirrors=mirrors, insecure=insecure)
     outcome = signatures.verify_image(client, ref, signatures.read_public_key(key_path))
     if args.record:
-        at = timestamps.now()
+        at = when(args.at, "--at")
 
         def apply():
             watched = ref.without_digest().canonical

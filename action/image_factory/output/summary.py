@@ -21,7 +21,8 @@ def fit(text: str, room: int, artifact: str) -> tuple[str, bool]:
         f"\n**Cut here**: a job summary holds at most 1 MiB, and this one would have held {len(data):,} bytes. "
         f"The whole text is in this run's artifact `{artifact}`.\n"
     )
-    budget = room - len(note.encode()) - 16  # the fence that may close the cut block
+    longest = max((len(line.strip()) for line in text.splitlines() if line.strip()[:3] in ("```", "~~~")), default=0)
+    budget = room - len(note.encode()) - longest - 1  # the fence that may close the cut block
     if budget <= 0:
         return note.lstrip(), True
     kept: list[str] = []

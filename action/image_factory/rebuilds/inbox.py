@@ -7,13 +7,16 @@ delivered it and the run's id. The drain reads them back here. Pure: text in, co
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from image_factory.enrolment.expression_guard import unprintable_in
 from image_factory.errors import FactoryError, Problem
 from image_factory.timestamps import format_time, parse_time
-from image_factory.user_text import one_line
+from image_factory.user_text import one_line, visible
 
 TYPES = ("base-image-updated", "base-image-verified", "base-image-cve", "base-image-soaked", "image-built")
 MAX_EVENT_BYTES = 65536  # far above any event the factory's senders make; a file beyond it is refused
@@ -39,8 +42,28 @@ class Event:
         return self.payload.get(key) or ""
 
 
-def parse_event(name: str, text: str) -> Event:
-    """An event file's contents; anything but the receive job's shape is refused, naming `name`."""
+# What each type needs in its payload, beside `image`.
+REQUIRED = {
+    "base-image-updated": ("digest",),
+    "base-image-verified": ("digest",),
+    "base-image-cve": ("digest", "reason"),
+    "base-image-soaked": (),
+    "image-built": ("result",),
+}
+
+
+def seal(event: dict, key: str) -> str:
+    """The receive job's seal on an event (every field but `mac`): HMAC-SHA256 with the secret
+    IMAGE_FACTORY_INBOX_KEY, which only the factory's workflows hold. Anyone with Contents write
+    on the factory can push a ref to the inbox; only a sealed one is applied."""
+    body = {name: value for name, value in event.items() if name != "mac"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_event(name: str, text: str, key: str | None = None) -> Event:
+    """An event file's contents; anything but the receive job's shape is refused, naming `name`.
+    With `key`, the event must carry the receive job's seal made with it (`seal`)."""
 
     def refuse(why: str) -> FactoryError:
         return FactoryError(Problem(name, f"not an event the receive job wrote: {why}"))
@@ -53,28 +76,47 @@ def parse_event(name: str, text: str) -> Event:
         raise refuse(f"not JSON ({error})") from None
     if not isinstance(data, dict):
         raise refuse("not a JSON object")
-    fields = {key: data.get(key) for key in ("id", "type", "sender", "receivedAt")}
-    missing = [key for key, value in fields.items() if not isinstance(value, str) or not value]
+    if key is not None and not hmac.compare_digest(str(data.get("mac", "")), seal(data, key)):
+        raise refuse("its seal is missing or wrong (written by something other than events.yml's receive job?)")
+    fields = {field: data.get(field) for field in ("id", "type", "sender", "receivedAt")}
+    missing = [field for field, value in fields.items() if not isinstance(value, str) or not value]
     if missing:
         raise refuse(f"{', '.join(missing)} missing")
     if data["type"] not in TYPES:
-        raise refuse(f"type {one_line(data['type'])[:80]!r} is not one of {', '.join(TYPES)}")
+        raise refuse(f"type {visible(one_line(data['type']))[:80]!r} is not one of {', '.join(TYPES)}")
     payload = data.get("payload")
     if not isinstance(payload, dict):
         raise refuse("payload is not an object")
-    for key, value in payload.items():
-        allowed = (dict,) if key == "bases" else (str, bool) if key == "signed" else (str,)
+    for field, value in payload.items():
+        allowed = (dict,) if field == "bases" else (str, bool) if field == "signed" else (str,)
         if value is not None and not isinstance(value, allowed):
-            raise refuse(f"payload.{one_line(str(key))[:40]} is a {type(value).__name__}")
-    if not payload.get("image"):
-        raise refuse("payload.image missing")
-    if data["type"] == "image-built" and payload.get("result") not in ("success", "failure"):
+            raise refuse(f"payload.{visible(one_line(str(field)))[:40]} is a {type(value).__name__}")
+    absent = [field for field in ("image", *REQUIRED[data["type"]]) if not payload.get(field)]
+    if absent:
+        raise refuse(f"payload.{', payload.'.join(absent)} missing")
+    if data["type"] == "image-built" and payload["result"] not in ("success", "failure"):
         raise refuse("payload.result is neither success nor failure")
+    # Text the state files and the log would carry: a control character (a NUL) or one YAML cannot
+    # hold would break every later read of the state file, or a workflow command in the log.
+    for where, value in _strings({"id": data["id"], "sender": data["sender"], "payload": payload}):
+        char = unprintable_in(value) or next((c for c in value if c in "\n\r"), None)
+        if char is not None:
+            raise refuse(f"{where} holds U+{ord(char):04X}, which no event field may hold")
     try:
         received = parse_time(data["receivedAt"], "receivedAt")
     except FactoryError:
-        raise refuse(f"receivedAt {one_line(data['receivedAt'])[:40]!r} is not a time") from None
+        raise refuse(f"receivedAt {visible(one_line(data['receivedAt']))[:40]!r} is not a time") from None
     return Event(data["id"], data["type"], data["sender"], received, payload)
+
+
+def _strings(value, where: str = ""):
+    """Every string in `value` (keys too), with where it is."""
+    if isinstance(value, dict):
+        for field, item in value.items():
+            yield f"{where}.{field}".lstrip(".") + " (a key)", str(field)
+            yield from _strings(item, f"{where}.{field}".lstrip("."))
+    elif isinstance(value, str):
+        yield where, value
 
 
 def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[str]]:
@@ -140,7 +182,8 @@ def checks(event: Event) -> list[list[str]]:
     registry must not hold up the rebuilds the event makes due."""
     if event.type != "base-image-updated":
         return []
-    return [["verify", f"--image={event.subject}@{event.text('digest')}", "--record"]]
+    at = format_time(event.received_at)  # the verdict's time is the event's: a second drain changes nothing
+    return [["verify", f"--image={event.subject}@{event.text('digest')}", "--record", f"--at={at}"]]
 
 
 def order(events: list[Event]) -> list[Event]:

@@ -6,7 +6,8 @@ creates a ref of its own, which no other push can reject or overwrite (no branch
 no merge). Refs outside refs/heads and refs/tags are not branches: branch protection and
 rulesets (which target branches and tags) do not apply to them. The drain deletes a ref only
 after the state its event changed is pushed; a ref it could not delete is applied again by the
-next drain, which changes nothing (state/runtime_events).
+next drain, which changes nothing (state/runtime_events). A refused event's ref moves to
+refs/image-factory/refused/<run id>: never lost, and put back by `drain --requeue`.
 """
 
 from __future__ import annotations
@@ -21,18 +22,21 @@ EVENT_FILE = "event.json"
 DELETE_BATCH = 100  # refs per push: a command line of a few kilobytes
 
 
-def fetch(root: Path, remote: str = "origin") -> dict[str, str]:
-    """Every event in the remote's inbox: its ref name → the text of its event.json. A ref
-    without that file maps to '' (the drain refuses it, and deletes it)."""
+REFUSED = "refs/image-factory/refused/"
+
+
+def fetch(root: Path, remote: str = "origin") -> dict[str, tuple[str, str]]:
+    """Every event in the remote's inbox: its ref name → (its commit, the text of its
+    event.json). A ref without that file has '' for text (the drain refuses it)."""
     auth = _auth_environment(root, remote)
     _git(root, "fetch", "--quiet", "--no-tags", "--prune", remote, f"+{PREFIX}*:{PREFIX}*", env=auth)
-    names = _git(root, "for-each-ref", "--format=%(refname)", PREFIX).stdout.split()
-    if not names:
+    listed = _git(root, "for-each-ref", "--format=%(objectname) %(refname)", PREFIX).stdout.split("\n")
+    refs = [line.split(" ", 1) for line in listed if line]
+    if not refs:
         return {}
     # one git process for all of them: a burst may leave hundreds
-    request = "".join(f"{name}:{EVENT_FILE}\n" for name in names)
-    batch = _git_batch(root, request)
-    return dict(zip(names, batch, strict=True))
+    texts = _git_batch(root, "".join(f"{sha}:{EVENT_FILE}\n" for sha, _ in refs))
+    return {name: (sha, text) for (sha, name), text in zip(refs, texts, strict=True)}
 
 
 def _git_batch(root: Path, request: str) -> list[str]:
@@ -49,7 +53,7 @@ def _git_batch(root: Path, request: str) -> list[str]:
         end = data.index(b"\n", position)
         header = data[position:end].decode(errors="replace").split()
         position = end + 1
-        if len(header) == 2 and header[1] == "missing":
+        if len(header) != 3:  # "<name> missing", or not a blob: no event.json
             texts.append("")
             continue
         size = int(header[2])
@@ -58,16 +62,37 @@ def _git_batch(root: Path, request: str) -> list[str]:
     return texts
 
 
-def delete(root: Path, names: list[str], remote: str = "origin") -> list[str]:
-    """Delete these inbox refs on the remote (and here); the ones a push could not delete (the
-    next drain applies them again, changing nothing)."""
+def settle(root: Path, applied: list[str], refused: dict[str, str], remote: str = "origin") -> list[str]:
+    """After the state is pushed: delete the applied events' refs, and move the refused ones
+    (name → commit) to refs/image-factory/refused/ (kept for a person to read, and to put back
+    with `drain --requeue`). The refs a push could not settle; the next drain sees them again,
+    and applying an event twice changes nothing."""
     auth = _auth_environment(root, remote)
+    updates = [f":{name}" for name in applied if name.startswith(PREFIX)]
+    for name, sha in refused.items():
+        if name.startswith(PREFIX):
+            updates += [f"+{sha}:{REFUSED}{name.removeprefix(PREFIX)}", f":{name}"]
     left: list[str] = []
-    for start in range(0, len(names), DELETE_BATCH):
-        chunk = [name for name in names[start : start + DELETE_BATCH] if name.startswith(PREFIX)]
-        pushed = _git(root, "push", "--quiet", remote, *(f":{name}" for name in chunk), check=False, env=auth)
+    for start in range(0, len(updates), DELETE_BATCH):
+        chunk = updates[start : start + DELETE_BATCH]
+        pushed = _git(root, "push", "--quiet", remote, *chunk, check=False, env=auth)
         if pushed.returncode != 0:
-            left += chunk
-        for name in chunk:
-            _git(root, "update-ref", "-d", name, check=False)
+            left += [update.rsplit(":", 1)[1] for update in chunk if update.startswith(":")]
+    for name in [*applied, *refused]:
+        _git(root, "update-ref", "-d", name, check=False)
     return left
+
+
+def requeue(root: Path, ids: list[str], remote: str = "origin") -> list[str]:
+    """Put refused events back in the inbox (after a person fixed what refused them); the ids
+    that were not found among the refused."""
+    auth = _auth_environment(root, remote)
+    _git(root, "fetch", "--quiet", "--no-tags", remote, f"+{REFUSED}*:{REFUSED}*", env=auth)
+    found, missing = [], []
+    for event_id in ids:
+        sha = _git(root, "rev-parse", "--verify", "--quiet", f"{REFUSED}{event_id}", check=False).stdout.strip()
+        (found.append((event_id, sha)) if sha else missing.append(event_id))
+    if found:
+        updates = [item for event_id, sha in found for item in (f"{sha}:{PREFIX}{event_id}", f":{REFUSED}{event_id}")]
+        _git(root, "push", "--quiet", remote, *updates, env=auth)
+    return missing

@@ -12,6 +12,11 @@ from image_factory.trust.policy import BuildSignature
 TIMEOUT = 300  # seconds: cosign retries Rekor and the registry itself
 
 
+class Unavailable(Exception):
+    """cosign could not give a verdict (not installed, its TUF root not initialised, no answer in
+    time): the event waits for the next drain, it is not refused."""
+
+
 class Cosign:
     """One drain's cosign: a private Sigstore's TUF root is initialised once, before the first check."""
 
@@ -23,15 +28,14 @@ class Cosign:
         """Whether `cosign verify` with the policy's flags accepts `repository@digest`; its words."""
         binary = shutil.which("cosign")
         if binary is None:
-            return False, "cosign is not on PATH (the events workflow installs it)"
+            raise Unavailable("cosign is not on PATH (the events workflow installs it)")
         private = required.sigstore
         if private is not None and (private.tuf_mirror, private.tuf_root) not in self.initialised:
             root_file = str(self.root / private.tuf_root)
             done = self._run([binary, "initialize", "--mirror", private.tuf_mirror, "--root", root_file])
-            if done[0]:
-                self.initialised.add((private.tuf_mirror, private.tuf_root))
-            else:
-                return False, f"cosign initialize failed: {done[1]}"
+            if not done[0]:
+                raise Unavailable(f"cosign initialize failed: {done[1]}")
+            self.initialised.add((private.tuf_mirror, private.tuf_root))
         return self._run([binary, "verify", *required.flags, f"{required.repository}@{digest}"])
 
     @staticmethod
@@ -39,5 +43,5 @@ class Cosign:
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
-            return False, f"{command[1]} gave no answer in {TIMEOUT} s"
+            raise Unavailable(f"cosign {command[1]} gave no answer in {TIMEOUT} s") from None
         return done.returncode == 0, done.stderr.strip()[-2000:]
