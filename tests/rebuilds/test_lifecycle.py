@@ -86,10 +86,16 @@ class Lifecycle:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(entry["content"])
         commit(self.factory, "merge the team's proposal")
+        # as validate.yml checks the proposal, and synth.yml settles the default branch after it:
+        # the fleet-wide files derived; the team's images' files were already as discover makes them
+        assert main(["discover", "--root", str(self.factory), "--full"]) == 0
+        assert git(self.factory, "status", "--porcelain", "--", "state/images") == ""
         assert main(["validate", "--root", str(self.factory)]) == 0
         return {"tree": tree, "body": json.loads(posted["pulls"])["body"]}
 
     def synth(self) -> list[dict]:
+        """synth.yml after the merge: the fleet-wide files derived (`discover --full`), then synth."""
+        assert main(["discover", "--root", str(self.factory), "--full"]) == 0
         assert main(["synth", "--root", str(self.factory)]) == 0
         return [d for d in yaml.safe_load_all((self.factory / "dist" / "kargo.k8s.yaml").read_text()) if d]
 

@@ -138,30 +138,57 @@ def test_validate_passes_on_a_valid_factory_and_annotates_a_broken_one(factory_r
     assert f"::error file=images.yaml,line={line}::images[1].rebuildDelay: '3 days' is not a duration" in output
 
 
-@pytest.mark.parametrize("workflow", ["validate.yml", "synth.yml"])
-def test_an_image_enrolled_without_discover_fails_the_check_and_publishes_nothing(factory_repo, workflow):
-    """A pull request (or a push to main) that enrols an image and does not run discover: its
-    bases were never read, so published manifests would never watch them. The pull-request
-    check fails naming the command; the publishing workflow publishes nothing."""
-    work, origin = factory_repo
+def test_an_image_enrolled_without_discover_fails_the_pull_request_check(factory_repo):
+    """A pull request that enrols an image and does not run discover: its bases were never read,
+    so published manifests would never watch them. The check fails naming the command and the
+    file the pull request lacks."""
+    work, _ = factory_repo
     text = (work / "images.yaml").read_text()
     enrol = "\n  - name: late\n    registry: ghcr.io\n    repository: acme-platform/late\n"
     enrol += "    source: {provider: local, repo: examples/web, dockerfile: Dockerfile, workflow: build.yml}\n"
     (work / "images.yaml").write_text(text + enrol)
     commit(work, "enrol late, without discover")
-    git(work, "push", "--quiet", "origin", "main")
-    before = git(origin, "rev-parse", "main")
-    if workflow == "validate.yml":
-        code, output = act(work, "pull_request", workflow, payload=PULL_REQUEST)
-        assert "::error title=validate::state/ is not up to date with images.yaml and the Dockerfiles" in output, output
-    else:
-        code, output = act(
-            work, "push", workflow, "--var", "IMAGE_FACTORY_PUBLISH=main", payload={"ref": "refs/heads/main"}
-        )
+    code, output = act(work, "pull_request", "validate.yml", payload=PULL_REQUEST)
     assert code != 0, output[-4000:]
-    assert "state/ is not up to date: run `image-factory discover` and commit the result." in output
-    assert "Synthesise and publish when changed" not in output or "Failure - Main State is up to date" in output
-    assert git(origin, "rev-parse", "main") == before
+    assert "::error title=validate::state/ is not up to date with images.yaml and the Dockerfiles" in output, output
+    assert "?? state/images/late.yaml" in output
+
+
+def test_the_default_branch_derives_what_merged_proposals_leave_out_before_it_publishes(factory_repo, tmp_path):
+    """Team proposals carry only their images' files; on the default branch synth.yml derives the
+    fleet-wide ones (`discover --full --push`), validates, then publishes. Here a team's image
+    moves to a base nothing watched: its merged proposal changed its own file only, and the
+    published manifests watch the new base."""
+    from image_factory.federation.proposal import propose
+
+    work, origin = factory_repo
+    enrol = "\n  - name: team-app\n    registry: ghcr.io\n    repository: acme/team-app\n"
+    enrol += "    source: {provider: github, repo: acme/team-app, dockerfile: Dockerfile, workflow: build.yml}\n"
+    (work / "images.yaml").write_text((work / "images.yaml").read_text() + enrol)
+    subprocess.run([sys.executable, "-m", "image_factory", "discover", "--root", str(work)], check=True)
+    commit(work, "enrol team-app")
+    team = tmp_path / "team-app"
+    team.mkdir()
+    (team / "Dockerfile").write_text("FROM docker.io/library/redis:7\n")
+    proposal = propose(work, "acme/team-app", team)
+    assert sorted(proposal.files) == ["state/images/team-app.yaml"]  # nothing fleet-wide
+    for path, text in proposal.files.items():
+        (work / path).write_text(text)
+    commit(work, "merge the proposal of acme/team-app")
+    git(work, "push", "--quiet", "origin", "main")
+    code, output = act(
+        work, "push", "synth.yml", "--var", "IMAGE_FACTORY_PUBLISH=main", payload={"ref": "refs/heads/main"}
+    )
+    assert code == 0, output[-4000:]
+    subjects = git(origin, "log", "-2", "--format=%s", "main").splitlines()
+    assert subjects == [
+        "dist: synth of " + git(work, "rev-parse", "HEAD"),
+        "state: discovered (the fleet-wide files derived from every image's bases)",
+    ]
+    listed = git(origin, "ls-tree", "--name-only", "main", "state/base-images/").splitlines()
+    (redis,) = [name for name in listed if "docker.io-library-redis-7-" in name]
+    assert "- image: team-app" in git(origin, "show", f"main:{redis}")
+    assert "repoURL: docker.io/library/redis" in git(origin, "show", "main:dist/kargo.k8s.yaml")
 
 
 @pytest.mark.parametrize("publish_to", ["main", "manifests"])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from image_factory.cli.common import (
     DISCARD_JOURNAL_HELP,
+    PUSH_HELP,
     cluster_notes,
     discover,
     find_bases,
@@ -16,6 +17,7 @@ from image_factory.cli.common import (
     index,
     load_config,
     parse_ref,
+    pushed,
     refs,
     report,
     sanity,
@@ -47,6 +49,11 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     )
     disc.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it")
     disc.add_argument("--discard-journal", action="store_true", help=DISCARD_JOURNAL_HELP)
+    disc.add_argument(
+        "--push",
+        action="store_true",
+        help=PUSH_HELP + " (synth.yml: the fleet-wide files derived after merged proposals)",
+    )
     disc.set_defaults(run=_discover)
 
     val = commands.add_parser("validate", parents=[root], help="check images.yaml and state/ against the schemas")
@@ -100,7 +107,11 @@ def _discover(args: argparse.Namespace) -> int:
         client = registry.RegistryClient(
             mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
         )
-    outcome = discover.discover(args.root, args.source_root, dry_run=dry_run, registry=client, full=args.full)
+
+    def run():
+        return discover.discover(args.root, args.source_root, dry_run=dry_run, registry=client, full=args.full)
+
+    outcome = run()
     print(report.discover_summary(outcome, dry_run=dry_run))
     if client is not None:
         print(f"{client.requests} registry requests", file=sys.stderr)
@@ -109,6 +120,8 @@ def _discover(args: argparse.Namespace) -> int:
     if args.check and (outcome.written or outcome.removed):
         print("state/ is not up to date: run `image-factory discover` and commit the result.", file=sys.stderr)
         return 1
+    if not dry_run:
+        pushed(args, "state: discovered (the fleet-wide files derived from every image's bases)", run)
     return 0
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from image_factory import timestamps
-from image_factory.discovery.discover import changed_files, index_changes, read_discoveries
+from image_factory.discovery.discover import changed_files, read_discoveries
 from image_factory.discovery.merge import merge_state
 from image_factory.enrolment.config import load_config
 from image_factory.errors import FactoryError, Problem
@@ -152,7 +152,12 @@ def propose(
     discoveries = read_discoveries(factory_root, config, None, checkouts, set(images), missing_ok=True, read=read)
     merge = merge_state(config, discoveries, old)
     files, _ = changed_files(factory_root, merge, old)
-    files.update(index_changes(factory_root, config, merge, read, files))  # kept in step with the state
+    # Only the team's own images' files: whatever the whole fleet makes (a watched base's
+    # dependents, the index, the graph) is derived on the default branch after the merge
+    # (synth.yml: `discover --full --push`). So no two teams' proposals touch one file, and
+    # none conflicts with another, merged in any order.
+    mine = {merge.state.images[name].path for name in images}
+    files = {path: text for path, text in files.items() if path in mine}
     changes = []
     for name in images:
         before = tuple(b.ref for b in old.images[name].base_images) if name in old.images else ()
