@@ -432,7 +432,7 @@ def test_validate_reports_config_and_state_problems_together(chain, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "error: images.yaml:10: images[1].rebuildDelay: 'soon' is not a duration (e.g. 7d, 36h, 90m)"
     assert err[1].startswith("error: state/images/app.yaml:")
-    allowed = "baseImages, dockerfileMissing, enrolment, name, ref, runtime, unresolved"
+    allowed = "baseImages, basesUnknown, dockerfileMissing, enrolment, name, ref, runtime, unresolved"
     assert err[1].endswith(f": extra: unknown field (allowed: {allowed})")
     assert err[2] == "2 problems found."
 

@@ -56,6 +56,7 @@ EXPECTED = {  # image → (state, eligible-at as the overview table shows it)
     "payments-api": ("due", "now"),
     "search-indexer": ("rebuilding", ""),
     "docs-site": ("never-built", ""),
+    "ledger": ("bases-unknown", ""),
 }
 
 TEAM_IMAGES = """
@@ -71,6 +72,10 @@ TEAM_IMAGES = """
     registry: ghcr.io
     repository: acme-docs/docs-site
     source: {provider: github, repo: acme-docs/docs-site, dockerfile: Dockerfile, workflow: build.yml}
+  - name: ledger
+    registry: ghcr.io
+    repository: acme-ledger/ledger
+    source: {provider: github, repo: acme-ledger/ledger, dockerfile: Dockerfile, workflow: build.yml}
 """
 
 
@@ -138,6 +143,7 @@ def every_state(root: Path, hostile: str = HOSTILE) -> Path:
     pending = {"result": "pending", "startedAt": "2026-11-25T08:30:00Z", "baseDigests": {ALPINE: digest("alpine-2")}}
     events.apply_attempts(root, {"search-indexer": pending})
     # never built: docs-site's nginx has no digest recorded yet
+    # bases unknown: ledger's team has proposed nothing (no checkout above)
     return root
 
 
@@ -429,15 +435,15 @@ def test_site_command(history_root, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["site", "--root", str(history_root), "--out", str(out), "--now", "2026-11-25T10:00:00Z"]) == 0
     printed = capsys.readouterr().out
-    assert f"{out / 'index.html'}: 8 image pages, 11 files written, 0 removed" in printed
-    assert "graph: 8 managed images and 7 watched bases." in printed
+    assert f"{out / 'index.html'}: 9 image pages, 12 files written, 0 removed" in printed
+    assert "graph: 9 managed images and 7 watched bases." in printed
 
 
 def test_a_large_graph_is_cut_to_what_needs_attention(history_root):
     _, state = load_model(history_root)
     statuses = list(statuses_at(history_root).values())
     whole = site.graph_source(state, statuses)
-    assert whole.nodes == 15
+    assert whole.nodes == 16
     cut = site.graph_source(state, statuses, limit=14)
     assert "need attention" in cut.note and cut.nodes < 15
     assert _node_id("docs-site", True) not in cut.dot and _node_id("base-python", True) in cut.dot  # a parent
@@ -536,7 +542,7 @@ def test_in_a_browser(browser, built_site, history_root, tmp_path):
     Select(driver.find_element(By.ID, "filter-state")).select_by_value("failed")
     assert visible_rows(driver) == {"python-service": "failed"}
     assert driver.execute_script("return location.hash") == "#state=failed"
-    assert driver.find_element(By.ID, "shown").text == "1 of 8 images shown"
+    assert driver.find_element(By.ID, "shown").text == "1 of 9 images shown"
     Select(driver.find_element(By.ID, "filter-state")).select_by_value("")
     # by team, and search by name
     Select(driver.find_element(By.ID, "filter-team")).select_by_value("acme-platform")

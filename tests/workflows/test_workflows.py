@@ -543,3 +543,22 @@ def test_a_protected_default_branch_is_pushed_to_with_the_apps_token_when_one_is
     for step in pushing:
         token = step["env"].get("IMAGE_FACTORY_GIT_TOKEN") or step["env"].get("TOKEN")
         assert token == "${{ steps.app.outputs.token || github.token }}", step["name"]
+
+
+def readme_team_discover_workflows() -> dict[str, dict]:
+    """The two team workflows of the README's federation section, by how they discover."""
+    text = (REPO_ROOT / "README.md").read_text()
+    found = {}
+    for heading, name in (("With the composite action:", "action"), ("With the reusable workflow:", "reusable")):
+        block = text[text.index("```yaml\n", text.index(heading)) + len("```yaml\n") :]
+        found[name] = yaml.safe_load(block[: block.index("```")])
+    return found
+
+
+@pytest.mark.parametrize("name", ["action", "reusable"])
+def test_a_teams_workflow_can_be_run_once_on_adoption(name):
+    """Adding the workflow does nothing until a Dockerfile changes, unless it can be run by hand:
+    the README's team workflows take workflow_dispatch beside the push of a Dockerfile."""
+    workflow = readme_team_discover_workflows()[name]
+    on = workflow.get("on", workflow.get(True))
+    assert "workflow_dispatch" in on and on["push"]["paths"] == ["**/Dockerfile*"]

@@ -77,6 +77,9 @@ def _status(args: argparse.Namespace) -> int:
     if not rows and not unbuilt:
         print("every managed image is built on the current digest of its bases (as far as state knows)")
     for row in unbuilt:
+        if row["build"].startswith("bases unknown"):
+            print(f"{row['image']}: never built; {row['build']}")
+            continue
         pins = row["wouldBuildOn"].items()
         bases = ", ".join(f"{key}@{digest}" if digest else f"{key} (no digest eligible yet)" for key, digest in pins)
         print(f"{row['image']}: never built; its first build would use {bases or 'no base'}; {row['build']}")

@@ -61,6 +61,10 @@ def merge_state(config: Config, discoveries: dict[str, Discovery | None], old: S
             runtime=runtimes.for_managed(image),
             # not read this time: what the last read found still holds
             dockerfile_missing=missing or (discovery is None and previous is not None and previous.dockerfile_missing),
+            # a team's Dockerfile never read: no base is known until its repository proposes them
+            bases_unknown=discovery is None
+            and image.source.provider == "github"
+            and (previous is None or previous.bases_unknown),
         )
     if problems:
         raise FactoryError(problems)

@@ -34,6 +34,7 @@ COLOURS = {  # Mermaid classDef styles per state
     "due": "fill:#d1ecf1,stroke:#0c8599,color:#053d44",
     "waiting": "fill:#fff3cd,stroke:#b58105,color:#523c02",
     "held": "fill:#e2d9f3,stroke:#6f42c1,color:#2c1a4d",
+    "bases-unknown": "fill:#ede7f6,stroke:#8a63d2,color:#311b63",
     "never-built": "fill:#e9ecef,stroke:#6c757d,color:#212529",
     "up-to-date": "fill:#d1e7dd,stroke:#146c43,color:#0a3622",
 }

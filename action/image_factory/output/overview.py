@@ -4,7 +4,8 @@ issue and `status` show. Pure: from the merged state and the plan at one time.
 The states, first match wins: `failed` (its last attempt failed), `blocked` (an ancestor's did),
 `rebuilding` (dispatched, no report yet), `due` (the plan would dispatch it now), `waiting` (a newer
 base digest becomes eligible later, or a parent is rebuilt first), `held` (the only newer digests
-are rejected or unverified), `never-built`, `up-to-date`.
+are rejected or unverified), `bases-unknown` (a team's Dockerfile never read: nothing is built until
+its repository proposes its bases), `never-built`, `up-to-date`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from image_factory.rebuilds.dispatch import base_keys, pins_for
 from image_factory.rebuilds.planner import Plan
 from image_factory.state.store import ImageState, State
 
-STATES = ("failed", "blocked", "rebuilding", "due", "waiting", "held", "never-built", "up-to-date")
+STATES = ("failed", "blocked", "rebuilding", "due", "waiting", "held", "bases-unknown", "never-built", "up-to-date")
 WORDS = {state: {"due": "due now"}.get(state, state.replace("-", " ")) for state in STATES}  # as people read them
 
 
@@ -132,6 +133,8 @@ def _status(
         return ImageStatus(
             **common, state="held", detail=f"{first.base}@{first.digest} is held: {first.reason}", next_digest=None
         )
+    if image.bases_unknown and not last:
+        return ImageStatus(**common, state="bases-unknown", detail=bases_unknown(image))
     if not last:
         pins = pins_for(image, {}, state, now)
         missing = [key for key in base_keys(image, state) if key not in pins]
@@ -142,6 +145,11 @@ def _status(
         )
         return ImageStatus(**common, state="never-built", detail=detail)
     return ImageStatus(**common, state="up-to-date", detail="built on the current digest of every base")
+
+
+def bases_unknown(image: ImageState) -> str:
+    """What an image whose Dockerfile no discover has read waits for."""
+    return f"bases unknown: waiting for {image.enrolment['source']['repo']} to propose them"
 
 
 def _bases(state: State, image: ImageState, managed: dict[str, ImageState]) -> tuple[BaseStatus, ...]:

@@ -52,10 +52,11 @@ COLOURS = {  # the graph's fill colours; site.css uses the same
     "due": "#0366d6",
     "waiting": "#b08800",
     "held": "#a0522d",
+    "bases-unknown": "#8a63d2",
     "never-built": "#6a737d",
     "up-to-date": "#22863a",
 }
-ATTENTION = ("failed", "blocked", "rebuilding", "due", "waiting", "held")
+ATTENTION = ("failed", "blocked", "rebuilding", "due", "waiting", "held", "bases-unknown")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from image_factory.enrolment.refs import parse_ref
+from image_factory.output.overview import bases_unknown
 from image_factory.rebuilds.dispatch import base_keys, pins_for
 from image_factory.rebuilds.planner import Plan
 from image_factory.state.store import State
@@ -76,7 +77,9 @@ def never_built(state: State, plan: Plan, now: datetime) -> list[dict]:
             for key, digest in would_use.items()
             if digest is None
         ]
-        if name in blocked:
+        if image.bases_unknown:
+            build = bases_unknown(image)
+        elif name in blocked:
             build = f"blocked: {blocked[name]}"
         elif name in due:
             build = "first build due now"

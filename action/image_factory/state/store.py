@@ -114,6 +114,7 @@ class ImageState:
     unresolved: list[str]
     runtime: Runtime = field(default_factory=Runtime)
     dockerfile_missing: bool = False
+    bases_unknown: bool = False  # a github source whose Dockerfile no discover has read yet
 
     @property
     def path(self) -> str:
@@ -127,6 +128,7 @@ class ImageState:
             "baseImages": [base.to_dict() for base in self.base_images],
             "unresolved": list(self.unresolved),
             **({"dockerfileMissing": True} if self.dockerfile_missing else {}),
+            **({"basesUnknown": True} if self.bases_unknown else {}),
             "runtime": self.runtime.to_dict(),
         }
 
@@ -352,6 +354,7 @@ def _image_from(data: dict, ref: ImageRef) -> ImageState:
         unresolved=list(data["unresolved"]),
         runtime=Runtime.from_dict(data["runtime"]),
         dockerfile_missing=data.get("dockerfileMissing", False),
+        bases_unknown=data.get("basesUnknown", False),
     )
 
 
