@@ -99,3 +99,12 @@ def test_odd_input_is_one_error_naming_the_file_never_a_traceback(text, message)
 def test_deeply_nested_brackets_are_a_shell_form_not_a_crash():
     text = "FROM alpine\nRUN " + "[" * 100_000 + " <<EOF\nx\nEOF\n"
     assert find_bases(text).images == ["docker.io/library/alpine:latest"]
+
+
+def test_global_arg_defaults_the_build_args_replace_are_reported_with_their_line():
+    from image_factory.discovery.dockerfile import Overridden
+
+    text = "ARG A=1 B=2\nARG C\nARG D=${A}x\nFROM python:${A}\n"
+    found = find_bases(text, {"A": "1", "B": "3", "C": "4", "D": "5"})
+    # A: the same value; C: no default; D's default expands with the build arg A
+    assert found.overridden == (Overridden("B", "2", "3", 1), Overridden("D", "1x", "5", 3))

@@ -257,3 +257,31 @@ def test_a_teams_unresolved_reference_is_shown_as_code_never_as_a_mention_or_lin
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if line.startswith("| payments-api | `payments-api/Dockerfile:3`")]
     assert row.endswith("| ``$NOPE/@acme/admins/https://evil.example/x#1\\|`y`` |")
+
+
+@responses.activate
+def test_an_arg_default_the_factory_overrides_is_told_in_the_proposal_and_as_a_warning(repos, monkeypatch, capsys):
+    """A team moves its ARG default to Python 3.13; images.yaml's buildArgs keep building 3.12:
+    the team is told where, and what is built."""
+    factory, team, tmp_path = repos
+    text = (
+        (factory / "images.yaml")
+        .read_text()
+        .replace(
+            "dockerfile: payments-api/Dockerfile,", "dockerfile: payments-api/Dockerfile, buildArgs: {PY: '3.12'},"
+        )
+    )
+    (factory / "images.yaml").write_text(text)
+    assert main(["discover", "--root", str(factory)]) == 0
+    (team / "payments-api" / "Dockerfile").write_text("# base\nARG PY=3.13\nFROM python:${PY}-slim\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    capsys.readouterr()
+    assert open_pr(factory, team, "--dry-run") == 0
+    out, err = capsys.readouterr()
+    warning = (
+        "payments-api: ARG PY='3.13' is overridden by images.yaml's source.buildArgs: the factory builds "
+        "with PY='3.12' (ask the platform team to change it there)"
+    )
+    assert f"::warning file=payments-api/Dockerfile,line=2::{warning}" in err.splitlines()
+    assert "| payments-api | `payments-api/Dockerfile:2` | `PY` | `3.13` | `3.12` |" in out.splitlines()
+    assert "| payments-api | (new) | `docker.io/library/python:3.12-slim` |" in out  # what is built

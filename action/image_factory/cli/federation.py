@@ -40,7 +40,7 @@ def _open_pr(args: argparse.Namespace) -> int:
         )
     checkout = args.source_root or Path(os.environ.get("GITHUB_WORKSPACE", "."))
     found = proposal.propose(args.factory_root, team_repo, checkout, args.image or None)
-    for item in found.unresolved:  # never silent: the image would lose a watched base
+    for item in [*found.unresolved, *found.overridden]:  # never silent: a base not watched, an ARG replaced
         print(f"warning: {item.dockerfile}:{item.line}: {item.warning()}", file=sys.stderr)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             where = f"file={command_property(item.dockerfile)},line={item.line}"

@@ -55,11 +55,22 @@ class BaseUse:
 
 
 @dataclass(frozen=True)
+class Overridden:
+    """A global ARG whose default the build args replace: the build uses `value`, not `default`."""
+
+    name: str
+    default: str
+    value: str
+    line: int
+
+
+@dataclass(frozen=True)
 class Discovery:
     """What one Dockerfile builds on, every use in file order."""
 
     uses: tuple[BaseUse, ...]
     missing: bool = False  # the checkout no longer has the Dockerfile
+    overridden: tuple[Overridden, ...] = ()
 
     @property
     def images(self) -> list[str]:
@@ -89,10 +100,14 @@ def find_bases(text: str, build_args: dict[str, str] | None = None, file: str = 
 def _find_bases(text: str, build_args: dict[str, str], file: str) -> Discovery:
     instructions, escape = _scan(text)
     walk = _Walk(file, escape)
+    overridden: list[Overridden] = []
     for instruction in instructions:
         if instruction.keyword == "ARG" and not walk.stages:
             for name, default in _arg_declarations(instruction.args):
                 if name in build_args:
+                    own = None if default is None else walk.expand(default, instruction.line, quotes=False)
+                    if isinstance(own, str) and own != build_args[name]:
+                        overridden.append(Overridden(name, own, build_args[name], instruction.line))
                     walk.args[name] = build_args[name]
                 else:
                     value = None if default is None else walk.expand(default, instruction.line, quotes=False)
@@ -121,7 +136,7 @@ def _find_bases(text: str, build_args: dict[str, str], file: str) -> Discovery:
     walk.check_order()
     if walk.problems:
         raise FactoryError(sorted(walk.problems, key=lambda problem: problem.line or 0))
-    return Discovery(tuple(use for stage in walk.stages for use in stage.uses))
+    return Discovery(tuple(use for stage in walk.stages for use in stage.uses), overridden=tuple(overridden))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,24 @@ class Unresolved:
         )
 
 
+@dataclass(frozen=True)
+class Overridden:
+    """An ARG default in a team's Dockerfile that images.yaml's buildArgs replace in every build."""
+
+    image: str
+    dockerfile: str  # the path in the team repository
+    line: int
+    name: str
+    default: str
+    value: str
+
+    def warning(self) -> str:
+        return (
+            f"{self.image}: ARG {self.name}={self.default!r} is overridden by images.yaml's source.buildArgs: "
+            f"the factory builds with {self.name}={self.value!r} (ask the platform team to change it there)"
+        )
+
+
 @dataclass
 class Proposal:
     team_repo: str
@@ -53,6 +71,7 @@ class Proposal:
     mermaid: str = ""
     held: list[Held] = field(default_factory=list)  # base digests its images will not be built on, and why
     unresolved: list[Unresolved] = field(default_factory=list)
+    overridden: list[Overridden] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -91,6 +110,21 @@ class Proposal:
                 f"| {u.image} | {code_span(f'{u.dockerfile}:{u.line}', table_cell=True)} "
                 f"| {code_span(u.ref, table_cell=True)} |"
                 for u in self.unresolved
+            ]
+        if self.overridden:
+            lines += [
+                "",
+                "**ARG defaults the factory overrides** (images.yaml `source.buildArgs`): the factory builds"
+                " with its value, not the Dockerfile's. Change it in images.yaml to change what is built.",
+                "",
+                "| image | where | ARG | Dockerfile default | built with |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {o.image} | {code_span(f'{o.dockerfile}:{o.line}', table_cell=True)} "
+                f"| {code_span(o.name, table_cell=True)} | {code_span(o.default, table_cell=True)} "
+                f"| {code_span(o.value, table_cell=True)} |"
+                for o in self.overridden
             ]
         lines += ["", "Files:"]
         lines += [
@@ -172,6 +206,12 @@ def propose(
         for use in discoveries[name].uses
         if not use.resolved
     ]
+    overridden = [
+        Overridden(name, config.by_name(name).source.dockerfile, o.line, o.name, o.default, o.value)
+        for name in images
+        if discoveries.get(name) is not None
+        for o in discoveries[name].overridden
+    ]
     held = [item for item in planner.plan(merge.state, now or timestamps.now()).held if item.image in images]
     mermaid = graph.render(merge.state, "mermaid")
-    return Proposal(team_repo, images, files, changes, merge.orphans, missing, mermaid, held, unresolved)
+    return Proposal(team_repo, images, files, changes, merge.orphans, missing, mermaid, held, unresolved, overridden)
