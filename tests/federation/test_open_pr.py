@@ -263,7 +263,7 @@ def test_a_teams_unresolved_reference_is_shown_as_code_never_as_a_mention_or_lin
 def test_an_arg_default_the_factory_overrides_is_told_in_the_proposal_and_as_a_warning(repos, monkeypatch, capsys):
     """A team moves its ARG default to Python 3.13; images.yaml's buildArgs keep building 3.12:
     the team is told where, and what is built."""
-    factory, team, tmp_path = repos
+    factory, team, _ = repos
     text = (
         (factory / "images.yaml")
         .read_text()
