@@ -285,3 +285,40 @@ def test_an_arg_default_the_factory_overrides_is_told_in_the_proposal_and_as_a_w
     assert f"::warning file=payments-api/Dockerfile,line=2::{warning}" in err.splitlines()
     assert "| payments-api | `payments-api/Dockerfile:2` | `PY` | `3.13` | `3.12` |" in out.splitlines()
     assert "| payments-api | (new) | `docker.io/library/python:3.12-slim` |" in out  # what is built
+
+
+def test_the_proposal_graph_shows_the_teams_neighbourhood_within_githubs_body_limit(tmp_path):
+    """Forty other teams, and six hundred images built on this team's image: the proposal's graph
+    holds the team's image, its base and what is built directly on it, bounded, and the whole
+    body stays within the 65,536 characters GitHub takes for a pull request."""
+    factory, team = tmp_path / "factory", tmp_path / "payments"
+    lines = ["kargo: {factoryRepo: acme/factory}", "images:"]
+    lines.append(
+        "  - {name: payments-api, registry: ghcr.io, repository: acme/payments-api, source: {provider: github,"
+        " repo: acme/payments, dockerfile: Dockerfile, workflow: build.yml}}"
+    )
+    for number in range(40):
+        lines.append(
+            f"  - {{name: other-{number}, registry: ghcr.io, repository: acme/other-{number}, source: "
+            f"{{provider: local, repo: other/{number}, dockerfile: Dockerfile, workflow: build.yml}}}}"
+        )
+        (factory / f"other/{number}").mkdir(parents=True)
+        (factory / f"other/{number}/Dockerfile").write_text(f"FROM docker.io/library/debian:{number}\n")
+    for number in range(600):
+        lines.append(
+            f"  - {{name: on-payments-{number:03d}, registry: ghcr.io, repository: acme/on-{number}, source: "
+            f"{{provider: local, repo: on/{number}, dockerfile: Dockerfile, workflow: build.yml}}}}"
+        )
+        (factory / f"on/{number}").mkdir(parents=True)
+        (factory / f"on/{number}/Dockerfile").write_text("FROM ghcr.io/acme/payments-api:latest\n")
+    (factory / "images.yaml").write_text("\n".join(lines) + "\n")
+    discover(factory)
+    team.mkdir()
+    (team / "Dockerfile").write_text("FROM python:3.12-slim\n")
+    found = propose(factory, "acme/payments", team)
+    body = found.body()
+    assert len(body) <= 65536
+    graph = body.split("```mermaid\n", 1)[1].split("\n```", 1)[0]
+    assert "payments-api" in graph and "python:3.12-slim" in graph and "on-payments-000" in graph
+    assert "other-" not in graph and "debian" not in graph  # other teams' images are not this team's concern
+    assert "more edges: image-factory graph shows them all" in graph

@@ -18,6 +18,8 @@ from image_factory.state import graph
 from image_factory.state.store import load_state
 from image_factory.user_text import code_span
 
+GRAPH_LIMIT = 20_000  # characters of Mermaid in a proposal's body
+
 
 @dataclass(frozen=True)
 class ImageChange:
@@ -213,5 +215,7 @@ def propose(
         for o in discoveries[name].overridden
     ]
     held = [item for item in planner.plan(merge.state, now or timestamps.now()).held if item.image in images]
-    mermaid = graph.render(merge.state, "mermaid")
+    # the team's images, their bases and the images built directly on them: not the whole fleet,
+    # and bounded, so the body stays within GitHub's 65,536 characters for a pull request
+    mermaid = graph.render_edges(merge.state, graph.around(merge.state, images), GRAPH_LIMIT)
     return Proposal(team_repo, images, files, changes, merge.orphans, missing, mermaid, held, unresolved, overridden)

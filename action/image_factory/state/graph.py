@@ -77,3 +77,32 @@ def render(state: State, fmt: str) -> str:
     if fmt == "dot":
         lines.append("}")
     return "\n".join(lines)
+
+
+def around(state: State, names: list[str]) -> list[tuple[str, str, str]]:
+    """The edges of the neighbourhood of `names` (managed images): what each is built on, and
+    the managed images built directly on it. What a team's proposal shows, whatever the fleet."""
+    chosen = set(names)
+    return [(source, target, kind) for source, target, kind in edges(state) if target in chosen or source in chosen]
+
+
+def render_edges(state: State, links: list[tuple[str, str, str]], limit: int) -> str:
+    """Mermaid of `links` alone, at most `limit` characters: past it, the edges that fit and a
+    note of how many are left out."""
+    managed = set(state.images)
+    lines = ["graph LR"]
+    nodes = sorted({node for source, target, _ in links for node in (source, target)})
+    for node in nodes:
+        shown = f'["{node}"]' if node in managed else f'(["{node}"])'
+        lines.append(f"  {_node_id(node, node in managed)}{shown}")
+    size = sum(len(line) + 1 for line in lines)
+    for number, (source, target, kind) in enumerate(links):
+        a, b = _node_id(source, source in managed), _node_id(target, True)
+        line = f"  {a} -->|{kind}| {b}" if kind != "from" else f"  {a} --> {b}"
+        if size + len(line) + 1 > limit - 80:
+            left = len(links) - number
+            lines.append(f'  more["… {left} more edges: image-factory graph shows them all"]')
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)
