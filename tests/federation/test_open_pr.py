@@ -322,3 +322,15 @@ def test_the_proposal_graph_shows_the_teams_neighbourhood_within_githubs_body_li
     assert "payments-api" in graph and "python:3.12-slim" in graph and "on-payments-000" in graph
     assert "other-" not in graph and "debian" not in graph  # other teams' images are not this team's concern
     assert "more edges: image-factory graph shows them all" in graph
+
+
+def test_dockerfiles_no_enrolled_image_builds_are_listed_in_the_proposal(repos):
+    """A team's new service: its Dockerfile is in the repository, not in images.yaml. The proposal
+    says so, so the team can ask for it to be enrolled; nothing under .git or node_modules."""
+    factory, team, _ = repos
+    for path in ("billing/Dockerfile", "tools/ci.Dockerfile", "node_modules/x/Dockerfile", ".git/Dockerfile"):
+        (team / path).parent.mkdir(parents=True, exist_ok=True)
+        (team / path).write_text("FROM alpine:3.20\n")
+    found = propose(factory, "acme/payments", team)
+    assert found.unenrolled == ["billing/Dockerfile", "tools/ci.Dockerfile"]
+    assert "- `billing/Dockerfile`" in found.body() and "**Dockerfiles no enrolled image builds**" in found.body()

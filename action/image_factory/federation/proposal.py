@@ -74,6 +74,7 @@ class Proposal:
     held: list[Held] = field(default_factory=list)  # base digests its images will not be built on, and why
     unresolved: list[Unresolved] = field(default_factory=list)
     overridden: list[Overridden] = field(default_factory=list)
+    unenrolled: list[str] = field(default_factory=list)  # Dockerfiles here no enrolled image builds
 
     @property
     def changed(self) -> bool:
@@ -128,6 +129,14 @@ class Proposal:
                 f"| {code_span(o.value, table_cell=True)} |"
                 for o in self.overridden
             ]
+        if self.unenrolled:
+            lines += [
+                "",
+                "**Dockerfiles no enrolled image builds** (to have the factory rebuild one, enrol it in"
+                " images.yaml with `source.repo` this repository and `source.dockerfile` its path):",
+                "",
+            ]
+            lines += [f"- {code_span(path)}" for path in self.unenrolled]
         lines += ["", "Files:"]
         lines += [
             f"- `{path}`" + (" (removed: its data moved)" if text is None else "")
@@ -218,4 +227,29 @@ def propose(
     # the team's images, their bases and the images built directly on them: not the whole fleet,
     # and bounded, so the body stays within GitHub's 65,536 characters for a pull request
     mermaid = graph.render_edges(merge.state, graph.around(merge.state, images), GRAPH_LIMIT)
-    return Proposal(team_repo, images, files, changes, merge.orphans, missing, mermaid, held, unresolved, overridden)
+    enrolled = {
+        i.source.dockerfile for i in config.managed if i.source.provider == "github" and i.source.repo == team_repo
+    }
+    unenrolled = [path for path in dockerfiles(team_checkout) if path not in enrolled]
+    return Proposal(
+        team_repo, images, files, changes, merge.orphans, missing, mermaid, held, unresolved, overridden, unenrolled
+    )
+
+
+MAX_LISTED = 200  # Dockerfiles listed from one repository
+
+
+def dockerfiles(checkout: Path) -> list[str]:
+    """The Dockerfiles of a checkout (`Dockerfile`, `Dockerfile.*`, `*.Dockerfile`), as paths in
+    it, sorted; none under `.git` or a `node_modules` folder; at most MAX_LISTED."""
+    found = []
+    for path in sorted(checkout.rglob("*")):
+        relative = path.relative_to(checkout)
+        if {".git", "node_modules"} & set(relative.parts) or not path.is_file() or path.is_symlink():
+            continue
+        name = path.name
+        if name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile"):
+            found.append(relative.as_posix())
+            if len(found) == MAX_LISTED:
+                break
+    return found
