@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from image_factory import __version__
-from image_factory.cli import enrol, events, federation, kargo, output, rebuilds, trust
+from image_factory.cli import adoption, enrol, events, federation, kargo, output, rebuilds, trust
 from image_factory.cli.common import print_error
 from image_factory.errors import FactoryError
 from image_factory.speed import collector
@@ -86,7 +86,7 @@ class _ReaderMayLeave:
 WRITERS = {"discover", "synth", "record-update", "record-build", "reject", "unreject", "expedite", "dispatch"}
 WRITERS |= {"rollback", "verify", "prune"}
 WRITERS |= {"site"}  # its output folder, like synth's
-WRITERS |= {"drain"}
+WRITERS |= {"drain", "adopt"}
 
 
 # Commands that read state to plan, publish, show or record: they refuse state that is not
@@ -119,6 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(add_help=False)
     root.add_argument("--root", type=Path, default=Path("."), help="factory repository (default: current directory)")
 
-    for group in (enrol, kargo, rebuilds, events, trust, federation, output):
+    for group in (enrol, kargo, rebuilds, adoption, events, trust, federation, output):
         group.register(commands, root)
     return parser

@@ -224,6 +224,17 @@ def _refuse_replay(image: ImageState, build: Build, sender: str | None) -> None:
     raise FactoryError(Problem("image-built", f"{image.name}@{digest}{who} refused: {why}. Nothing recorded"))
 
 
+def adopt(root: Path, name: str, digest: str, pins: dict[str, str], at: datetime, reason: str) -> ImageState:
+    """A managed image the factory never built, as it runs now: a successful build marked adopted."""
+    image = load_model(root)[1].images[name]
+    stamp = format_time(at)
+    build: Build = {"result": "success", "startedAt": stamp, "finishedAt": stamp, "digest": _digest(digest)}
+    build.update({"baseDigests": dict(sorted(pins.items())), "adopted": True, "reason": reason})
+    image.runtime = runtime_events.record_build(image.runtime, build)
+    _write(root, image)
+    return image
+
+
 def apply_attempts(root: Path, attempts: dict[str, Build]) -> None:
     """Record build attempts again (after a rejected push), without dispatching anything."""
     fast, state = index.read_index(root), None

@@ -52,6 +52,7 @@ class Build(TypedDict, total=False):
     reason: str  # why it was asked for, when not the plan (a rollback)
     reportedBy: str  # the GitHub account that sent the image-built event
     revisionTag: str  # the immutable tag the build's digest got (promote)
+    adopted: bool  # not built by the factory: recorded by `adopt` as the image ran when enrolled
 
 
 @dataclass
