@@ -334,3 +334,39 @@ def test_dockerfiles_no_enrolled_image_builds_are_listed_in_the_proposal(repos):
     found = propose(factory, "acme/payments", team)
     assert found.unenrolled == ["billing/Dockerfile", "tools/ci.Dockerfile"]
     assert "- `billing/Dockerfile`" in found.body() and "**Dockerfiles no enrolled image builds**" in found.body()
+
+
+def test_with_enrol_the_proposal_adds_the_teams_new_dockerfiles_to_images_yaml(repos, tmp_path):
+    """A team's new service, proposed for enrolment (the action's input enrol: true): its
+    images.yaml entry, under a comment naming the team, and the new image's state file with its
+    bases; what the factory's check then finds (discover, validate) is as the proposal says."""
+    factory, team, _ = repos
+    (team / "billing").mkdir()
+    (team / "billing" / "Dockerfile").write_text("FROM node:22-bookworm-slim\n")
+    before = (factory / "images.yaml").read_text()
+    found = propose(factory, "acme/payments", team, enrol=True)
+    assert found.enrolled == ["payments-billing"] and found.unenrolled == []
+    text = found.files["images.yaml"]
+    assert text.startswith(before) and "  # proposed by acme/payments: review the name" in text
+    assert "  - name: payments-billing\n    registry: ghcr.io\n    repository: acme/payments-billing\n" in text
+    assert 'dockerfile: "billing/Dockerfile"' in text
+    assert "docker.io/library/node:22-bookworm-slim" in found.files["state/images/payments-billing.yaml"]
+    assert "**Images this proposal enrols**" in found.body() and "- **payments-billing**" in found.body()
+    for path, content in found.files.items():
+        (factory / path).write_text(content)
+    assert main(["discover", "--root", str(factory), "--full"]) == 0  # the check of the pull request
+    assert main(["validate", "--root", str(factory)]) == 0
+    assert "basesUnknown" not in (factory / "state/images/payments-billing.yaml").read_text()
+    # without the input, the Dockerfile is only listed
+    assert propose(factory, "acme/payments", team).enrolled == []
+
+
+def test_enrolment_names_are_dns_labels_and_unique():
+    from image_factory.federation.enrolment import image_name
+
+    assert image_name("acme/payments", "Dockerfile", set()) == "payments"
+    assert image_name("acme/payments", "api/Dockerfile", {"payments"}) == "payments-api"
+    assert image_name("acme/payments", "ci.Dockerfile", set()) == "payments-ci"
+    assert image_name("acme/payments", "Dockerfile.Prod", set()) == "payments-prod"
+    assert image_name("acme/payments", "api/Dockerfile", {"payments-api"}) == "payments-api-2"
+    assert image_name("Acme/Pay_Ments", "x y/Dockerfile", set()) == "pay-ments-x-y"

@@ -27,6 +27,11 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     pr.add_argument("--image", action="append", default=[], metavar="NAME", help="default: every image built here")
     pr.add_argument("--base", default="main", help="the factory's branch to propose to")
     pr.add_argument("--dry-run", action="store_true", help="print the proposal, call nothing")
+    pr.add_argument(
+        "--enrol",
+        action="store_true",
+        help="also propose images.yaml entries for the Dockerfiles here no enrolled image builds",
+    )
     pr.add_argument("--token", help="default: $GITHUB_TOKEN")
     pr.add_argument("--api-url", help="GitHub API (default: $GITHUB_API_URL or https://api.github.com)")
     pr.set_defaults(run=_open_pr)
@@ -39,7 +44,7 @@ def _open_pr(args: argparse.Namespace) -> int:
             Problem("--team-repo", "which repository is this? pass --team-repo or set GITHUB_REPOSITORY")
         )
     checkout = args.source_root or Path(os.environ.get("GITHUB_WORKSPACE", "."))
-    found = proposal.propose(args.factory_root, team_repo, checkout, args.image or None)
+    found = proposal.propose(args.factory_root, team_repo, checkout, args.image or None, enrol=args.enrol)
     for item in [*found.unresolved, *found.overridden]:  # never silent: a base not watched, an ARG replaced
         print(f"warning: {item.dockerfile}:{item.line}: {item.warning()}", file=sys.stderr)
         if os.environ.get("GITHUB_ACTIONS") == "true":

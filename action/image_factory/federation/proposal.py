@@ -10,8 +10,9 @@ from pathlib import Path
 from image_factory import timestamps
 from image_factory.discovery.discover import changed_files, read_discoveries
 from image_factory.discovery.merge import merge_state
-from image_factory.enrolment.config import load_config
+from image_factory.enrolment.config import CONFIG_FILE, load_config, parse_config
 from image_factory.errors import FactoryError, Problem
+from image_factory.federation import enrolment
 from image_factory.rebuilds import planner
 from image_factory.rebuilds.planner import Held
 from image_factory.state import graph
@@ -75,6 +76,7 @@ class Proposal:
     unresolved: list[Unresolved] = field(default_factory=list)
     overridden: list[Overridden] = field(default_factory=list)
     unenrolled: list[str] = field(default_factory=list)  # Dockerfiles here no enrolled image builds
+    enrolled: list[str] = field(default_factory=list)  # images this proposal adds to images.yaml (enrol)
 
     @property
     def changed(self) -> bool:
@@ -129,6 +131,14 @@ class Proposal:
                 f"| {code_span(o.value, table_cell=True)} |"
                 for o in self.overridden
             ]
+        if self.enrolled:
+            lines += [
+                "",
+                "**Images this proposal enrols** (entries added to images.yaml: reviewers, check the name,"
+                " registry, repository and build workflow, and change them here before merging):",
+                "",
+            ]
+            lines += [f"- **{name}**" for name in self.enrolled]
         if self.unenrolled:
             lines += [
                 "",
@@ -176,7 +186,11 @@ def team_images(config, team_repo: str, names: list[str] | None) -> list[str]:
     mine = [i.name for i in config.managed if i.source.provider == "github" and i.source.repo == team_repo]
     if not mine:
         raise FactoryError(
-            Problem(config.file, f"no managed image has source.repo {team_repo}: enrol one, or name them with --image")
+            Problem(
+                config.file,
+                f"no managed image has source.repo {team_repo}: enrol one, name them with --image, "
+                "or propose this repository's Dockerfiles for enrolment (the action's input enrol: true)",
+            )
         )
     return sorted(mine)
 
@@ -187,10 +201,23 @@ def propose(
     team_checkout: Path,
     names: list[str] | None = None,
     now: datetime | None = None,
+    *,
+    enrol: bool = False,
 ) -> Proposal:
-    """The state changes the team's current Dockerfiles call for in the factory at `factory_root`."""
+    """The state changes the team's current Dockerfiles call for in the factory at `factory_root`.
+    `enrol`: also images.yaml entries for the Dockerfiles no enrolled image builds."""
     config = load_config(factory_root)
     old = load_state(factory_root)
+    enrolled = {
+        i.source.dockerfile for i in config.managed if i.source.provider == "github" and i.source.repo == team_repo
+    }
+    unenrolled = [path for path in dockerfiles(team_checkout) if path not in enrolled]
+    added_yaml, added = None, []
+    if enrol and unenrolled and not names:
+        new = enrolment.entries(team_repo, unenrolled, {image.name for image in config.images})
+        added_yaml = enrolment.add_to_images_yaml((factory_root / CONFIG_FILE).read_text(), team_repo, new)
+        config = parse_config(added_yaml)  # what the reviewers would merge: checked as images.yaml is
+        unenrolled, added = [], [name for name, _ in new]
     images = team_images(config, team_repo, names)
     read: dict[str, dict] = {}
     checkouts = {team_repo: team_checkout}
@@ -203,6 +230,8 @@ def propose(
     # none conflicts with another, merged in any order.
     mine = {merge.state.images[name].path for name in images}
     files = {path: text for path, text in files.items() if path in mine}
+    if added_yaml is not None:
+        files[CONFIG_FILE] = added_yaml
     changes = []
     for name in images:
         before = tuple(b.ref for b in old.images[name].base_images) if name in old.images else ()
@@ -227,12 +256,19 @@ def propose(
     # the team's images, their bases and the images built directly on them: not the whole fleet,
     # and bounded, so the body stays within GitHub's 65,536 characters for a pull request
     mermaid = graph.render_edges(merge.state, graph.around(merge.state, images), GRAPH_LIMIT)
-    enrolled = {
-        i.source.dockerfile for i in config.managed if i.source.provider == "github" and i.source.repo == team_repo
-    }
-    unenrolled = [path for path in dockerfiles(team_checkout) if path not in enrolled]
     return Proposal(
-        team_repo, images, files, changes, merge.orphans, missing, mermaid, held, unresolved, overridden, unenrolled
+        team_repo,
+        images,
+        files,
+        changes,
+        merge.orphans,
+        missing,
+        mermaid,
+        held,
+        unresolved,
+        overridden,
+        unenrolled,
+        added,
     )
 
 
