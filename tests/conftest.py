@@ -35,6 +35,17 @@ def commit(cwd, message: str = "init") -> None:
     git(cwd, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message)
 
 
+def with_origin(work: Path, folder: Path) -> Path:
+    """Give the git repository `work` (commits made) a bare clone in `folder` as its origin, its
+    branch tracking origin's, as a runner's checkout is: the origin."""
+    origin = folder / "origin.git"
+    git(folder, "clone", "--quiet", "--bare", str(work), str(origin))
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "fetch", "--quiet", "origin")
+    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
+    return origin
+
+
 class Factory:
     """A factory repository in a temporary folder: images.yaml, Dockerfiles and state/."""
 

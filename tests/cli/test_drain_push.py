@@ -12,7 +12,7 @@ import yaml
 
 from image_factory.cli import main
 
-from ..conftest import REPO_ROOT, commit, git
+from ..conftest import REPO_ROOT, commit, git, with_origin
 from ..event_burst import KARGO, digest
 
 PYTHON = "docker.io/library/python:3.12-slim"
@@ -60,14 +60,7 @@ def test_a_refused_state_push_loses_no_event_and_the_next_drain_applies_them(
     example_factory, tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setenv("IMAGE_FACTORY_INBOX_KEY", KEY)
-    work = example_factory.root
-    git(work, "init", "--quiet", "--initial-branch=main")
-    commit(work, "factory")
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(work), str(origin))
-    git(work, "remote", "add", "origin", str(origin))
-    git(work, "fetch", "--quiet", "origin")
-    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
+    work, origin = factory_with_origin(example_factory, tmp_path)
     for number in range(3):
         payload = {"image": PYTHON, "digest": digest(f"protected-{number}"), "freight": f"f{number}"}
         receive(work, tmp_path, str(700 + number), "base-image-updated", payload)
@@ -94,15 +87,11 @@ def test_a_refused_state_push_loses_no_event_and_the_next_drain_applies_them(
 
 
 def factory_with_origin(example_factory, tmp_path):
+    """The bundled example as a git repository with a bare origin."""
     work = example_factory.root
     git(work, "init", "--quiet", "--initial-branch=main")
     commit(work, "factory")
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(work), str(origin))
-    git(work, "remote", "add", "origin", str(origin))
-    git(work, "fetch", "--quiet", "origin")
-    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
-    return work, origin
+    return work, with_origin(work, tmp_path)
 
 
 def forge(work, origin, run_id: str, event: dict) -> None:

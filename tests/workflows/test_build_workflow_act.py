@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
 from image_factory.cli import main
 
 from .. import cosign_signer
-from ..conftest import commit, copy_project, git
+from ..conftest import commit, copy_project, git, with_origin
 from ..registry_server import OCI_INDEX, Registry
 from ..standins import StandIns, run_act
 from .test_workflows import readme_team_build_workflow
@@ -388,11 +388,7 @@ def test_the_report_lands_in_state_and_the_cascade_dispatches_the_child(factory_
     record = ["record-update", "--root", str(work), "--image", ref, "--digest", base]
     assert main([*record, "--seen-at", "2026-01-02T00:00:00Z"]) == 0
     commit(work, "state: Kargo saw the digest")
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(work), str(origin))
-    git(work, "remote", "add", "origin", str(origin))
-    git(work, "fetch", "--quiet", "origin")
-    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
+    origin = with_origin(work, tmp_path)
     # GitHub adds the sender: the account of the token that sent it
     payload = {"action": "image-built", "client_payload": report["body"]["client_payload"], "sender": {"login": "ci"}}
     monkeypatch.setenv("IMAGE_FACTORY_TOKEN", TOKEN)  # the factory's secret: dispatches the cascade

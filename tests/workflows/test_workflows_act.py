@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import commit, copy_project, git
+from ..conftest import commit, copy_project, git, with_origin
 from ..cosign_signer import cosign_sign, new_key, public_pem
 from ..standins import ACT, ACT_ON_THIS_MACHINE, ACTIONS, TOOL, act_environment, pinned_actions
 
@@ -41,12 +41,7 @@ def factory_repo(tmp_path):
     copy_project(work, FACTORY_PATHS)
     git(work, "init", "--quiet", "--initial-branch=main")
     commit(work, "factory")
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(work), str(origin))
-    git(work, "remote", "add", "origin", str(origin))
-    git(work, "fetch", "--quiet", "origin")
-    git(work, "branch", "--quiet", "--set-upstream-to=origin/main")
-    return work, origin
+    return work, with_origin(work, tmp_path)
 
 
 def standin_args(workflow: Path) -> list[str]:
