@@ -347,8 +347,8 @@ def test_with_enrol_the_proposal_adds_the_teams_new_dockerfiles_to_images_yaml(r
     found = propose(factory, "acme/payments", team, enrol=True)
     assert found.enrolled == ["payments-billing"] and found.unenrolled == []
     text = found.files["images.yaml"]
-    assert text.startswith(before) and "  # proposed by acme/payments: review the name" in text
-    assert "  - name: payments-billing\n    registry: ghcr.io\n    repository: acme/payments-billing\n" in text
+    assert text.startswith(before) and '  # proposed by "acme/payments": review the name' in text
+    assert '  - name: "payments-billing"\n    registry: "ghcr.io"\n    repository: "acme/payments-billing"\n' in text
     assert 'dockerfile: "billing/Dockerfile"' in text
     assert "docker.io/library/node:22-bookworm-slim" in found.files["state/images/payments-billing.yaml"]
     assert "**Images this proposal enrols**" in found.body() and "- **payments-billing**" in found.body()
@@ -370,3 +370,48 @@ def test_enrolment_names_are_dns_labels_and_unique():
     assert image_name("acme/payments", "Dockerfile.Prod", set()) == "payments-prod"
     assert image_name("acme/payments", "api/Dockerfile", {"payments-api"}) == "payments-api-2"
     assert image_name("Acme/Pay_Ments", "x y/Dockerfile", set()) == "pay-ments-x-y"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        'a"\n      workflow: build.yml\n  - name: evil\n    registry: docker.io\n    repository: library/python\n'
+        '    source: {provider: github, repo: acme/web, dockerfile: "b/Dockerfile',
+        'q"uote\\back#x: y/Dockerfile',
+        'q"uote #x: [y]/Dockerfile',
+    ],
+    ids=["injection", "backslash", "quote-hash-colon"],
+)
+def test_an_enrolled_path_is_that_path_and_never_more_yaml(repos, path):
+    """A team controls its folder names: a path with a quote, a backslash or a line break is the
+    path of one entry (a line break: not listed at all), never an entry of its own."""
+    from image_factory.enrolment.config import parse_config
+
+    factory, team, _ = repos
+    folder = team / path.rsplit("/", 1)[0]
+    folder.mkdir(parents=True)
+    (folder / "Dockerfile").write_text("FROM alpine:3.20\n")
+    found = propose(factory, "acme/payments", team, enrol=True)
+    if "\n" in path:
+        assert found.enrolled == [] and "images.yaml" not in found.files
+        return
+    if "\\" in path:  # images.yaml refuses it as a path: listed, not enrolled
+        assert found.enrolled == [] and found.unenrolled == [path] and "images.yaml" not in found.files
+        return
+    config = parse_config(found.files["images.yaml"])
+    (added,) = [image for image in config.images if image.name not in ("payments-api", "payments-worker")]
+    assert added.source.dockerfile == path and len(config.images) == 3
+
+
+def test_enrolment_into_an_empty_list_and_crlf_lines(tmp_path):
+    from image_factory.enrolment.config import parse_config
+    from image_factory.federation.enrolment import add_to_images_yaml, entries
+
+    new = entries("acme/web", ["Dockerfile"], set())
+    text = add_to_images_yaml("kargo: {factoryRepo: acme/f}\r\nimages: []  # none yet\r\n", "acme/web", new)
+    assert text.startswith("kargo: {factoryRepo: acme/f}\r\nimages:\r\n") and "\n" not in text.replace("\r\n", "")
+    assert [image.name for image in parse_config(text).images] == ["web"]
+    column_zero = "images:\n- name: a\n  registry: ghcr.io\n  repository: acme/a\nkargo: {factoryRepo: acme/f}\n"
+    text = add_to_images_yaml(column_zero, "acme/web", new)
+    assert text.endswith("kargo: {factoryRepo: acme/f}\n") and '\n- name: "web"\n' in text
+    assert [image.name for image in parse_config(text).images] == ["a", "web"]

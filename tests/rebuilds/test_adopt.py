@@ -136,9 +136,50 @@ def test_an_image_that_names_no_base_needs_the_operators_word(factory, registry,
     before = (factory / "state/images/app.yaml").read_text()
     assert main(["adopt", "--root", str(factory), "--image", "app"]) == 1
     err = capsys.readouterr().err
-    assert f"its provenance or labels (it has neither) name no digest of {PYTHON}: give --base REF=DIGEST" in err
+    assert f"its provenance or labels (it has neither) name no digest of {PYTHON}, and no --base does" in err
     assert (factory / "state/images/app.yaml").read_text() == before
     given = ["--base", f"python:3.12-slim={PY_DIGEST}", "--digest", digest]
     assert main(["adopt", "--root", str(factory), "--image", "app", *given]) == 0
     assert "(from the operator)" in capsys.readouterr().out
     assert last_build(factory)["baseDigests"] == {PYTHON: PY_DIGEST}
+
+
+def test_provenance_is_matched_by_tag_and_completed_by_the_operator(tmp_path, registry, capsys):
+    """Two bases of one repository (python 3.11 and 3.12) and one the provenance does not name:
+    each gets its own digest, the missing one the operator's; a --base that is no base, or a
+    digest the registry does not hold, is refused."""
+    root = tmp_path / "factory"
+    (root / "app").mkdir(parents=True)
+    (root / "app/Dockerfile").write_text(
+        "FROM python:3.11-slim AS old\nFROM golang:1.23 AS build\nFROM python:3.12-slim\nCOPY --from=old /a /a\n"
+        "COPY --from=build /b /b\n"
+    )
+    (root / "images.yaml").write_text(
+        f"""kargo: {{factoryRepo: acme/factory}}
+insecureRegistries: ["{registry.host}"]
+images:
+  - name: app
+    registry: "{registry.host}"
+    repository: acme/app
+    tag: "1"
+    source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
+"""
+    )
+    assert main(["discover", "--root", str(root)]) == 0
+    materials = [
+        {"uri": "pkg:docker/docker.io/library/python@3.11-slim", "digest": {"sha256": "a" * 64}},
+        {"uri": "pkg:docker/docker.io/library/python@3.12-slim", "digest": {"sha256": "b" * 64}},
+    ]
+    with_provenance(registry, materials)
+    golang = "docker.io/library/golang:1.23"
+    assert main(["adopt", "--root", str(root), "--image", "app", "--base", "pyhton:3.12=sha256:" + "c" * 64]) == 1
+    assert "docker.io/library/pyhton:3.12: not a base of app" in capsys.readouterr().err
+    assert main(["adopt", "--root", str(root), "--image", "app", "--digest", "sha256:" + "d" * 64]) == 1
+    assert "is not in its registry" in capsys.readouterr().err
+    assert main(["adopt", "--root", str(root), "--image", "app", "--base", f"{golang}=sha256:" + "e" * 64]) == 0
+    assert "(from provenance and the operator)" in capsys.readouterr().out
+    assert last_build(root)["baseDigests"] == {
+        "docker.io/library/python:3.11-slim": "sha256:" + "a" * 64,
+        PYTHON: "sha256:" + "b" * 64,
+        golang: "sha256:" + "e" * 64,
+    }

@@ -561,4 +561,4 @@ def test_a_teams_workflow_can_be_run_once_on_adoption(name):
     the README's team workflows take workflow_dispatch beside the push of a Dockerfile."""
     workflow = readme_team_discover_workflows()[name]
     on = workflow.get("on", workflow.get(True))
-    assert "workflow_dispatch" in on and on["push"]["paths"] == ["**/Dockerfile*"]
+    assert "workflow_dispatch" in on and on["push"]["paths"] == ["**/Dockerfile*", "**/*.Dockerfile"]

@@ -146,7 +146,7 @@ def test_an_image_enrolled_without_discover_fails_the_pull_request_check(factory
     code, output = act(work, "pull_request", "validate.yml", payload=PULL_REQUEST)
     assert code != 0, output[-4000:]
     assert "::error title=validate::state/ is not up to date with images.yaml and the Dockerfiles" in output, output
-    assert "?? state/images/late.yaml" in output
+    assert "behind: state/images/late.yaml" in output
 
 
 def test_the_default_branch_derives_what_merged_proposals_leave_out_before_it_publishes(factory_repo, tmp_path):

@@ -47,6 +47,12 @@ def _adopt(args: argparse.Namespace) -> int:
     client = registry.RegistryClient(
         mirrors=config.registry_mirrors, insecure=set(config.insecure_registries) | set(args.insecure_registry)
     )
+    keys = {
+        base.ref: (
+            state.images[base.image].ref.canonical if base.image else parse_ref(base.ref).without_digest().canonical
+        )
+        for base in image.base_images
+    }
     try:
         digest = parse_digest(args.digest) if args.digest else client.resolve(image.ref).digest
         given = {
@@ -55,28 +61,31 @@ def _adopt(args: argparse.Namespace) -> int:
         }
     except InvalidReference as error:
         raise FactoryError(Problem("--base" if args.base else "--digest", str(error))) from None
-    found, source = ({}, "the operator") if given else ({}, "")
-    if not given:
-        fetched = client.manifest(image.ref, digest)
-        if fetched is None:
-            raise FactoryError(Problem("--digest", f"{image.ref.name}@{digest} is not in its registry"))
-        found, source = adopt.base_digests_from_image(
-            fetched[0], fetched[1], lambda d: client.manifest(image.ref, d), lambda d: client.blob(image.ref, d)
+    strange = sorted(set(given) - set(keys.values()))
+    if strange:
+        raise FactoryError(
+            Problem("--base", f"{', '.join(strange)}: not a base of {image.name} ({', '.join(sorted(keys.values()))})")
         )
+    fetched = client.manifest(image.ref, digest)
+    if fetched is None:
+        raise FactoryError(Problem("--digest", f"{image.ref.name}@{digest} is not in its registry"))
+    found, source = adopt.base_digests_from_image(
+        fetched[0], fetched[1], lambda d: client.manifest(image.ref, d), lambda d: client.blob(image.ref, d)
+    )
     pins, missing = {}, []
-    for base in image.base_images:
-        key = state.images[base.image].ref.canonical if base.image else parse_ref(base.ref).without_digest().canonical
-        pinned = given.get(key) or found.get(parse_ref(key).name) or parse_ref(base.ref).digest
+    for ref, key in keys.items():
+        pinned = given.get(key) or adopt.match(found, key) or parse_ref(ref).digest
         (pins.__setitem__(key, pinned) if pinned else missing.append(key))
     if missing:
         read = f"its {source}" if source else "its provenance or labels (it has neither)"
         raise FactoryError(
             Problem(
                 "--base",
-                f"{image.name}: {read} name no digest of {', '.join(missing)}: give --base REF=DIGEST for each "
-                "(as the team that built it knows them)",
+                f"{image.name}: {read} name no digest of {', '.join(missing)}, and no --base does: give --base "
+                "REF=DIGEST for each (as the team that built it knows them)",
             )
         )
+    source = " and ".join(part for part in (source, "the operator" if given else "") if part)
     at = when(args.at, "--at")
 
     def apply():

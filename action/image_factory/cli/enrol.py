@@ -50,6 +50,12 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     disc.add_argument("--insecure-registry", action="append", default=[], metavar="HOST", help="speak plain HTTP to it")
     disc.add_argument("--discard-journal", action="store_true", help=DISCARD_JOURNAL_HELP)
     disc.add_argument(
+        "--check-pr",
+        action="store_true",
+        help="write state/, then exit 1 when a pull request lacks an image's state file or a local image's is "
+        "behind its Dockerfile (validate.yml; the fleet-wide files and team images' links are derived)",
+    )
+    disc.add_argument(
         "--push",
         action="store_true",
         help=PUSH_HELP + " (synth.yml: the fleet-wide files derived after merged proposals)",
@@ -109,8 +115,10 @@ def _discover(args: argparse.Namespace) -> int:
         )
 
     def run():
-        return discover.discover(args.root, args.source_root, dry_run=dry_run, registry=client, full=args.full)
+        full = args.full or args.check_pr
+        return discover.discover(args.root, args.source_root, dry_run=dry_run, registry=client, full=full)
 
+    existed = {path.name for path in (args.root / "state/images").glob("*.yaml")}
     outcome = run()
     print(report.discover_summary(outcome, dry_run=dry_run))
     if client is not None:
@@ -120,8 +128,28 @@ def _discover(args: argparse.Namespace) -> int:
     if args.check and (outcome.written or outcome.removed):
         print("state/ is not up to date: run `image-factory discover` and commit the result.", file=sys.stderr)
         return 1
+    if args.check_pr:
+        return _behind(outcome, existed)
     if not dry_run:
         pushed(args, "state: discovered (the fleet-wide files derived from every image's bases)", run)
+    return 0
+
+
+def _behind(outcome, existed: set[str]) -> int:
+    """What a pull request must carry and does not: the state file of an image it enrols, or a
+    local image's file as its Dockerfile makes it. A team image's file that only changed with
+    images.yaml on the default branch (a base enrolled since) is derived, not lacking."""
+    local = {image.name for image in outcome.config.managed if image.source.provider == "local"}
+    lacking = [
+        path
+        for path in outcome.written
+        if path.startswith("state/images/") and (Path(path).name not in existed or Path(path).stem in local)
+    ]
+    for path in lacking:
+        print(f"behind: {path}", file=sys.stderr)
+    if lacking:
+        print("state/ is not up to date: run `image-factory discover` and commit the result.", file=sys.stderr)
+        return 1
     return 0
 
 

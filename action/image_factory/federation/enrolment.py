@@ -3,7 +3,11 @@ added to its proposal for the factory's reviewers to accept or not. Pure: text i
 
 from __future__ import annotations
 
+import json
 import re
+
+from image_factory.enrolment.config import CONFIG_FILE
+from image_factory.errors import FactoryError, Problem
 
 REGISTRY = "ghcr.io"
 WORKFLOW = "build.yml"  # the team's build workflow, as the README shows it (reviewers may change it)
@@ -45,29 +49,35 @@ def entries(team_repo: str, dockerfiles: list[str], taken: set[str]) -> list[tup
 
 def add_to_images_yaml(text: str, team_repo: str, new: list[tuple[str, dict]]) -> str:
     """images.yaml's text with `new` entries at the end of its `images` list, as block YAML in the
-    list's own indentation, under a comment naming who proposed them; the rest as it was."""
+    list's own indentation, under a comment naming who proposed them; the rest as it was, line
+    endings included. Every value is written as a JSON string, which YAML reads as itself: a
+    path holding a quote, a backslash or a line break stays that path, never more YAML."""
+    newline = "\r\n" if "\r\n" in text else "\n"
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if re.match(r"^images:\s*(#.*)?$", line)), None)
+    start = next((i for i, line in enumerate(lines) if re.match(r"^images:\s*(\[\s*\])?\s*(#.*)?$", line)), None)
     if start is None:
-        raise ValueError("images.yaml has no block `images:` list to add to")
+        raise FactoryError(Problem(CONFIG_FILE, "no `images:` list at the top level to add the team's entries to"))
+    empty = re.match(r"^images:\s*\[\s*\]", lines[start])
+    if empty:  # `images: []`: the list starts here
+        lines[start] = "images:" + newline
     end = next((i for i in range(start + 1, len(lines)) if _TOP_LEVEL.match(lines[i])), len(lines))
     while end - 1 > start and not lines[end - 1].strip():
         end -= 1
     indent = next((m.group(1) for line in lines[start + 1 : end] if (m := _ITEM.match(line))), "  ")
-    block = [f"{indent}# proposed by {team_repo}: review the name, registry, repository and workflow\n"]
+    block = [f"{indent}# proposed by {json.dumps(team_repo)}: review the name, registry, repository and workflow"]
     for _, entry in new:
         source = entry["source"]
         block += [
-            f"{indent}- name: {entry['name']}\n",
-            f"{indent}  registry: {entry['registry']}\n",
-            f"{indent}  repository: {entry['repository']}\n",
-            f"{indent}  source:\n",
-            f"{indent}    provider: github\n",
-            f"{indent}    repo: {source['repo']}\n",
-            f'{indent}    dockerfile: "{source["dockerfile"]}"\n',
-            f"{indent}    workflow: {source['workflow']}\n",
+            f"{indent}- name: {json.dumps(entry['name'])}",
+            f"{indent}  registry: {json.dumps(entry['registry'])}",
+            f"{indent}  repository: {json.dumps(entry['repository'])}",
+            f"{indent}  source:",
+            f"{indent}    provider: github",
+            f"{indent}    repo: {json.dumps(source['repo'])}",
+            f"{indent}    dockerfile: {json.dumps(source['dockerfile'])}",
+            f"{indent}    workflow: {json.dumps(source['workflow'])}",
         ]
     head = lines[:end]
-    if head and not head[-1].endswith("\n"):
-        head[-1] += "\n"
-    return "".join(head + block + lines[end:])
+    if head and not head[-1].endswith(("\n", "\r")):
+        head[-1] += newline
+    return "".join(head) + "".join(line + newline for line in block) + "".join(lines[end:])

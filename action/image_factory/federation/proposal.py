@@ -3,6 +3,7 @@ and the pull request text that explains them. Computed locally; nothing here tal
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from image_factory import timestamps
 from image_factory.discovery.discover import changed_files, read_discoveries
 from image_factory.discovery.merge import merge_state
 from image_factory.enrolment.config import CONFIG_FILE, load_config, parse_config
+from image_factory.enrolment.expression_guard import unprintable_in
 from image_factory.errors import FactoryError, Problem
 from image_factory.federation import enrolment
 from image_factory.rebuilds import planner
@@ -76,6 +78,7 @@ class Proposal:
     unresolved: list[Unresolved] = field(default_factory=list)
     overridden: list[Overridden] = field(default_factory=list)
     unenrolled: list[str] = field(default_factory=list)  # Dockerfiles here no enrolled image builds
+    more_unenrolled: int = 0  # past MAX_LISTED: not listed
     enrolled: list[str] = field(default_factory=list)  # images this proposal adds to images.yaml (enrol)
 
     @property
@@ -147,6 +150,8 @@ class Proposal:
                 "",
             ]
             lines += [f"- {code_span(path)}" for path in self.unenrolled]
+            if self.more_unenrolled:
+                lines.append(f"- … and {self.more_unenrolled} more (listed {MAX_LISTED} at a time)")
         lines += ["", "Files:"]
         lines += [
             f"- `{path}`" + (" (removed: its data moved)" if text is None else "")
@@ -183,7 +188,9 @@ def team_images(config, team_repo: str, names: list[str] | None) -> list[str]:
                 Problem("images", f"not managed images in the factory's images.yaml: {', '.join(unknown)}")
             )
         return sorted(names)
-    mine = [i.name for i in config.managed if i.source.provider == "github" and i.source.repo == team_repo]
+    mine = [
+        i.name for i in config.managed if i.source.provider == "github" and i.source.repo.lower() == team_repo.lower()
+    ]
     if not mine:
         raise FactoryError(
             Problem(
@@ -209,15 +216,25 @@ def propose(
     config = load_config(factory_root)
     old = load_state(factory_root)
     enrolled = {
-        i.source.dockerfile for i in config.managed if i.source.provider == "github" and i.source.repo == team_repo
+        posixpath.normpath(i.source.dockerfile)
+        for i in config.managed
+        if i.source.provider == "github" and i.source.repo.lower() == team_repo.lower()
     }
-    unenrolled = [path for path in dockerfiles(team_checkout) if path not in enrolled]
+    found, more = dockerfiles(team_checkout, skip=enrolled)
+    unenrolled = found
     added_yaml, added = None, []
     if enrol and unenrolled and not names:
+        with open(factory_root / CONFIG_FILE, encoding="utf-8", newline="") as handle:  # its line endings kept
+            text = handle.read()
         new = enrolment.entries(team_repo, unenrolled, {image.name for image in config.images})
-        added_yaml = enrolment.add_to_images_yaml((factory_root / CONFIG_FILE).read_text(), team_repo, new)
-        config = parse_config(added_yaml)  # what the reviewers would merge: checked as images.yaml is
-        unenrolled, added = [], [name for name, _ in new]
+        # each entry checked as images.yaml is: one images.yaml refuses (a path with a backslash)
+        # stays listed, and does not hold up the others
+        fits = [item for item in new if _valid(enrolment.add_to_images_yaml(text, team_repo, [item]))]
+        if fits:
+            added_yaml = enrolment.add_to_images_yaml(text, team_repo, fits)
+            config = parse_config(added_yaml)  # what the reviewers would merge
+            added = [name for name, _ in fits]
+            unenrolled = [path for path in unenrolled if path not in {e["source"]["dockerfile"] for _, e in fits}]
     images = team_images(config, team_repo, names)
     read: dict[str, dict] = {}
     checkouts = {team_repo: team_checkout}
@@ -267,25 +284,39 @@ def propose(
         held,
         unresolved,
         overridden,
-        unenrolled,
-        added,
+        unenrolled=unenrolled,
+        more_unenrolled=more,
+        enrolled=added,
     )
 
 
-MAX_LISTED = 200  # Dockerfiles listed from one repository
+def _valid(text: str) -> bool:
+    try:
+        parse_config(text)
+    except FactoryError:
+        return False
+    return True
 
 
-def dockerfiles(checkout: Path) -> list[str]:
-    """The Dockerfiles of a checkout (`Dockerfile`, `Dockerfile.*`, `*.Dockerfile`), as paths in
-    it, sorted; none under `.git` or a `node_modules` folder; at most MAX_LISTED."""
-    found = []
+MAX_LISTED = 50  # Dockerfiles listed (and enrolled) from one repository in one proposal
+
+
+def dockerfiles(checkout: Path, skip: set[str] = frozenset()) -> tuple[list[str], int]:
+    """The Dockerfiles of a checkout (`Dockerfile`, `Dockerfile.*`, `*.Dockerfile`) but those in
+    `skip`, as paths in it, sorted, at most MAX_LISTED; and how many more there are. None under
+    `.git` or a `node_modules` folder, none whose path holds a control character."""
+    found, more = [], 0
     for path in sorted(checkout.rglob("*")):
         relative = path.relative_to(checkout)
         if {".git", "node_modules"} & set(relative.parts) or not path.is_file() or path.is_symlink():
             continue
-        name = path.name
-        if name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile"):
-            found.append(relative.as_posix())
-            if len(found) == MAX_LISTED:
-                break
-    return found
+        name, text = path.name, relative.as_posix()
+        if not (name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile")):
+            continue
+        if text in skip or unprintable_in(text) is not None or "\n" in text:
+            continue
+        if len(found) < MAX_LISTED:
+            found.append(text)
+        else:
+            more += 1
+    return found, more

@@ -44,7 +44,7 @@ def base_digests_from_image(
     name, digest = labels.get(BASE_NAME), labels.get(BASE_DIGEST)
     if name and digest:
         try:
-            return {parse_ref(name).name: parse_digest(digest)}, "labels"
+            return {parse_ref(name, default_tag=None).canonical: parse_digest(digest)}, "labels"
         except InvalidReference:
             return {}, ""
     return {}, ""
@@ -78,9 +78,21 @@ def _from_attestations(index: dict, fetch, blob) -> dict[str, str]:
                 uri, digest = material.get("uri", ""), (material.get("digest") or {}).get("sha256")
                 if not uri.startswith("pkg:docker/") or not digest:
                     continue
-                name = uri.removeprefix("pkg:docker/").split("?", 1)[0].rsplit("@", 1)[0]
+                # pkg:docker/<name>@<tag>?platform=…: the reference with its tag, as BuildKit resolved it
+                name, _, tag = uri.removeprefix("pkg:docker/").split("?", 1)[0].partition("@")
                 try:
-                    found[parse_ref(name).name] = f"sha256:{digest}"
+                    ref = parse_ref(f"{name}:{tag}" if tag else name, default_tag=None)
                 except InvalidReference:
                     continue
+                found[ref.canonical] = f"sha256:{digest}"
     return found
+
+
+def match(found: dict[str, str], base: str) -> str | None:
+    """The digest `found` (reference → digest) names for `base` (canonical, tag and no digest):
+    its exact reference, else the one reference of its repository (a label names no tag)."""
+    if base in found:
+        return found[base]
+    repository = parse_ref(base, default_tag=None).name
+    same = [digest for ref, digest in found.items() if parse_ref(ref, default_tag=None).name == repository]
+    return same[0] if len(same) == 1 else None
