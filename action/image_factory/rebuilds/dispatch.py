@@ -5,26 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from image_factory.discovery.discover import load_model, load_scope
 from image_factory.edges import github_client
 from image_factory.enrolment.durations import parse_duration
 from image_factory.enrolment.model import Config
-from image_factory.enrolment.refs import parse_ref
 from image_factory.errors import FactoryError, Problem
 from image_factory.kargo.layout import own_rebuild_stage
 from image_factory.rebuilds import planner
+from image_factory.rebuilds.pins import PENDING_HOURS, PENDING_TIMEOUT, base_key, base_keys, pins_for, unpinned  # noqa: F401
 from image_factory.state import index, runtime_events
 from image_factory.state.files import apply_changes
 from image_factory.state.store import Build, ImageState, State, journal, render
 from image_factory.timestamps import format_time, parse_time
-
-# A build reports within its jobs' timeouts (about 1.5 h) plus GitHub's queue; a dispatch still
-# pending this long lost its run (runner gone, run cancelled) and may be sent again.
-PENDING_HOURS = 6
-PENDING_TIMEOUT = timedelta(hours=PENDING_HOURS)
 
 
 @dataclass
@@ -41,50 +36,6 @@ class Dispatch:
     detail: str = ""
     inputs: dict[str, str] = field(default_factory=dict)
     attempt: Build | None = None  # what was recorded in state for it
-
-
-def pins_for(image: ImageState, changed: dict[str, str], state: State, now: datetime) -> dict[str, str]:
-    """The digest of every base: the changed ones, else what the last build used, else the newest
-    digest past the delay (a watched base) or the current build (a managed parent). A base with
-    none of these is left out: `build_pins` refuses that."""
-    last = dict((image.runtime.last_build or {}).get("baseDigests", {}))
-    pins = {}
-    for base in image.base_images:
-        key = base_key(base, state)
-        if base.image:
-            fallback = (state.images[base.image].runtime.last_build or {}).get("digest")
-        else:
-            ref = parse_ref(base.ref, default_tag=None)
-            watched = state.base_images.get(key)
-            entry = None
-            if watched is not None:
-                delay = parse_duration(image.enrolment["rebuildDelay"])
-                required = watched.verification_required
-                entry = planner.eligible(watched.runtime.history, delay, now, required)
-                rejected = {e["digest"] for e in watched.runtime.history if e.get("rejected")}
-                if last.get(key) in rejected:  # built on a digest rejected since: never again
-                    del last[key]
-            fallback = entry["digest"] if entry else ref.digest
-        digest = changed.get(key) or last.get(key) or fallback
-        if digest:
-            pins[key] = digest
-    return dict(sorted(pins.items()))
-
-
-def base_key(base, state: State) -> str:
-    """How pins name a base: its canonical reference without digest (a managed parent's own)."""
-    if base.image:
-        return state.images[base.image].ref.canonical
-    return parse_ref(base.ref, default_tag=None).without_digest().canonical
-
-
-def base_keys(image: ImageState, state: State) -> list[str]:
-    return sorted({base_key(base, state) for base in image.base_images})
-
-
-def unpinned(image: ImageState, state: State, pins: dict[str, str]) -> list[str]:
-    """The bases of `image` that `pins` leaves without a digest."""
-    return [key for key in base_keys(image, state) if key not in pins]
 
 
 def build_pins(image: ImageState, state: State, now: datetime, given: dict[str, str], flag: str) -> dict[str, str]:

@@ -17,6 +17,15 @@ from datetime import datetime, timedelta
 
 from image_factory.enrolment.durations import parse_duration
 from image_factory.enrolment.refs import parse_ref
+from image_factory.rebuilds.pins import (  # noqa: F401 (eligible, hold_reason: the planner's, as ever)
+    PENDING_TIMEOUT,
+    _expedited_by,
+    eligible,
+    hold_reason,
+    pins_for,
+    previous_attempt,
+    unpinned,
+)
 from image_factory.state.runtime_events import FORCED
 from image_factory.state.store import HistoryEntry, ImageState, State
 from image_factory.timestamps import format_time, parse_time
@@ -82,40 +91,6 @@ class Plan:
             if item.wave == wave:
                 builds.setdefault(item.image, {})[item.base] = item.digest
         return builds
-
-
-def hold_reason(entry: HistoryEntry, verification_required: bool) -> str | None:
-    """Why no rebuild may use this digest, whatever its age; None when one may."""
-    if entry.get("rejected"):
-        return f"rejected: {entry['rejected']['reason']}"
-    if not verification_required:
-        return None
-    outcome = entry.get("verification")
-    if outcome is None:
-        return "not verified yet: its signature is checked before anything is built on it"
-    if not outcome["verified"]:
-        return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
-    return None
-
-
-def eligible(
-    history: list[HistoryEntry], delay: timedelta, now: datetime, verification_required: bool = False
-) -> HistoryEntry | None:
-    """The newest usable digest (not rejected; verified where that is required) first seen at
-    least `delay` ago, or expedited by `now`. Expediting skips the delay, never the verification."""
-    ready = [
-        entry
-        for entry in history
-        if hold_reason(entry, verification_required) is None
-        and (_expedited_by(entry, now) or (entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now))
-    ]
-    return ready[-1] if ready else None  # the history is in the order the digests were seen
-
-
-def _expedited_by(entry: HistoryEntry, now: datetime) -> bool:
-    """Expedited at or before `now`: a plan asked about an earlier time does not see it."""
-    expedited = entry.get("expedited")
-    return bool(expedited) and parse_time(expedited["at"]) <= now
 
 
 def _first_newer(history: list[HistoryEntry], than: str | None) -> int:

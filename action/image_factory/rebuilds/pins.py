@@ -1,0 +1,108 @@
+"""What a managed image's next build pins each base to. Pure; the planner and dispatch share it,
+so what the plan calls due is exactly what dispatch can send."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from image_factory.enrolment.durations import parse_duration
+from image_factory.enrolment.refs import parse_ref
+from image_factory.state.runtime_events import FORCED
+from image_factory.state.store import HistoryEntry, ImageState, State
+from image_factory.timestamps import parse_time
+
+# A build reports within its jobs' timeouts (about 1.5 h) plus GitHub's queue; a dispatch still
+# pending this long lost its run (runner gone, run cancelled) and may be sent again.
+PENDING_HOURS = 6
+PENDING_TIMEOUT = timedelta(hours=PENDING_HOURS)
+
+
+def hold_reason(entry: HistoryEntry, verification_required: bool) -> str | None:
+    """Why no rebuild may use this digest, whatever its age; None when one may."""
+    if entry.get("rejected"):
+        return f"rejected: {entry['rejected']['reason']}"
+    if not verification_required:
+        return None
+    outcome = entry.get("verification")
+    if outcome is None:
+        return "not verified yet: its signature is checked before anything is built on it"
+    if not outcome["verified"]:
+        return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
+    return None
+
+
+def eligible(
+    history: list[HistoryEntry], delay: timedelta, now: datetime, verification_required: bool = False
+) -> HistoryEntry | None:
+    """The newest usable digest (not rejected; verified where that is required) first seen at
+    least `delay` ago, or expedited by `now`. Expediting skips the delay, never the verification."""
+    ready = [
+        entry
+        for entry in history
+        if hold_reason(entry, verification_required) is None
+        and (_expedited_by(entry, now) or (entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now))
+    ]
+    return ready[-1] if ready else None  # the history is in the order the digests were seen
+
+
+def _expedited_by(entry: HistoryEntry, now: datetime) -> bool:
+    """Expedited at or before `now`: a plan asked about an earlier time does not see it."""
+    expedited = entry.get("expedited")
+    return bool(expedited) and parse_time(expedited["at"]) <= now
+
+
+def pins_for(image: ImageState, changed: dict[str, str], state: State, now: datetime) -> dict[str, str]:
+    """The digest of every base: the changed ones, else what the last build used, else the newest
+    digest past the delay (a watched base) or the current build (a managed parent). A base with
+    none of these is left out: `build_pins` refuses that."""
+    last = dict((image.runtime.last_build or {}).get("baseDigests", {}))
+    pins = {}
+    for base in image.base_images:
+        key = base_key(base, state)
+        if base.image:
+            fallback = (state.images[base.image].runtime.last_build or {}).get("digest")
+        else:
+            ref = parse_ref(base.ref, default_tag=None)
+            watched = state.base_images.get(key)
+            entry = None
+            if watched is not None:
+                delay = parse_duration(image.enrolment["rebuildDelay"])
+                required = watched.verification_required
+                entry = eligible(watched.runtime.history, delay, now, required)
+                rejected = {e["digest"] for e in watched.runtime.history if e.get("rejected")}
+                if last.get(key) in rejected:  # built on a digest rejected since: never again
+                    del last[key]
+            fallback = entry["digest"] if entry else ref.digest
+        digest = changed.get(key) or last.get(key) or fallback
+        if digest:
+            pins[key] = digest
+    return dict(sorted(pins.items()))
+
+
+def base_key(base, state: State) -> str:
+    """How pins name a base: its canonical reference without digest (a managed parent's own)."""
+    if base.image:
+        return state.images[base.image].ref.canonical
+    return parse_ref(base.ref, default_tag=None).without_digest().canonical
+
+
+def base_keys(image: ImageState, state: State) -> list[str]:
+    return sorted({base_key(base, state) for base in image.base_images})
+
+
+def unpinned(image: ImageState, state: State, pins: dict[str, str]) -> list[str]:
+    """The bases of `image` that `pins` leaves without a digest."""
+    return [key for key in base_keys(image, state) if key not in pins]
+
+
+def previous_attempt(image: ImageState, pins: dict[str, str]) -> dict | None:
+    """The last attempt on exactly these pins that came to something or may still (pending,
+    success, failure): a build dispatch will not send again on its own."""
+    return next(
+        (
+            attempt
+            for attempt in reversed(image.runtime.attempts)
+            if attempt.get("baseDigests") == pins and attempt["result"] not in ("dispatch-failed", "lost")
+        ),
+        None,
+    )
