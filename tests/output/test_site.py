@@ -239,7 +239,9 @@ def test_overview_moves_with_time_and_events(history_root, tmp_path):
     assert manual.state == "due" and "autoRebuild is off" in manual.detail
 
 
-def test_a_failed_dispatch_is_failed_with_githubs_reason(history_root, tmp_path):
+def test_a_failed_dispatch_is_due_again_with_githubs_reason(history_root, tmp_path):
+    """The next dispatch sends it again (a refused dispatch is no build): due, as dispatch says,
+    with GitHub's reason shown."""
     root = tmp_path / "factory"
     shutil.copytree(history_root, root)
     refused = {
@@ -250,8 +252,8 @@ def test_a_failed_dispatch_is_failed_with_githubs_reason(history_root, tmp_path)
     }
     events.apply_attempts(root, {"payments-api": refused})
     status = statuses_at(root)["payments-api"]
-    assert status.state == "failed" and status.error == "GitHub refused (404): workflow not found"
-    assert status.detail.startswith("its build could not be dispatched (2026-11-25T09:00:00Z)")
+    assert status.state == "due" and status.error == "GitHub refused (404): workflow not found"
+    assert status.detail.endswith("; its last dispatch failed, sent again: GitHub refused (404): workflow not found")
 
 
 # -- the site's files ----------------------------------------------------------------------------

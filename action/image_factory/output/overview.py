@@ -1,8 +1,9 @@
 """Where each managed image stands, in one word and a sentence: what the status page, the dashboard
 issue and `status` show. Pure: from the merged state and the plan at one time.
 
-The states, first match wins: `failed` (its last attempt failed), `blocked` (an ancestor's did),
-`rebuilding` (dispatched, no report yet), `due` (the plan would dispatch it now), `waiting` (a newer
+The states, first match wins: `blocked` (an ancestor's last build failed), `due` (the plan would
+dispatch it now: exactly what `dispatch` sends), `failed` (its last attempt failed, and nothing
+newer is due), `rebuilding` (dispatched, no report yet), `waiting` (a newer
 base digest becomes eligible later, or a parent is rebuilt first), `held` (the only newer digests
 are rejected or unverified), `bases-unknown` (a team's Dockerfile never read: nothing is built until
 its repository proposes its bases), `never-built`, `up-to-date`.
@@ -87,7 +88,22 @@ def _status(
         "bases": _bases(state, image, managed),
     }
     due, pending, held = plan.due, plan.pending, plan.held
-    blocked = plan.blocked[0] if plan.blocked else None
+    blocked = next((item for item in plan.blocked if item.blocked_by != name), None)
+    if blocked is not None:
+        return ImageStatus(**common, state="blocked", detail=blocked.reason, blocked_by=blocked.blocked_by)
+    if due:  # what dispatch sends now, whatever came before (a failure on older digests, a lost run)
+        first = due[0]
+        later = " after its parents are rebuilt" if first.wave > 1 else " now"
+        manual = "" if first.auto else " (autoRebuild is off: promote or dispatch it by hand)"
+        refused = attempt.get("error") if attempt and attempt["result"] == "dispatch-failed" else None
+        again = f"; its last dispatch failed, sent again: {refused}" if refused else ""
+        return ImageStatus(
+            **common,
+            state="due",
+            detail=f"a rebuild is due{later}: {first.reason}{manual}{again}",
+            next_digest=first.digest,
+            error=refused,
+        )
     if attempt and attempt["result"] in ("failure", "dispatch-failed"):
         what = "its build failed" if attempt["result"] == "failure" else "its build could not be dispatched"
         error = attempt.get("error")
@@ -98,22 +114,10 @@ def _status(
             error=error,
             run_url=attempt.get("runUrl"),
         )
-    if blocked is not None:
-        return ImageStatus(**common, state="blocked", detail=blocked.reason, blocked_by=blocked.blocked_by)
     if attempt and attempt["result"] == "pending":
         pins = ", ".join(f"{ref}@{digest}" for ref, digest in sorted(attempt.get("baseDigests", {}).items()))
         return ImageStatus(
             **common, state="rebuilding", detail=f"dispatched at {attempt['startedAt']} on {pins or 'no base'}"
-        )
-    if due:
-        first = due[0]
-        later = " after its parents are rebuilt" if first.wave > 1 else " now"
-        manual = "" if first.auto else " (autoRebuild is off: promote or dispatch it by hand)"
-        return ImageStatus(
-            **common,
-            state="due",
-            detail=f"a rebuild is due{later}: {first.reason}{manual}",
-            next_digest=first.digest,
         )
     timed = sorted((item for item in pending if item.eligible_at), key=lambda item: item.eligible_at)
     if timed:

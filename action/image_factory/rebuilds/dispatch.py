@@ -90,7 +90,8 @@ def plan_dispatches(
     (PENDING_TIMEOUT) or `retry` (with `only`) says so."""
     if only:
         state.managed(only)  # refuses an unknown name
-    plan = plan or planner.plan(state, now, parse_duration(config.cascade_delay))
+    retrying = only if retry else None
+    plan = plan or planner.plan(state, now, parse_duration(config.cascade_delay), retrying)
     auto = {item.image: item.auto for item in plan.due}
     expedited = {(item.image, item.base) for item in plan.due if item.expedited}
     dispatches = []
@@ -141,7 +142,35 @@ def plan_dispatches(
             # digest, which skips the delay, is the factory's to dispatch)
             item.status, item.detail = "skipped", "its own Kargo rebuild Stage dispatches it (test.analysisTemplates)"
         dispatches.append(item)
+    dispatches += _not_sent(config, state, plan, only)
     return dispatches
+
+
+def _not_sent(config: Config, state: State, plan: planner.Plan, only: str | None) -> list[Dispatch]:
+    """The builds the plan holds back and why, as dispatch reports them: a base with no digest
+    to pin yet, a dispatch whose report is awaited, a build on these digests that failed."""
+    skipped: dict[str, Dispatch] = {}
+
+    def add(name: str, detail: str) -> None:
+        if (only and name != only) or name in skipped:
+            return
+        repo, workflow, ref = target_of(config, state.images[name])
+        skipped[name] = Dispatch(name, repo, workflow, ref, {}, {}, status="skipped", detail=detail)
+
+    for item in plan.pending:
+        if item.dispatched:
+            add(
+                item.image,
+                f"already dispatched at {item.dispatched} (pending); dispatched again after {PENDING_HOURS}h "
+                f"without image-built, or now with `dispatch --image {item.image} --retry`",
+            )
+        elif item.waiting_for and not item.after:
+            missing = [p.base for p in plan.pending if p.image == item.image and p.waiting_for and not p.after]
+            add(item.image, f"no digest to pin {', '.join(missing)} to yet")
+    for item in plan.blocked:
+        if item.blocked_by == item.image:
+            add(item.image, item.reason)
+    return sorted(skipped.values(), key=lambda item: item.image)
 
 
 def dispatch(
@@ -160,7 +189,7 @@ def dispatch(
     called, and marked dispatch-failed with GitHub's reason when the call fails: an attempt is
     never lost."""
     config, state = load_scope(root, after) if after else load_model(root, settings_only=True)
-    plan = planner.plan(state, now, parse_duration(config.cascade_delay))
+    plan = planner.plan(state, now, parse_duration(config.cascade_delay), only if retry else None)
     dispatches = plan_dispatches(config, state, now, only, retry, plan)
     todo = [d for d in dispatches if d.status == "planned"]
     if dry_run:

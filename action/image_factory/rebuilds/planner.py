@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from image_factory.enrolment.durations import parse_duration
 from image_factory.enrolment.refs import parse_ref
-from image_factory.rebuilds.pins import (  # noqa: F401 (eligible, hold_reason: the planner's, as ever)
+from image_factory.rebuilds.pins import (
     PENDING_TIMEOUT,
     _expedited_by,
     eligible,
@@ -50,6 +50,8 @@ class Pending:
     eligible_at: str | None  # None: when that parent's rebuild succeeds
     after: str | None = None
     later: int = 0  # newer digests of the same base that become eligible after this one
+    waiting_for: str | None = None  # what the build cannot be pinned without (a first digest, a first build)
+    dispatched: str | None = None  # when the build on these digests was dispatched: its report is awaited
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,9 @@ def _topological(state: State) -> list[str]:
     return order
 
 
-def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0)) -> Plan:
-    """The rebuild plan at `now` for the (merged) state."""
+def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0), retry: str | None = None) -> Plan:
+    """The rebuild plan at `now` for the (merged) state. `retry`: an image whose build on its due
+    digests failed, or was dispatched and not reported yet, is due again (`dispatch --retry`)."""
     result = Plan()
     waves: dict[str, int] = {}  # images due now or waiting for a due ancestor → their wave
     failing: dict[str, str] = {}  # image → the image whose failure blocks it
@@ -144,6 +147,13 @@ def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0)) -
         result.held += held
         waiting_on = [p for p in parents if p in waves]
         wave = 1 + max((waves[p] for p in waiting_on), default=0)
+        if due and wave == 1:  # what dispatch would send now: the plan says due only if it would
+            due, stopped = _sendable(state, image, due, now, retry == name)
+            if isinstance(stopped, Blocked):
+                failing[name] = name
+                result.blocked.append(stopped)
+                continue
+            pending += stopped
         if due or waiting_on:
             waves[name] = wave
         result.due += [Due(**item, wave=wave, auto=image.enrolment["autoRebuild"]) for item in due]
@@ -153,6 +163,41 @@ def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0)) -
             if not any(item["base"] == parent_ref for item in due):
                 result.pending.append(Pending(name, parent_ref, None, None, after=parent))
     return result
+
+
+def _sendable(state: State, image: ImageState, due: list[dict], now: datetime, retry: bool = False):
+    """`due` as dispatch would take it: (due, []) when it would send the build; ([], why not)
+    when a base cannot be pinned yet (Pendings naming what they wait for), when the build on
+    these very digests failed (Blocked: `dispatch --retry` sends it again), or when it was
+    dispatched and its report is awaited (Pending, dispatched)."""
+    pins = pins_for(image, {item["base"]: item["digest"] for item in due}, state, now)
+    missing = unpinned(image, state, pins)
+    if missing:
+        parents = {state.images[b.image].ref.canonical: b.image for b in image.base_images if b.image}
+        return [], [
+            Pending(
+                image.name,
+                key,
+                None,
+                None,
+                after=parents.get(key),
+                waiting_for=f"{parents[key]}'s first build" if key in parents else f"a first digest of {key}",
+            )
+            for key in missing
+        ]
+    previous = previous_attempt(image, pins)
+    if previous is None or retry:
+        return due, []
+    if previous["result"] == "failure":
+        why = (
+            f"its build on these digests failed ({previous.get('finishedAt') or previous['startedAt']}): "
+            f"`image-factory dispatch --image {image.name} --retry` builds them again"
+        )
+        return [], Blocked(image.name, image.name, why)
+    if previous["result"] == "pending" and now - parse_time(previous["startedAt"]) < PENDING_TIMEOUT:
+        first = due[0]
+        return [], [Pending(image.name, first["base"], first["digest"], None, dispatched=previous["startedAt"])]
+    return due, []  # a report that never came: dispatched again
 
 
 def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: timedelta):

@@ -1,0 +1,80 @@
+"""Plan, dispatch and the overview (status, site, dashboard) tell one story: random histories on
+the bundled example, checked at every step. An image the plan calls due is one dispatch sends, with
+the pins dispatch would use, unless a human or its own Kargo Stage sends it; dispatch never skips a
+due image for want of a digest or for a build it sent already; the overview calls due what the plan
+does."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from image_factory.discovery.discover import load_model
+from image_factory.enrolment.durations import parse_duration
+from image_factory.output.overview import overview
+from image_factory.rebuilds import dispatch, events, planner
+from image_factory.timestamps import parse_time
+
+from ..event_burst import digest
+
+BASES = [
+    "docker.io/library/python:3.12-slim",
+    "docker.io/library/node:22-bookworm-slim",
+    "docker.io/library/golang:1.23-bookworm",
+    "docker.io/nginxinc/nginx-unprivileged:1.27-alpine",
+]
+BY_HAND = ("autoRebuild is off", "Kargo stage")  # what dispatch leaves to a person or a Stage
+
+
+def check(root, now) -> list[str]:
+    """The images dispatch would send now; asserts the three views agree."""
+    config, state = load_model(root)
+    plan = planner.plan(state, now, parse_duration(config.cascade_delay))
+    sent = dispatch.plan_dispatches(config, state, now, plan=plan)
+    by_image = {item.image: item for item in sent}
+    for item in plan.due:
+        if item.wave != 1:
+            continue
+        found = by_image[item.image]
+        assert found.status == "planned" or any(why in found.detail for why in BY_HAND), (item, found.detail)
+        assert found.pins == dispatch.pins_for(state.images[item.image], {item.base: item.digest}, state, now) or (
+            len([d for d in plan.due if d.image == item.image]) > 1
+        )
+    due = {item.image for item in plan.due}
+    for item in sent:
+        assert item.status != "planned" or item.image in due, item
+        if item.status == "skipped" and item.image in due:
+            assert any(why in item.detail for why in BY_HAND), item.detail  # never "no digest", "already"
+    states = {status.name: status.state for status in overview(state, plan, now, config.kargo.factory_repo)}
+    called = {name for name, word in states.items() if word == "due"}
+    assert called == due, {n: (states[n], state.images[n].runtime.attempts[-2:]) for n in called ^ due}
+    return sorted(item.image for item in sent if item.status == "planned")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_histories_keep_plan_dispatch_and_overview_in_step(example_factory, seed):
+    root, rng = example_factory.root, random.Random(seed)
+    now = parse_time("2026-11-01T00:00:00Z")
+    for step in range(40):
+        now += timedelta(hours=rng.randrange(6, 72))
+        if rng.random() < 0.5:
+            base = rng.choice(BASES)
+            events.record_update(root, base, digest(f"{base}-{step}"), now - timedelta(hours=1), None)
+        ready = check(root, now)
+        for name in ready:
+            _, state = load_model(root)
+            pins = dispatch.pins_for(state.images[name], {}, state, now)
+            plan = planner.plan(state, now)
+            changed = plan.builds().get(name, {})
+            pins = dispatch.pins_for(state.images[name], changed, state, now)
+            pending = {"result": "pending", "startedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "baseDigests": pins}
+            events.apply_attempts(root, {name: pending})
+            check(root, now)
+            outcome = rng.choice(["success", "success", "failure", "silent"])
+            if outcome == "silent":
+                continue
+            built = digest(f"{name}-{step}") if outcome == "success" else None
+            events.record_build(root, name, built, outcome, pins, None, now + timedelta(minutes=30))
+        check(root, now + timedelta(hours=1))
