@@ -58,3 +58,27 @@ def test_an_image_enrolled_or_a_dockerfile_changed_without_discover_is_lacking(t
     capsys.readouterr()
     assert main(["discover", "--root", str(root), "--check-pr"]) == 1
     assert "behind: state/images/base.yaml" in capsys.readouterr().err
+
+
+def test_a_missing_source_root_is_an_error_and_a_missing_checkout_is_named(tmp_path, capsys):
+    root = factory(tmp_path)
+    assert main(["discover", "--root", str(root), "--source-root", str(tmp_path / "nowhere")]) == 1
+    assert f"--source-root: {tmp_path / 'nowhere'} is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["discover", "--root", str(root), "--source-root", str(tmp_path / "empty"), "--full"]) == 0
+    expected = tmp_path / "empty/acme/web"
+    assert f"note: no checkout of acme/web at {expected}: web keeps its recorded bases" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_that_says_what_became_of_state(tmp_path, capsys, monkeypatch):
+    from image_factory.rebuilds import planner
+
+    root = factory(tmp_path)
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(planner, "plan", interrupted)
+    capsys.readouterr()
+    assert main(["plan", "--root", str(root)]) == 130
+    assert capsys.readouterr().err == "interrupted: state unchanged\n"  # and no traceback

@@ -142,7 +142,7 @@ def test_an_event_cosign_cannot_judge_now_waits_and_a_refused_one_can_be_requeue
     work, origin = factory_with_origin(example_factory, tmp_path)
     monkeypatch.setenv("IMAGE_FACTORY_INBOX_KEY", KEY)
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no cosign
-    built = {"image": "base-python", "result": "success", "digest": digest("built"), "bases": {}}
+    built = {"image": "base-python", "result": "success", "digest": digest("built"), "bases": {PYTHON: digest("py")}}
     built["run_url"] = "https://github.com/acme-platform/image-factory/actions/runs/5"
     receive(work, tmp_path, "900", "image-built", built)
     receive(work, tmp_path, "901", "base-image-verified", {"image": PYTHON, "digest": digest("v")}, sender="scanner")

@@ -105,9 +105,21 @@ images:
     assert config.managed_for(parse_ref("ghcr.io/acme/other:1")) is None
 
 
-def test_missing_images_yaml(tmp_path, capsys):
+def test_missing_images_yaml(tmp_path, capsys, monkeypatch):
+    """Run outside a factory: one line that says what to do, with --root or without (the folder
+    holding images.yaml is looked for upwards, within the git repository)."""
     assert main(["validate", "--root", str(tmp_path)]) == 1
-    assert capsys.readouterr().err.strip() == "error: images.yaml: file not found"
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path}: no images.yaml in {tmp_path}: run inside the factory repository or pass --root"
+    )
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "deep/er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep/er")
+    assert main(["plan"]) == 1
+    assert "no images.yaml in" in capsys.readouterr().err
+    (tmp_path / "images.yaml").write_text("kargo: {factoryRepo: acme/f}\nimages: []\n")
+    assert main(["discover"]) == 0  # found two folders up
+    assert (tmp_path / "state").is_dir() and not (tmp_path / "deep/er/state").exists()
 
 
 def load_config_fixture(name: str):

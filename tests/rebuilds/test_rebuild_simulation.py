@@ -288,6 +288,15 @@ def test_plan_json_contract(sim, capsys):
             "error: --digest: a successful build needs the digest it pushed",
         ),
         (
+            ["record-build", "--image", "a", "--result", "success", "--digest", "sha256:" + "b" * 64],
+            "error: --bases: a successful build of a needs the digests it was built on (--base REF=DIGEST, or "
+            "--bases JSON): without them the plan cannot know which base digests it is built on",
+        ),
+        (
+            ["record-build", "--image", "mannual", "--result", "failure"],
+            "error: --image: 'mannual' is not a managed image in images.yaml (did you mean manual?)",
+        ),
+        (
             ["expedite", "--image", "python:3.12-slim", "--digest", "sha256:" + "a" * 64, "--reason", " "],
             "error: --reason: say why the delay is skipped",
         ),

@@ -189,7 +189,7 @@ def test_a_rollback_can_name_the_revision_tag_of_the_build_to_go_back_to(factory
     bad, _ = registry.push_image("team/app", "latest", "bad")
     for n, made in ((1, good), (2, bad)):
         args = ["record-build", "--root", str(factory.root), "--image", "app", "--result", "success"]
-        args += ["--digest", made, "--bases", "{}", "--revision-tag", f"latest-r{n}"]
+        args += ["--digest", made, "--base", f"{PYTHON}=sha256:{'1' * 64}", "--revision-tag", f"latest-r{n}"]
         args += ["--finished-at", f"2026-11-1{n}T09:00:00Z"]
         assert main(args) == 0
     capsys.readouterr()
@@ -203,6 +203,6 @@ def test_a_rollback_can_name_the_revision_tag_of_the_build_to_go_back_to(factory
     page = (tmp_path / "site" / "images" / "app.html").read_text()
     assert "tag <code>latest-r1</code>" in page and "tag <code>latest-r2</code>" in page
     bad_tag = ["record-build", "--root", str(factory.root), "--image", "app", "--result", "success"]
-    bad_tag += ["--digest", good, "--bases", "{}", "--revision-tag", "r1 <script>"]
+    bad_tag += ["--digest", good, "--base", f"{PYTHON}=sha256:{'1' * 64}", "--revision-tag", "r1 <script>"]
     assert main(bad_tag) == 1
     assert "--revision-tag: 'r1 <script>' is not a tag" in capsys.readouterr().err

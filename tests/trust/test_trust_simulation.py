@@ -135,7 +135,7 @@ def test_record_update_verified_from_the_command_line(sim, capsys):
 
 
 def test_a_build_records_whether_it_was_signed_and_why_it_failed(sim, capsys):
-    args = ["record-build", "--root", str(sim.root), "--image", "a", "--bases", "{}"]
+    args = ["record-build", "--root", str(sim.root), "--image", "a", "--base", f"{PYTHON}={digest('py-1')}"]
     assert main([*args, "--result", "failure", "--error", "the test failed", "--signed", "false"]) == 0
     assert capsys.readouterr().out == "a: build failed: the test failed\n"
     assert main([*args, "--result", "success", "--digest", digest("a-1"), "--signed", "true"]) == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from image_factory import __version__
 from image_factory.cli import adoption, enrol, events, federation, kargo, output, rebuilds, trust
 from image_factory.cli.common import print_error
-from image_factory.errors import FactoryError
+from image_factory.errors import FactoryError, Problem
 from image_factory.speed import collector
 from image_factory.state.files import recording
 from image_factory.state.lock import state_lock
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stdout, sys.stdout = sys.stdout, _ReaderMayLeave(sys.stdout)
     try:
+        if hasattr(args, "root"):
+            args.root = factory_root(args.root)
         with collector.paused(), _lock(args), recording():
             if args.command in NEEDS_CURRENT_STATE and not (args.command == "verify" and not args.record):
                 from image_factory.cli.common import index
@@ -36,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     except FactoryError as error:
         print_error(error, getattr(args, "root", None) or getattr(args, "factory_root", None) or Path("."))
         return 1
+    except KeyboardInterrupt:  # one line: what became of state
+        root = getattr(args, "root", None)
+        if root is not None and (root / "state/.journal").exists():
+            print("interrupted: the next command finishes the write (state/.journal)", file=sys.stderr)
+        else:
+            print("interrupted: state unchanged", file=sys.stderr)
+        return 130
     except OSError as error:  # a full disk, a read-only or forbidden folder: a write set is undone whole
         where = error.filename or "image-factory"
         print(f"error: {where}: {error.strerror or error}; nothing was changed", file=sys.stderr)
@@ -43,6 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sys.stdout.flush()
         sys.stdout = stdout
+
+
+def factory_root(given: Path | None) -> Path:
+    """The factory repository: `--root`, else the folder holding images.yaml, here or above (never
+    past the root of this git repository). Elsewhere one error that says what to do."""
+    if given is not None:
+        if not (given / "images.yaml").is_file():
+            raise FactoryError(
+                Problem(str(given), f"no images.yaml in {given}: run inside the factory repository or pass --root")
+            )
+        return given
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "images.yaml").is_file():
+            return Path(os.path.relpath(folder)) if folder != here else Path(".")
+        if (folder / ".git").exists():
+            break
+    raise FactoryError(
+        Problem(str(here), f"no images.yaml in {here}: run inside the factory repository or pass --root")
+    )
 
 
 class _ReaderMayLeave:
@@ -117,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     root = argparse.ArgumentParser(add_help=False)
-    root.add_argument("--root", type=Path, default=Path("."), help="factory repository (default: current directory)")
+    root.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="factory repository (default: the folder holding images.yaml, here or above, within this git repository)",
+    )
 
     for group in (enrol, kargo, rebuilds, adoption, events, trust, federation, output):
         group.register(commands, root)

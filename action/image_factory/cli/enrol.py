@@ -107,6 +107,8 @@ def _discover(args: argparse.Namespace) -> int:
     from image_factory.edges import registry  # requests: only for the commands that talk to registries
 
     dry_run = args.dry_run or args.check
+    if args.source_root is not None and not args.source_root.is_dir():
+        raise FactoryError(Problem("--source-root", f"{args.source_root} is not a folder (checkouts as OWNER/NAME/)"))
     client = None
     if args.resolve_digests:
         config = load_config(args.root)
@@ -121,6 +123,14 @@ def _discover(args: argparse.Namespace) -> int:
     existed = {path.name for path in (args.root / "state/images").glob("*.yaml")}
     outcome = run()
     print(report.discover_summary(outcome, dry_run=dry_run))
+    if args.source_root is not None and outcome.config is not None:
+        for image in outcome.config.managed:  # where it looked: the bases recorded before stand
+            where = args.source_root / image.source.repo
+            if image.source.provider == "github" and not where.is_dir():
+                print(
+                    f"note: no checkout of {image.source.repo} at {where}: {image.name} keeps its recorded bases",
+                    file=sys.stderr,
+                )
     if client is not None:
         print(f"{client.requests} registry requests", file=sys.stderr)
     if outcome.problems:  # the rest was written: these images kept the bases recorded before

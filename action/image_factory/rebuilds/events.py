@@ -5,6 +5,7 @@ Each command refuses to run on an invalid images.yaml or state, like every other
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import datetime
 from pathlib import Path
@@ -46,10 +47,15 @@ def _watched(root: Path, image: str) -> BaseImageState:
     base = state.base_images.get(ref.canonical) or state.base_images.get(ref.with_tag(None).canonical)
     if base is None:
         managed = next((i.name for i in state.images.values() if i.ref.name == ref.name), None)
+        # compared by what differs (the repository's last part and the tag), not a registry prefix they share
+        short = {key.rsplit("/", 1)[-1]: key for key in state.base_images}
+        close = [short[k] for k in difflib.get_close_matches(ref.canonical.rsplit("/", 1)[-1], list(short), n=1)]
         hint = (
             f"it is managed image {managed!r}: its builds are recorded with record-build"
             if managed
-            else ("no state/base-images file: enrol it or build on it, then run discover")
+            else f"did you mean {close[0]}?"
+            if close
+            else "no state/base-images file: enrol it or build on it, then run discover"
         )
         raise FactoryError(Problem("--image", f"{ref} is not a watched image ({hint})"))
     return base
@@ -158,6 +164,14 @@ def record_build(
     image, managed = _built(root, name, list(refs.values()))
     if result == "success" and not digest:
         raise FactoryError(Problem("--digest", "a successful build needs the digest it pushed"))
+    if result == "success" and image.base_images and not bases:
+        raise FactoryError(
+            Problem(
+                "--bases",
+                f"a successful build of {name} needs the digests it was built on (--base REF=DIGEST, or --bases "
+                "JSON): without them the plan cannot know which base digests it is built on",
+            )
+        )
     base_digests = {}
     for ref_text, base_digest in bases.items():
         ref = refs[ref_text]

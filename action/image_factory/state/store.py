@@ -6,6 +6,7 @@ model and reads and renders them; deciding what they should contain is `discover
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,7 +196,9 @@ class State:
         """The managed image `name` (given on the command line as --image), or a clear error."""
         image = self.images.get(name)
         if image is None:
-            raise FactoryError(Problem("--image", f"{name!r} is not a managed image in images.yaml"))
+            close = difflib.get_close_matches(name, list(self.images), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise FactoryError(Problem("--image", f"{name!r} is not a managed image in images.yaml{hint}"))
         return image
 
 
