@@ -82,3 +82,25 @@ def test_ctrl_c_is_one_line_that_says_what_became_of_state(tmp_path, capsys, mon
     capsys.readouterr()
     assert main(["plan", "--root", str(root)]) == 130
     assert capsys.readouterr().err == "interrupted: state unchanged\n"  # and no traceback
+
+
+def test_every_command_says_what_it_does_and_times_may_be_relative(tmp_path, capsys):
+    from datetime import timedelta
+
+    from image_factory.cli.app import build_parser
+    from image_factory.cli.common import when
+    from image_factory.timestamps import now
+
+    parser = build_parser()
+    commands = next(action for action in parser._actions if hasattr(action, "choices") and action.choices)
+    for name, command in commands.choices.items():
+        assert command.description, name
+        for action in command._actions:
+            if action.metavar == "TIME":
+                assert "+7d" in action.help, (name, action.dest)
+    assert abs(when("+7d", "--now") - (now() + timedelta(days=7))) <= timedelta(seconds=2)
+    assert abs(when("-36h", "--now") - (now() - timedelta(hours=36))) <= timedelta(seconds=2)
+    root = factory(tmp_path)
+    capsys.readouterr()
+    assert main(["plan", "--root", str(root), "--now", "+1 week"]) == 1
+    assert "'+1 week'" in capsys.readouterr().err

@@ -597,3 +597,14 @@ def test_in_a_browser(browser, built_site, history_root, tmp_path):
         driver.get((tmp_path / "plain-site" / "index.html").as_uri())
         driver.set_window_size(1400, driver.execute_script("return document.documentElement.scrollHeight") + 140)
         assert driver.save_screenshot(str(REPO_ROOT / "docs" / "site-overview.png"))
+
+
+def test_without_graphviz_the_site_is_written_without_its_graph_and_says_so(
+    history_root, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    out = tmp_path / "site"
+    assert main(["site", "--root", str(history_root), "--out", str(out)]) == 0
+    assert "the dependency graph is not drawn: Graphviz's `dot` is not on PATH" in capsys.readouterr().err
+    page = (out / "index.html").read_text()
+    assert "Not drawn: Graphviz" in page and "<svg" not in page and (out / "images/web.html").is_file()

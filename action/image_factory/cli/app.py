@@ -11,7 +11,7 @@ from pathlib import Path
 
 from image_factory import __version__
 from image_factory.cli import adoption, enrol, events, federation, kargo, output, rebuilds, trust
-from image_factory.cli.common import print_error
+from image_factory.cli.common import TIME_FORMAT, print_error
 from image_factory.errors import FactoryError, Problem
 from image_factory.speed import collector
 from image_factory.state.files import recording
@@ -155,4 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for group in (enrol, kargo, rebuilds, adoption, events, trust, federation, output):
         group.register(commands, root)
+    # `COMMAND --help` opens with what the command does (the line `image-factory --help` lists),
+    # and every time option says what it takes
+    helps = {choice.dest: choice.help for choice in commands._choices_actions}
+    for name, command in commands.choices.items():
+        command.description = command.description or helps.get(name)
+        for action in command._actions:
+            if action.metavar == "TIME" and action.help and "ISO 8601" not in action.help:
+                action.help = f"{action.help}; {TIME_FORMAT}"
     return parser

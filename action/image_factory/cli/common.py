@@ -104,9 +104,21 @@ def config_for(root: Path, image: str | None = None, *, verified: bool = False):
     return config_excerpt.load_config_excerpt(root, image, verified=verified)
 
 
+TIME_FORMAT = "ISO 8601 in UTC (2026-11-25T10:00:00Z), or relative to now (+7d, -36h)"
+
+
 def when(text: str | None, what: str):
-    """The time an option gives (`what` names it in an error), else now."""
-    return timestamps.parse_time(text, what) if text else timestamps.now()
+    """The time an option gives (`what` names it in an error): ISO 8601, or relative to now
+    (`+7d`, `-36h`, in images.yaml's duration units); else now."""
+    if not text:
+        return timestamps.now()
+    if text[0] in "+-":
+        try:
+            offset = parse_duration(text[1:])
+        except ValueError as error:
+            raise FactoryError(Problem(what, f"{text!r}: {error} (a time is {TIME_FORMAT})")) from None
+        return timestamps.now() + (offset if text[0] == "+" else -offset)
+    return timestamps.parse_time(text, what)
 
 
 def digest_command(commands, root: argparse.ArgumentParser, name: str, text: str) -> argparse.ArgumentParser:

@@ -16,7 +16,8 @@ import html
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -542,6 +543,13 @@ def build(root: Path, out: Path, now: datetime) -> SiteOutcome:
     plan = planner.plan(state, now, parse_duration(config.cascade_delay))
     statuses = overview(state, plan, now, config.kargo.factory_repo)
     graph = graph_source(state, statuses)
+    if graph.dot and shutil.which("dot") is None:  # the page without its picture, and why
+        graph = replace(
+            graph,
+            dot=None,
+            note=f"{graph.note} Not drawn: Graphviz's `dot` is not on PATH where the site was built (apt: graphviz).",
+        )
+        print("warning: site: the dependency graph is not drawn: Graphviz's `dot` is not on PATH", file=sys.stderr)
     svg = layout_graph(graph.dot) if graph.dot else None
     files = render_site(state, statuses, graph, svg, now)
     changed = []
