@@ -137,12 +137,26 @@ def test_a_refused_rebuild_is_recorded_and_fails(built_twice, capsys):
         json={"message": 'Unexpected inputs provided: ["bases"]', "documentation_url": "https://docs.github.com"},
     )
     assert run(factory, "--reason", "bad libc", "--rebuild") == 1
-    assert (
-        "app: dispatch failed: GitHub refused the dispatch of build.yml in acme/factory (422)"
-        in capsys.readouterr().out
-    )
+    out, err = capsys.readouterr()
+    assert "app: dispatch failed: GitHub refused the dispatch of build.yml in acme/factory (422)" in out
+    assert "app: the rollback was not dispatched; `image-factory dispatch --image app --retry` sends it again" in err
     attempt = load_model(factory.root)[1].images["app"].runtime.attempts[-1]
     assert attempt["result"] == "dispatch-failed" and attempt["reason"].endswith("bad libc")
+    # nothing was built: the image still runs its last build, and what is built on it is not blocked
+    _, state = load_model(factory.root)
+    assert planner.plan(state, T0 + timedelta(days=12)).blocked == []
+    # --retry sends the rollback's build again, on the digests it named
+    responses.replace(responses.POST, DISPATCH, status=204)
+    now = ["--now", "2026-11-13T10:00:00Z"]
+    assert main(["dispatch", "--root", str(factory.root), "--image", "app", "--retry", *now]) == 0
+    assert json.loads(json.loads(responses.calls[-1].request.body)["inputs"]["bases"]) == {PYTHON: digest("py-1")}
+
+
+def test_an_unreachable_registry_names_the_rebuild_that_needs_none(built_twice, capsys):
+    factory, registry, _, _ = built_twice
+    registry.stop()
+    assert run(factory, "--reason", "bad libc") == 1
+    assert "try again, or pass --rebuild to build it again on its base digests" in capsys.readouterr().err
 
 
 def test_dry_run_and_bad_requests_change_nothing(built_twice, capsys):

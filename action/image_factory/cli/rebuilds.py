@@ -504,4 +504,11 @@ def _rollback(args: argparse.Namespace) -> int:
             f"state: roll {args.image} back ({done.how})",
             lambda: events.apply_attempts(args.root, {args.image: attempt}),
         )
-    return 1 if done.how == "dispatch failed" else 0
+    if done.how == "dispatch failed":
+        print(
+            f"{done.image}: the rollback was not dispatched; `image-factory dispatch --image {done.image} --retry` "
+            "sends it again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

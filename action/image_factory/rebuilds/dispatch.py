@@ -142,8 +142,24 @@ def plan_dispatches(
             # digest, which skips the delay, is the factory's to dispatch)
             item.status, item.detail = "skipped", "its own Kargo rebuild Stage dispatches it (test.analysisTemplates)"
         dispatches.append(item)
+    if retry and only and not any(item.image == only for item in dispatches):
+        dispatches += _unsent_rollback(config, state.images[only])
     dispatches += _not_sent(config, state, plan, only)
     return dispatches
+
+
+def _unsent_rollback(config: Config, image: ImageState) -> list[Dispatch]:
+    """`dispatch --image X --retry` after a rollback GitHub did not take: the rollback's build, on
+    the base digests it named, sent again."""
+    last = image.runtime.attempts[-1] if image.runtime.attempts else None
+    if last is None or last["result"] != "dispatch-failed" or not last.get("reason"):
+        return []
+    repo, workflow, ref = target_of(config, image)
+    pins = dict(last.get("baseDigests", {}))
+    item = Dispatch(image.name, repo, workflow, ref, pins, pins, detail="again: the rollback's dispatch failed")
+    first = next(iter(sorted(pins)), "")
+    item.inputs = {"image": image.name, "base": first, "digest": pins.get(first, ""), "bases": json.dumps(pins)}
+    return [item]
 
 
 def _not_sent(config: Config, state: State, plan: planner.Plan, only: str | None) -> list[Dispatch]:

@@ -105,8 +105,10 @@ def _first_newer(history: list[HistoryEntry], than: str | None) -> int:
 
 
 def _last_attempt_failed(image: ImageState) -> bool:
-    finished = [a for a in image.runtime.attempts if a["result"] in ("success", "failure", "dispatch-failed")]
-    return bool(finished) and finished[-1]["result"] != "success"
+    """Its last build failed: what blocks the images built on it. A dispatch GitHub refused built
+    nothing (a rollback not sent included): the image still runs its last good build."""
+    finished = [a for a in image.runtime.attempts if a["result"] in ("success", "failure")]
+    return bool(finished) and finished[-1]["result"] == "failure"
 
 
 def _topological(state: State) -> list[str]:

@@ -120,7 +120,19 @@ def rollback(
         return result
     earlier = None  # the earlier manifest, when it is still in the registry
     if not rebuild and registry is not None:
-        earlier = registry.manifest(image.ref, target["digest"])
+        try:
+            earlier = registry.manifest(image.ref, target["digest"])
+        except FactoryError as error:  # the registry out of reach: a rebuild needs no registry read
+            raise FactoryError(
+                [
+                    *error.problems,
+                    Problem(
+                        "rollback",
+                        f"the registry could not say whether {image.ref.name}@{target['digest']} is still there to "
+                        "re-tag: try again, or pass --rebuild to build it again on its base digests",
+                    ),
+                ]
+            ) from None
     stamp = format_time(now)
     if earlier is not None:
         registry.tag(image.ref, earlier)
