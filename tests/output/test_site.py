@@ -608,3 +608,18 @@ def test_without_graphviz_the_site_is_written_without_its_graph_and_says_so(
     assert "the dependency graph is not drawn: Graphviz's `dot` is not on PATH" in capsys.readouterr().err
     page = (out / "index.html").read_text()
     assert "Not drawn: Graphviz" in page and "<svg" not in page and (out / "images/web.html").is_file()
+
+
+def test_the_team_filter_reads_images_yaml_team_else_the_repository_owner(example_factory, tmp_path):
+    """One organisation's repositories all have one owner: `team:` tells its teams apart."""
+    root = example_factory.root
+    text = (root / "images.yaml").read_text().replace(
+        "  - name: web\n", "  - name: web\n    team: Storefront Squad\n", 1
+    )
+    (root / "images.yaml").write_text(text)
+    assert main(["discover", "--root", str(root)]) == 0
+    assert main(["site", "--root", str(root), "--out", str(tmp_path / "site")]) == 0
+    page = (tmp_path / "site/index.html").read_text()
+    assert '<option value="Storefront Squad">Storefront Squad</option>' in page
+    assert 'data-team="Storefront Squad" data-name="web"' in page
+    assert 'data-team="acme-platform" data-name="base-python"' in page  # no team: the repository's owner

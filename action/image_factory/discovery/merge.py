@@ -100,6 +100,8 @@ def _enrolment(image: EnrolledImage) -> dict:
         enrolment["test"] = image.test
     if image.signing is not None:  # what an image-built event is checked against, without images.yaml
         enrolment["signing"] = {k: v for k, v in image.signing.to_dict().items() if k != "required"}
+    if image.team:
+        enrolment["team"] = image.team
     return enrolment
 
 

@@ -211,7 +211,18 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
         raise FactoryError(problem)
     revision = entry.get("revisionTag", document.data.get("defaults", {}).get("revisionTag", DEFAULT_REVISION_TAG))
     return EnrolledImage(
-        entry["name"], ref, policy, source, warehouse, verify, test, index, document, signing, revision or None
+        entry["name"],
+        ref,
+        policy,
+        source,
+        warehouse,
+        verify,
+        test,
+        index,
+        document,
+        signing,
+        revision or None,
+        entry.get("team"),
     )
 
 

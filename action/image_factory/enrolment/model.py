@@ -180,6 +180,7 @@ class EnrolledImage:
     signing: VerifyPolicy | None = None
     # managed images only: the immutable tag each rebuild also gets (promote), None: none
     revision_tag: str | None = DEFAULT_REVISION_TAG
+    team: str | None = None  # images.yaml `team`: who owns it, for the status site's filter
 
     @property
     def managed(self) -> bool:

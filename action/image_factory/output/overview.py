@@ -39,6 +39,7 @@ class ImageStatus:
     state: str  # one of STATES
     detail: str  # one sentence: why, and what happens next
     repository: str  # the source repository (a local source: the factory's)
+    team: str = ""  # images.yaml `team`, else the owner of the source repository
     eligible_at: str | None = None  # waiting: when the next rebuild may start
     next_digest: str | None = None  # due or waiting: the base digest it will use
     blocked_by: str | None = None
@@ -83,6 +84,7 @@ def _status(
         "name": name,
         "ref": image.ref.canonical,
         "repository": repository,
+        "team": image.enrolment.get("team") or repository.split("/")[0],
         "digest": last.get("digest"),
         "built_at": last.get("finishedAt"),
         "bases": _bases(state, image, managed),

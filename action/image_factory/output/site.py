@@ -251,7 +251,7 @@ def _link(url: str | None, text: str | None = None) -> str:
 
 def render_index(statuses: list[ImageStatus], graph_svg: str | None, graph: GraphSource, now: datetime) -> str:
     number = counts(statuses)
-    teams = sorted({team_of(status.repository) for status in statuses})
+    teams = sorted({status.team or team_of(status.repository) for status in statuses})
     chips = "".join(
         f'<li><button type="button" class="count" data-state="{e(state)}" aria-pressed="false">'
         f'<span class="number">{number[state]}</span>{_badge(state)}</button></li>'
@@ -261,7 +261,7 @@ def render_index(statuses: list[ImageStatus], graph_svg: str | None, graph: Grap
     team_options = "".join(f'<option value="{e(team)}">{e(team)}</option>' for team in teams)
     rows = []
     for status in statuses:
-        team = team_of(status.repository)
+        team = status.team or team_of(status.repository)
         rows.append(
             f'<tr data-state="{e(status.state)}" data-team="{e(team)}" data-name="{e(status.name.lower())}">'
             f'<td><a href="images/{e(page_name(status.name))}">{e(status.name)}</a></td>'
@@ -406,7 +406,7 @@ def render_image(
         ("state", f"{_badge(status.state)} {e(status.detail)}"),
         ("eligible at", _eligible(status) or '<span class="muted">—</span>'),
         ("digest it will use", _digest(status.next_digest) if status.next_digest else '<span class="muted">—</span>'),
-        ("team / source", f"{e(team_of(status.repository))}: {e(status.repository)}"),
+        ("team / source", f"{e(status.team or team_of(status.repository))}: {e(status.repository)}"),
         (
             "source",
             f"{e(source['provider'])} <code>{e(source['repo'])}</code>, <code>{e(source['dockerfile'])}</code>, "
