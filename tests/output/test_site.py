@@ -613,8 +613,8 @@ def test_without_graphviz_the_site_is_written_without_its_graph_and_says_so(
 def test_the_team_filter_reads_images_yaml_team_else_the_repository_owner(example_factory, tmp_path):
     """One organisation's repositories all have one owner: `team:` tells its teams apart."""
     root = example_factory.root
-    text = (root / "images.yaml").read_text().replace(
-        "  - name: web\n", "  - name: web\n    team: Storefront Squad\n", 1
+    text = (
+        (root / "images.yaml").read_text().replace("  - name: web\n", "  - name: web\n    team: Storefront Squad\n", 1)
     )
     (root / "images.yaml").write_text(text)
     assert main(["discover", "--root", str(root)]) == 0
