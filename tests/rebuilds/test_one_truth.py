@@ -13,6 +13,7 @@ import pytest
 
 from image_factory.discovery.discover import load_model
 from image_factory.enrolment.durations import parse_duration
+from image_factory.output import status
 from image_factory.output.overview import overview
 from image_factory.rebuilds import dispatch, events, planner
 from image_factory.timestamps import parse_time
@@ -47,7 +48,13 @@ def check(root, now) -> list[str]:
         assert item.status != "planned" or item.image in due, item
         if item.status == "skipped" and item.image in due:
             assert any(why in item.detail for why in BY_HAND), item.detail  # never "no digest", "already"
-    states = {status.name: status.state for status in overview(state, plan, now, config.kargo.factory_repo)}
+    states = {item.name: item.state for item in overview(state, plan, now, config.kargo.factory_repo)}
+    # status: a first build or a rebuild "due now" exactly where the plan says so
+    unbuilt = {row["image"]: row["build"] for row in status.never_built(state, plan, now)}
+    stale = {(row["image"], row["base"]): row["rebuild"] for row in status.stale_images(state, plan, now)}
+    assert {name for name, text in unbuilt.items() if text == "first build due now"} == due & set(unbuilt)
+    for (name, base), text in stale.items():
+        assert (text == "rebuild due now") == any(d.image == name and d.base == base for d in plan.due)
     called = {name for name, word in states.items() if word == "due"}
     assert called == due, {n: (states[n], state.images[n].runtime.attempts[-2:]) for n in called ^ due}
     return sorted(item.image for item in sent if item.status == "planned")
