@@ -191,9 +191,8 @@ def test_one_base_pinned_by_kargo_the_others_by_default(example_factory, capsys)
     args = ["build-info", "--root", str(example_factory.root), "--image", "orders-api"]
     assert main([*args, "--base", f"python:3.12-slim={soaked}"]) == 1
     assert capsys.readouterr().err == (
-        "error: orders-api: no digest to pin ghcr.io/acme-platform/python-service:1 to: none recorded in state yet "
-        "(Kargo reports new digests; `discover --resolve-digests` reads them now) "
-        "and none given with --bases or --base\n"
+        "error: orders-api: no digest to pin ghcr.io/acme-platform/python-service:1 to: python-service has no "
+        "successful build yet (build it first, or give one with --bases or --base)\n"
     )
     both = [*args, "--base", f"python:3.12-slim={soaked}", "--base", f"ghcr.io/acme-platform/python-service:1={parent}"]
     assert main(both) == 0
@@ -281,3 +280,34 @@ def test_a_build_cache_is_opt_in_per_image(factory, capsys, kind, cache_from, ca
     assert main(["build-info", "--root", str(factory.root), "--image", "app", "--bases", "{}"]) == 0
     out = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines() if line.startswith("cache-"))
     assert out == {"cache-from": cache_from, "cache-to": cache_to}
+
+
+def test_a_digest_recorded_but_not_yet_eligible_is_named_with_when_it_will_be(example_factory, capsys):
+    """Not "none recorded in state yet": the digest is there, and the delay says when it may be used."""
+    root = example_factory.root
+    python = "docker.io/library/python:3.12-slim"
+    seen = "sha256:" + "9" * 64
+    assert (
+        main(
+            [
+                "record-update",
+                "--root",
+                str(root),
+                "--image",
+                python,
+                "--digest",
+                seen,
+                "--seen-at",
+                "2026-11-20T00:00:00Z",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    now = ["--now", "2026-11-22T00:00:00Z"]
+    assert main(["build-info", "--root", str(root), "--image", "base-python", *now]) == 1
+    assert capsys.readouterr().err == (
+        f"error: base-python: no digest to pin {python} to: its newest digest {seen}, first seen "
+        "2026-11-20T00:00:00Z, becomes eligible at 2026-11-27T00:00:00Z (the 7d delay; `expedite` skips it), "
+        "or give one with --bases or --base\n"
+    )

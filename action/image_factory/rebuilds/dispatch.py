@@ -15,7 +15,7 @@ from image_factory.enrolment.model import Config
 from image_factory.errors import FactoryError, Problem
 from image_factory.kargo.layout import own_rebuild_stage
 from image_factory.rebuilds import planner
-from image_factory.rebuilds.pins import PENDING_HOURS, PENDING_TIMEOUT, base_key, base_keys, pins_for, unpinned  # noqa: F401
+from image_factory.rebuilds.pins import PENDING_HOURS, PENDING_TIMEOUT, base_key, base_keys, pins_for, unpinned
 from image_factory.state import index, runtime_events
 from image_factory.state.files import apply_changes
 from image_factory.state.store import Build, ImageState, State, journal, render
@@ -53,15 +53,36 @@ def build_pins(image: ImageState, state: State, now: datetime, given: dict[str, 
     if missing:
         raise FactoryError(
             [
-                Problem(
-                    image.name,
-                    f"no digest to pin {key} to: none recorded in state yet (Kargo reports new digests; "
-                    "`discover --resolve-digests` reads them now) and none given with --bases or --base",
-                )
+                Problem(image.name, f"no digest to pin {key} to: {_why_unpinned(image, state, key, now)}")
                 for key in missing
             ]
         )
     return pins
+
+
+def _why_unpinned(image: ImageState, state: State, key: str, now: datetime) -> str:
+    """Why a base has no digest a build could use now, and what gives it one."""
+    given = "or give one with --bases or --base"
+    parent = next((state.images[b.image] for b in image.base_images if b.image and base_key(b, state) == key), None)
+    if parent is not None:
+        return f"{parent.name} has no successful build yet (build it first, {given})"
+    watched = state.base_images.get(key)
+    history = watched.runtime.history if watched is not None else []
+    if not history:
+        return (
+            "none recorded in state yet (Kargo reports new digests; `discover --resolve-digests` reads them now), "
+            + given
+        )
+    newest = history[-1]
+    delay = parse_duration(image.enrolment["rebuildDelay"])
+    held = planner.hold_reason(newest, watched.verification_required)
+    if held is not None:
+        return f"its newest digest {newest['digest']} is held ({held}), {given}"
+    ready = format_time(parse_time(newest["firstSeen"]) + delay)
+    return (
+        f"its newest digest {newest['digest']}, first seen {newest['firstSeen']}, becomes eligible at {ready} "
+        f"(the {image.enrolment['rebuildDelay']} delay; `expedite` skips it), {given}"
+    )
 
 
 def target_of(config: Config, image: ImageState) -> tuple[str, str, str]:
