@@ -52,9 +52,10 @@ def check(root, now) -> list[str]:
     # status: a first build or a rebuild "due now" exactly where the plan says so
     unbuilt = {row["image"]: row["build"] for row in status.never_built(state, plan, now)}
     stale = {(row["image"], row["base"]): row["rebuild"] for row in status.stale_images(state, plan, now)}
-    assert {name for name, text in unbuilt.items() if text == "first build due now"} == due & set(unbuilt)
+    now_due = {item.image for item in plan.due if item.wave == 1}
+    assert {name for name, text in unbuilt.items() if text == "first build due now"} == now_due & set(unbuilt)
     for (name, base), text in stale.items():
-        assert (text == "rebuild due now") == any(d.image == name and d.base == base for d in plan.due)
+        assert (text == "rebuild due now") == any(d.image == name and d.base == base and d.wave == 1 for d in plan.due)
     called = {name for name, word in states.items() if word == "due"}
     assert called == due, {n: (states[n], state.images[n].runtime.attempts[-2:]) for n in called ^ due}
     return sorted(item.image for item in sent if item.status == "planned")
@@ -85,3 +86,39 @@ def test_random_histories_keep_plan_dispatch_and_overview_in_step(example_factor
             built = digest(f"{name}-{step}") if outcome == "success" else None
             events.record_build(root, name, built, outcome, pins, None, now + timedelta(minutes=30))
         check(root, now + timedelta(hours=1))
+
+
+def test_status_says_what_failed_and_shows_cascades(example_factory, capsys):
+    """The issue's case on the bundled example: python past its delay, nothing built yet. Only
+    base-python's first build is due now (what dispatch sends); python-service waits for it, and
+    orders-api (due on python too) comes after its parents. After a failure `status` says so and
+    how to retry, and a parent's rebuild shows on the image built on it."""
+    from image_factory.cli import main
+
+    root = example_factory.root
+    python, old = "docker.io/library/python:3.12-slim", parse_time("2026-11-01T00:00:00Z")
+    events.record_update(root, python, digest("py-1"), old, None)
+    now = ["--now", "2026-11-20T00:00:00Z"]
+    capsys.readouterr()
+    assert main(["status", "--root", str(root), *now]) == 0
+    lines = {line.split(":", 1)[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["base-python"].endswith("first build due now")
+    assert lines["python-service"].endswith("waiting for base-python's first build")
+    assert lines["orders-api"].endswith("first build due after its parents' builds")
+    bases = {python: digest("py-1")}
+    events.record_build(root, "base-python", digest("bp-1"), "success", bases, None, old + timedelta(days=8))
+    pins = {"ghcr.io/acme-platform/base-python:3.12": digest("bp-1")}
+    events.record_build(root, "python-service", None, "failure", pins, None, old + timedelta(days=9))
+    assert main(["status", "--root", str(root), *now]) == 0
+    lines = {line.split(":", 1)[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert (
+        "its build on these digests failed (2026-11-10T00:00:00Z): `image-factory dispatch --image"
+        in (lines["python-service"])
+    )
+    # base-python rebuilt on a newer python: python-service (built on the old one) shows the cascade
+    events.record_build(root, "python-service", digest("ps-1"), "success", pins, None, old + timedelta(days=10))
+    events.record_update(root, python, digest("py-2"), old + timedelta(days=10), None)
+    bases = {python: digest("py-2")}
+    events.record_build(root, "base-python", digest("bp-2"), "success", bases, None, old + timedelta(days=18))
+    assert main(["status", "--root", str(root), *now]) == 0
+    assert "python-service ← ghcr.io/acme-platform/base-python:3.12: built on" in capsys.readouterr().out

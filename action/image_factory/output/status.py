@@ -20,27 +20,37 @@ def _age(since: datetime, now: datetime) -> str:
 def stale_images(state: State, plan: Plan, now: datetime) -> list[dict]:
     """One row per (managed image, watched base) whose last build used another digest than the
     base's current one: how old the current digest is, and whether a rebuild is due or pending."""
-    due = {(item.image, item.base) for item in plan.due}
+    due = {(item.image, item.base): item.wave for item in plan.due}
     pending = {(item.image, item.base): item.eligible_at for item in plan.pending if item.eligible_at}
+    failed = {item.image: item.reason for item in plan.blocked}
     held = {(item.image, item.base, item.digest): item.reason for item in plan.held}
     rows = []
     for name, image in sorted(state.images.items()):
         built = (image.runtime.last_build or {}).get("baseDigests", {})
         for base in image.base_images:
-            if base.image:
-                continue
-            watched = state.base_images.get(parse_ref(base.ref, default_tag=None).without_digest().canonical)
-            if watched is None or not watched.runtime.current_digest:
-                continue
-            key, current = watched.ref.canonical, watched.runtime.current_digest
-            used = built.get(key) or parse_ref(base.ref, default_tag=None).digest
-            if used is None or used == current:
-                continue
-            since = next(e["firstSeen"] for e in watched.runtime.history if e["digest"] == current)
+            if base.image:  # a managed parent rebuilt since: the cascade
+                parent = state.images.get(base.image)
+                last = (parent.runtime.last_build or {}) if parent else {}
+                key, current = (parent.ref.canonical, last.get("digest")) if parent else ("", None)
+                used = built.get(key)
+                if not current or used is None or used == current:
+                    continue
+                since = last.get("finishedAt") or last["startedAt"]
+            else:
+                watched = state.base_images.get(parse_ref(base.ref, default_tag=None).without_digest().canonical)
+                if watched is None or not watched.runtime.current_digest:
+                    continue
+                key, current = watched.ref.canonical, watched.runtime.current_digest
+                used = built.get(key) or parse_ref(base.ref, default_tag=None).digest
+                if used is None or used == current:
+                    continue
+                since = next(e["firstSeen"] for e in watched.runtime.history if e["digest"] == current)
             if (name, key) in due:
-                rebuild = "rebuild due now"
+                rebuild = "rebuild due now" if due[(name, key)] == 1 else "rebuild due after its parents are rebuilt"
             elif (name, key) in pending:
                 rebuild = f"rebuild pending until {pending[(name, key)]}"
+            elif name in failed:
+                rebuild = failed[name]
             elif (name, key, current) in held:
                 rebuild = f"current digest held: {held[(name, key, current)]}"
             else:
@@ -62,7 +72,7 @@ def stale_images(state: State, plan: Plan, now: datetime) -> list[dict]:
 def never_built(state: State, plan: Plan, now: datetime) -> list[dict]:
     """Managed images with no successful build yet: the digests their first build would use
     (None: no digest of that base recorded yet) and what happens next."""
-    due = {item.image for item in plan.due}
+    due = {item.image: item.wave for item in plan.due}
     pending = {item.image: item.eligible_at for item in plan.pending if item.eligible_at}
     blocked = {item.image: item.reason for item in plan.blocked}
     rows = []
@@ -77,12 +87,15 @@ def never_built(state: State, plan: Plan, now: datetime) -> list[dict]:
             for key, digest in would_use.items()
             if digest is None
         ]
+        own = next((item for item in plan.blocked if item.image == name and item.blocked_by == name), None)
         if image.bases_unknown:
             build = bases_unknown(image)
+        elif own is not None:  # its first build failed
+            build = own.reason
         elif name in blocked:
             build = f"blocked: {blocked[name]}"
         elif name in due:
-            build = "first build due now"
+            build = "first build due now" if due[name] == 1 else "first build due after its parents' builds"
         elif name in pending:
             build = f"first build pending until {pending[name]}"
         elif missing:
