@@ -70,6 +70,11 @@ def test_random_histories_keep_plan_dispatch_and_overview_in_step(example_factor
         if rng.random() < 0.5:
             base = rng.choice(BASES)
             events.record_update(root, base, digest(f"{base}-{step}"), now - timedelta(hours=1), None)
+            seen = (base, digest(f"{base}-{step}"))
+            if rng.random() < 0.15:  # a digest that breaks builds, or one that fixes a CVE
+                events.reject(root, *seen, "breaks the build", now)
+            elif rng.random() < 0.15:
+                events.expedite(root, *seen, "CVE-2026-1", now)
         ready = check(root, now)
         for name in ready:
             _, state = load_model(root)
