@@ -18,11 +18,10 @@ PY_DIGEST = "sha256:" + "1" * 64
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 
 
-@pytest.fixture
-def factory(tmp_path, registry):
-    root = tmp_path / "factory"
+def app_factory(root, registry, dockerfile: str):
+    """A factory with `app` (a local source, `dockerfile`) in `registry`, tag 1, discovered."""
     (root / "app").mkdir(parents=True)
-    (root / "app/Dockerfile").write_text(f"FROM {PYTHON}\nCOPY . /app\n")
+    (root / "app/Dockerfile").write_text(dockerfile)
     (root / "images.yaml").write_text(
         f"""kargo: {{factoryRepo: acme/factory}}
 trust: {{senders: ["kargo[bot]"]}}
@@ -37,6 +36,11 @@ images:
     )
     assert main(["discover", "--root", str(root)]) == 0
     return root
+
+
+@pytest.fixture
+def factory(tmp_path, registry):
+    return app_factory(tmp_path / "factory", registry, f"FROM {PYTHON}\nCOPY . /app\n")
 
 
 def push(registry, body: dict, media_type: str, tag: str) -> tuple[str, int]:
@@ -148,24 +152,8 @@ def test_provenance_is_matched_by_tag_and_completed_by_the_operator(tmp_path, re
     """Two bases of one repository (python 3.11 and 3.12) and one the provenance does not name:
     each gets its own digest, the missing one the operator's; a --base that is no base, or a
     digest the registry does not hold, is refused."""
-    root = tmp_path / "factory"
-    (root / "app").mkdir(parents=True)
-    (root / "app/Dockerfile").write_text(
-        "FROM python:3.11-slim AS old\nFROM golang:1.23 AS build\nFROM python:3.12-slim\nCOPY --from=old /a /a\n"
-        "COPY --from=build /b /b\n"
-    )
-    (root / "images.yaml").write_text(
-        f"""kargo: {{factoryRepo: acme/factory}}
-insecureRegistries: ["{registry.host}"]
-images:
-  - name: app
-    registry: "{registry.host}"
-    repository: acme/app
-    tag: "1"
-    source: {{provider: local, repo: app, dockerfile: Dockerfile, workflow: build.yml}}
-"""
-    )
-    assert main(["discover", "--root", str(root)]) == 0
+    dockerfile = "FROM python:3.11-slim AS old\nFROM golang:1.23 AS build\nFROM python:3.12-slim\n"
+    root = app_factory(tmp_path / "factory", registry, dockerfile + "COPY --from=old /a /a\nCOPY --from=build /b /b\n")
     materials = [
         {"uri": "pkg:docker/docker.io/library/python@3.11-slim", "digest": {"sha256": "a" * 64}},
         {"uri": "pkg:docker/docker.io/library/python@3.12-slim", "digest": {"sha256": "b" * 64}},
