@@ -28,8 +28,13 @@ def test_wheel_carries_the_schemas_and_the_cdk8s_app(tmp_path):
         modules = {f"image_factory/{path.relative_to(package)}" for path in package.rglob("*.py")}
         assert modules <= set(archive.namelist()), "every module of every subpackage"
         assert "image_factory/cli/__main__.py" in modules
-        assets = {"image_factory/output/site_assets/site.css", "image_factory/output/site_assets/site.js"}
-        assert assets <= set(archive.namelist())
+        site = REPO_ROOT / "action" / "image_factory" / "output" / "site"
+        data = {
+            f"image_factory/output/site/{path.relative_to(site)}"
+            for folder in ("assets", "templates")
+            for path in (site / folder).iterdir()
+        }
+        assert len(data) >= 5 and data <= set(archive.namelist()), "the site's assets and templates"
         app = {
             name.removeprefix("image_factory/cdk8s_app/"): archive.read(name)
             for name in archive.namelist()

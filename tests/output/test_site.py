@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from image_factory.enrolment.durations import format_hours, parse_duration
 from image_factory.enrolment.refs import parse_ref
 from image_factory.kargo import names as kargo_names
 from image_factory.output import site
-from image_factory.output.overview import STATES, counts, overview
+from image_factory.output.overview import STATES, WORDS, counts, overview
 from image_factory.rebuilds import events, planner
 from image_factory.state.graph import _node_id
 
@@ -380,6 +381,26 @@ def test_image_page_has_history_attempts_digests_and_kargo_stages(built_site, hi
     assert watched in distroless.text
 
 
+def test_every_template_escapes_what_it_prints():
+    """The pages come from Jinja2 templates with autoescape on: no template turns it off or marks
+    a value safe, and the one markup handed in is Graphviz's SVG."""
+    from image_factory.output.site import pages as site_pages
+
+    templates = sorted((REPO_ROOT / "action/image_factory/output/site/templates").glob("*.html"))
+    assert {path.name for path in templates} == set(site_pages.TEMPLATES.list_templates())
+    for path in templates:
+        text = path.read_text()
+        assert site_pages.TEMPLATES.autoescape is True or site_pages.TEMPLATES.autoescape(path.name), path
+        for bypass in ("|safe", "| safe", "autoescape false", "|escape", "Markup"):
+            assert bypass not in text, f"{path.name}: {bypass}"
+    code = (REPO_ROOT / "action/image_factory/output/site/pages.py").read_text()
+    # Graphviz's SVG, and the line break between escaped notes
+    assert sorted(re.findall(r"Markup\([^)]*\)", code)) == ['Markup("<br>")', "Markup(graph_svg)"]
+    page = site_pages.TEMPLATES.get_template("page.html").render(title=HOSTILE + "\u202e", up="", generated=None)
+    assert HOSTILE not in page and "&lt;script&gt;" in page and "<U+202E>" not in page.split("<title>")[0]
+    assert "&lt;U+202E&gt;" in page  # a bidirectional control is written out, then escaped
+
+
 def test_user_text_cannot_inject_markup(built_site):
     """Reasons, errors, Freight names and run URLs are user text: escaped everywhere; a run URL
     that is not http(s) is shown, never linked."""
@@ -399,7 +420,7 @@ def test_user_text_cannot_inject_markup(built_site):
 def test_graph_labels_are_shown_as_written(tmp_path):
     """dot expands \\N, \\G and \\l in labels and ends a string at a quote: labels are escaped."""
     label = 'a\\N"b -> c [URL="javascript:x"] \\l<script>'
-    svg = site.layout_graph(f"digraph g {{ n [label={site._dot_string(label)}]; }}")
+    svg = site.layout_graph(f"digraph g {{ n [label={site.dot_string(label)}]; }}")
     page = Page(svg)
     assert label in page.text
     assert all("javascript" not in str(attrs) for _, attrs in page.elements)
@@ -520,7 +541,7 @@ def test_in_a_browser(browser, built_site, history_root, tmp_path):
         )
         for row in rows
     }
-    assert shown == {name: (site.WORDS[state], eligible) for name, (state, eligible) in EXPECTED.items()}
+    assert shown == {name: (WORDS[state], eligible) for name, (state, eligible) in EXPECTED.items()}
     counted = {
         chip.get_attribute("data-state"): int(chip.find_element(By.CSS_SELECTOR, ".number").text)
         for chip in driver.find_elements(By.CSS_SELECTOR, "button.count")
