@@ -81,3 +81,15 @@ def test_an_import_against_the_layers_is_found(tmp_path):
         "rebuilds.planner imports output.report",
         "state.index imports rebuilds.planner",
     ]
+
+
+MAX_LINES = 450
+
+
+def test_every_module_is_short_enough_to_hold():
+    """A module does one job: none of the package's or the cdk8s app's is over MAX_LINES lines."""
+    modules = [*PACKAGE.rglob("*.py"), *(REPO_ROOT / "cdk8s").glob("*.py")]
+    long = {
+        str(path.relative_to(REPO_ROOT)): n for path in modules if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from image_factory import __version__
-from image_factory.cli import adoption, enrol, events, federation, kargo, output, rebuilds, trust
+from image_factory.cli import adoption, enrol, events, federation, kargo, output, rebuilds, records, trust
 from image_factory.cli.common import TIME_FORMAT, print_error
 from image_factory.errors import FactoryError, Problem
 from image_factory.speed import collector
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="factory repository (default: the folder holding images.yaml, here or above, within this git repository)",
     )
 
-    for group in (enrol, kargo, rebuilds, adoption, events, trust, federation, output):
+    for group in (enrol, kargo, records, rebuilds, adoption, events, trust, federation, output):
         group.register(commands, root)
     # `COMMAND --help` opens with what the command does (the line `image-factory --help` lists),
     # and every time option says what it takes

@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 from image_factory import timestamps
-from image_factory.discovery.discover import changed_files, read_discoveries
+from image_factory.discovery.discover import changed_files
+from image_factory.discovery.dockerfiles import read_discoveries
 from image_factory.discovery.merge import merge_state
 from image_factory.enrolment.config import CONFIG_FILE, load_config, parse_config
 from image_factory.enrolment.expression_guard import unprintable_in

@@ -85,7 +85,7 @@ class Discovered:
     """state/discovered.json: what discover read, so that a rerun with nothing changed reads no more."""
 
     config_digest: str
-    dockerfiles: dict[str, dict] = field(default_factory=dict)  # managed image → discover.dockerfile_record
+    dockerfiles: dict[str, dict] = field(default_factory=dict)  # managed image → dockerfiles.dockerfile_record
     listing: str | None = None  # a digest of the names of the state files discover left
     tool: int | None = None  # the MERGE version of the discover that wrote it
 
