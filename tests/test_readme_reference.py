@@ -1,4 +1,5 @@
-"""The README's command reference lists every option each command accepts, and the action's inputs.
+"""The command reference (docs/commands.md) lists every option each command accepts, and the
+federation page (docs/federation.md) the action's inputs and outputs.
 
 Read from the parsers and action.yml themselves, so a new option cannot land undocumented.
 """
@@ -15,8 +16,8 @@ from image_factory.cli.app import build_parser as _parser
 
 from .conftest import REPO_ROOT
 
-README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-COMMANDS = README[README.index("## Commands") : README.index("\n## ", README.index("## Commands") + 1)]
+COMMANDS = (REPO_ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+FEDERATION = (REPO_ROOT / "docs" / "federation.md").read_text(encoding="utf-8")
 WITHOUT_ROOT = {"bases", "digest", "open-pr", "step-summary"}  # as the section's first sentence says
 
 
@@ -29,7 +30,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 def row(command: str) -> str:
     rows = [line for line in COMMANDS.splitlines() if line.startswith(f"| `image-factory {command} ")]
     rows += [line for line in COMMANDS.splitlines() if line.startswith(f"| `image-factory {command}`")]
-    assert len(rows) == 1, f"the README's command reference has {len(rows)} rows for {command}"
+    assert len(rows) == 1, f"docs/commands.md has {len(rows)} rows for {command}"
     return rows[0]
 
 
@@ -43,7 +44,7 @@ def test_every_option_of_every_command_is_in_its_row(command):
     ]
     documented = row(command)
     missing = [option for option in options if not re.search(rf"{re.escape(option)}\b", documented)]
-    assert missing == [], f"{command}: {missing} not in the README's row"
+    assert missing == [], f"{command}: {missing} not in its row of docs/commands.md"
 
 
 def test_root_is_taken_by_every_command_the_readme_says():
@@ -55,6 +56,5 @@ def test_root_is_taken_by_every_command_the_readme_says():
 
 def test_every_input_and_output_of_the_action_is_documented():
     action = yaml.safe_load((REPO_ROOT / "action.yml").read_text())
-    federation = README[README.index("## Federation") : README.index("\n## ", README.index("## Federation") + 1)]
-    missing = [name for name in [*action["inputs"], *action["outputs"]] if f"`{name}`" not in federation]
+    missing = [name for name in [*action["inputs"], *action["outputs"]] if f"`{name}`" not in FEDERATION]
     assert missing == []

@@ -77,7 +77,7 @@ def test_a_refused_state_push_loses_no_event_and_the_next_drain_applies_them(
     assert git(origin, "rev-parse", "main") == before
     assert len(git(origin, "for-each-ref", INBOX).splitlines()) == 3  # nothing lost
 
-    hook.unlink()  # the protection lets the factory's pushes through (README: Branch protection)
+    hook.unlink()  # the protection lets the factory's pushes through (docs/trust.md: Branch protection)
     git(work, "reset", "--quiet", "--hard", "origin/main")
     assert main(["drain", "--root", str(work), "--push"]) == 0
     assert "drained 3 event(s): 3 applied, 0 refused" in capsys.readouterr().out

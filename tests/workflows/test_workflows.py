@@ -98,9 +98,9 @@ def test_build_workflow_tests_and_signs_before_the_tag_moves():
 
 
 def readme_team_build_workflow() -> str:
-    """The team build workflow the README tells teams to copy, as written there."""
-    text = (REPO_ROOT / "README.md").read_text()
-    start = text.index("**A team's build workflow**")
+    """The team build workflow docs/rebuilds.md tells teams to copy, as written there."""
+    text = (REPO_ROOT / "docs" / "rebuilds.md").read_text()
+    start = text.index("## A team's build workflow")
     block = text[text.index("```yaml\n", start) + len("```yaml\n") :]
     return block[: block.index("```")]
 
@@ -120,7 +120,7 @@ def test_the_readme_team_build_workflow_forwards_every_input(tmp_path):
     build = yaml.safe_load((REPO_ROOT / ".github/workflows/build.yml").read_text())
     on = build.get("on", build.get(True))
     # what `dispatch` (inputs image, base, digest, bases) and Kargo's rebuild Stages (image, base,
-    # digest) send: the README's caller must take and forward every one
+    # digest) send: docs/rebuilds.md's caller must take and forward every one
     dispatched = {"image", "bases", "base", "digest"}
     assert dispatched <= set(on["workflow_dispatch"]["inputs"])
     caller_on = caller.get("on", caller.get(True))
@@ -546,8 +546,8 @@ def test_a_protected_default_branch_is_pushed_to_with_the_apps_token_when_one_is
 
 
 def readme_team_discover_workflows() -> dict[str, dict]:
-    """The two team workflows of the README's federation section, by how they discover."""
-    text = (REPO_ROOT / "README.md").read_text()
+    """The two team workflows of docs/federation.md, by how they discover."""
+    text = (REPO_ROOT / "docs" / "federation.md").read_text()
     found = {}
     for heading, name in (("With the composite action:", "action"), ("With the reusable workflow:", "reusable")):
         block = text[text.index("```yaml\n", text.index(heading)) + len("```yaml\n") :]
@@ -558,7 +558,7 @@ def readme_team_discover_workflows() -> dict[str, dict]:
 @pytest.mark.parametrize("name", ["action", "reusable"])
 def test_a_teams_workflow_can_be_run_once_on_adoption(name):
     """Adding the workflow does nothing until a Dockerfile changes, unless it can be run by hand:
-    the README's team workflows take workflow_dispatch beside the push of a Dockerfile."""
+    docs/federation.md's team workflows take workflow_dispatch beside the push of a Dockerfile."""
     workflow = readme_team_discover_workflows()[name]
     on = workflow.get("on", workflow.get(True))
     assert "workflow_dispatch" in on and on["push"]["paths"] == ["**/Dockerfile*", "**/*.Dockerfile"]

@@ -99,7 +99,7 @@ def _drain(args: argparse.Namespace) -> int:
         kept = Problem(
             "drain",
             f"the {len(found)} event(s) stay in the inbox ({inbox_refs.PREFIX}*), and the next drain applies them "
-            "once the push goes through (a protected branch: README, Branch protection)",
+            "once the push goes through (a protected branch: docs/trust.md, Branch protection)",
         )
         raise FactoryError([*error.problems, kept]) from None
     if args.push and args.source is None:
