@@ -297,7 +297,7 @@ FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
 def test_a_team_calling_build_yml_as_the_readme_shows_gets_the_same_pinned_build(
     tmp_path, docker_engine, httpserver, request
 ):
-    """workflow_call: docs/rebuilds.md's team workflow, dispatched the way Kargo does (base + digest),
+    """workflow_call: docs/federation.md's team build workflow, dispatched the way Kargo does (base + digest),
     calls the factory's build.yml at a pinned commit (act maps that commit to this checkout)."""
     (tmp_path / "registry").mkdir()
     registry = Registry(tmp_path / "registry")

@@ -98,9 +98,9 @@ def test_build_workflow_tests_and_signs_before_the_tag_moves():
 
 
 def readme_team_build_workflow() -> str:
-    """The team build workflow docs/rebuilds.md tells teams to copy, as written there."""
-    text = (REPO_ROOT / "docs" / "rebuilds.md").read_text()
-    start = text.index("## A team's build workflow")
+    """The team build workflow docs/federation.md tells teams to copy, as written there."""
+    text = (REPO_ROOT / "docs" / "federation.md").read_text()
+    start = text.index("## The team's build workflow")
     block = text[text.index("```yaml\n", start) + len("```yaml\n") :]
     return block[: block.index("```")]
 
@@ -120,7 +120,7 @@ def test_the_readme_team_build_workflow_forwards_every_input(tmp_path):
     build = yaml.safe_load((REPO_ROOT / ".github/workflows/build.yml").read_text())
     on = build.get("on", build.get(True))
     # what `dispatch` (inputs image, base, digest, bases) and Kargo's rebuild Stages (image, base,
-    # digest) send: docs/rebuilds.md's caller must take and forward every one
+    # digest) send: docs/federation.md's caller must take and forward every one
     dispatched = {"image", "bases", "base", "digest"}
     assert dispatched <= set(on["workflow_dispatch"]["inputs"])
     caller_on = caller.get("on", caller.get(True))
@@ -562,3 +562,15 @@ def test_a_teams_workflow_can_be_run_once_on_adoption(name):
     workflow = readme_team_discover_workflows()[name]
     on = workflow.get("on", workflow.get(True))
     assert "workflow_dispatch" in on and on["push"]["paths"] == ["**/Dockerfile*", "**/*.Dockerfile"]
+
+
+def test_the_required_check_runs_on_every_pull_request():
+    """Branch protection requires `validate` (docs/trust.md). GitHub shows a required check that a
+    path filter skipped as pending, and the pull request cannot merge ("Handling skipped but
+    required checks", docs.github.com: Troubleshooting required status checks): so no filter."""
+    workflow = yaml.safe_load((REPO_ROOT / ".github/workflows/validate.yml").read_text())
+    on = workflow.get("on", workflow.get(True))
+    trigger = on["pull_request"] or {}
+    assert not {"paths", "paths-ignore", "branches", "branches-ignore"} & set(trigger)
+    trust = (REPO_ROOT / "docs" / "trust.md").read_text()
+    assert "the\n`validate` check" in trust or "the `validate` check" in trust  # the check the ruleset requires

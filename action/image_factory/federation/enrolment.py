@@ -10,7 +10,7 @@ from image_factory.enrolment.config import CONFIG_FILE
 from image_factory.errors import FactoryError, Problem
 
 REGISTRY = "ghcr.io"
-WORKFLOW = "build.yml"  # the team's build workflow, as docs/rebuilds.md shows it (reviewers may change it)
+WORKFLOW = "build.yml"  # the team's build workflow, as docs/federation.md shows it (reviewers may change it)
 _TOP_LEVEL = re.compile(r"^[^\s#-]")
 _ITEM = re.compile(r"^(\s*)- ")
 

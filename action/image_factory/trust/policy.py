@@ -4,10 +4,9 @@ signature a managed image's build must carry before its `image-built` success is
 Every token that may push to the factory (each team's: its proposals are pull requests) may also
 send it a repository_dispatch, so an event is a claim to check, not a fact:
 
-- `base-image-updated` only starts a digest's delay clock (and verification still applies):
-  anyone may send it.
-- `base-image-verified` and `base-image-cve` vouch for a digest (checked; skips the delay): only
-  the logins images.yaml lists in `trust.senders`.
+- `base-image-updated`, `base-image-verified` and `base-image-cve` vouch for a digest: a sighting
+  chooses what rebuilds pin once its delay has passed, a verdict lets a rebuild use it, an
+  expedite skips the delay. Only the logins images.yaml lists in `trust.senders`.
 - `image-built` success moves an image to a digest: only for a digest signed as the image's
   `signing` policy says (default: keyless, by the factory's reusable build workflow run in the
   image's source repository on its branch).
