@@ -30,7 +30,7 @@ from image_factory.kargo import names as kargo_names
 from image_factory.output import site
 from image_factory.output.overview import STATES, WORDS, counts, overview
 from image_factory.rebuilds import events, planner
-from image_factory.state.graph import _node_id
+from image_factory.state.graph import node_id
 
 from ..conftest import REPO_ROOT
 
@@ -319,8 +319,8 @@ def test_index_lists_every_image_with_its_state_and_team(built_site):
 def test_graph_has_a_node_per_managed_image_and_watched_base(built_site, history_root):
     _, state = load_model(history_root)
     page = pages(built_site)["index.html"]
-    managed = {_node_id(name, True) for name in state.images}
-    watched = {_node_id(key, False) for key, base in state.base_images.items() if base.dependents}
+    managed = {node_id(name, True) for name in state.images}
+    watched = {node_id(key, False) for key, base in state.base_images.items() if base.dependents}
     titles = [
         text
         for text in Page((built_site / "index.html").read_text()).text
@@ -469,7 +469,7 @@ def test_a_large_graph_is_cut_to_what_needs_attention(history_root):
     assert whole.nodes == 16
     cut = site.graph_source(state, statuses, limit=14)
     assert "need attention" in cut.note and cut.nodes < 15
-    assert _node_id("docs-site", True) not in cut.dot and _node_id("base-python", True) in cut.dot  # a parent
+    assert node_id("docs-site", True) not in cut.dot and node_id("base-python", True) in cut.dot  # a parent
     none = site.graph_source(state, statuses, limit=3)
     assert none.dot is None and "image-factory graph --format dot" in none.note
 

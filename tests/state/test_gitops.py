@@ -244,14 +244,14 @@ def test_the_push_token_reaches_git_in_its_environment_only(remote_and_clones, m
     monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "core.quotepath")
     monkeypatch.setenv("GIT_CONFIG_VALUE_0", "false")
-    env = gitops._auth_environment(a, "origin")
+    env = gitops.auth_environment(a, "origin")
     assert "IMAGE_FACTORY_GIT_TOKEN" not in env
-    header = gitops._git(a, "config", "--get", f"http.{url}.extraheader", env=env).stdout.strip()
+    header = gitops.run_git(a, "config", "--get", f"http.{url}.extraheader", env=env).stdout.strip()
     assert header == "AUTHORIZATION: basic " + base64.b64encode(b"x-access-token:ghs_example").decode()
-    assert gitops._git(a, "config", "--get", "core.quotepath", env=env).stdout.strip() == "false"
+    assert gitops.run_git(a, "config", "--get", "core.quotepath", env=env).stdout.strip() == "false"
     assert "extraheader" not in (a / ".git" / "config").read_text()
     monkeypatch.delenv("IMAGE_FACTORY_GIT_TOKEN")
-    assert gitops._auth_environment(a, "origin") is None  # no token: git's own credentials
+    assert gitops.auth_environment(a, "origin") is None  # no token: git's own credentials
 
 
 def note(root) -> None:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 
 from image_factory.output.overview import STATES, WORDS, ImageStatus, counts
-from image_factory.state.graph import _node_id
+from image_factory.state.graph import node_id
 from image_factory.user_text import code_span, markdown_text, one_line
 
 MARKER = "<!-- image-factory-dashboard: rewritten by `image-factory dashboard`; edits here are lost -->"
@@ -141,7 +141,7 @@ def mermaid(shown: list[ImageStatus], by_name: dict[str, ImageStatus]) -> list[s
     edges: list[str] = []
 
     def managed(name: str) -> str:
-        node = _node_id(name, True)
+        node = node_id(name, True)
         if node not in nodes:
             status = by_name.get(name)
             state = status.state if status else None
@@ -152,7 +152,7 @@ def mermaid(shown: list[ImageStatus], by_name: dict[str, ImageStatus]) -> list[s
         return node
 
     def watched(ref: str) -> str:
-        node = _node_id(ref, False)
+        node = node_id(ref, False)
         nodes.setdefault(node, f'  {node}(["{mermaid_label(ref)}"])')
         return node
 

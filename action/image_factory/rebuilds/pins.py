@@ -40,12 +40,12 @@ def eligible(
         entry
         for entry in history
         if hold_reason(entry, verification_required) is None
-        and (_expedited_by(entry, now) or (entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now))
+        and (expedited_by(entry, now) or (entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now))
     ]
     return ready[-1] if ready else None  # the history is in the order the digests were seen
 
 
-def _expedited_by(entry: HistoryEntry, now: datetime) -> bool:
+def expedited_by(entry: HistoryEntry, now: datetime) -> bool:
     """Expedited at or before `now`: a plan asked about an earlier time does not see it."""
     expedited = entry.get("expedited")
     return bool(expedited) and parse_time(expedited["at"]) <= now

@@ -19,8 +19,8 @@ from image_factory.enrolment.durations import parse_duration
 from image_factory.enrolment.refs import parse_ref
 from image_factory.rebuilds.pins import (
     PENDING_TIMEOUT,
-    _expedited_by,
     eligible,
+    expedited_by,
     hold_reason,
     pins_for,
     previous_attempt,
@@ -243,11 +243,11 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
         if candidate is not None and history.index(candidate) >= start:
             why = (
                 f"expedited: {candidate['expedited']['reason']}"
-                if _expedited_by(candidate, now)
+                if expedited_by(candidate, now)
                 else f"first seen {candidate['firstSeen']}, past the {image.enrolment['rebuildDelay']} delay"
             )
             reason = f"{key}: {candidate['digest']} {why}"
-            expedited = _expedited_by(candidate, now)
+            expedited = expedited_by(candidate, now)
             item = {"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason}
             due.append({**item, "expedited": expedited})
         after = history.index(candidate) + 1 if candidate else 0

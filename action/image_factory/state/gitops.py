@@ -44,7 +44,7 @@ def backoff(attempt: int) -> float:
 TOKEN_VARIABLE = "IMAGE_FACTORY_GIT_TOKEN"
 
 
-def _auth_environment(root: Path, remote: str) -> dict[str, str] | None:
+def auth_environment(root: Path, remote: str) -> dict[str, str] | None:
     """git's environment for fetch and push: with IMAGE_FACTORY_GIT_TOKEN set and an http(s)
     remote, the auth header for exactly that remote's URL (so GitHub Enterprise's too) in
     GIT_CONFIG_* variables: never on git's command line, which any process of the runner can read
@@ -52,7 +52,7 @@ def _auth_environment(root: Path, remote: str) -> dict[str, str] | None:
     token = os.environ.get(TOKEN_VARIABLE)
     if not token:
         return None
-    url = _git(root, "remote", "get-url", remote).stdout.strip()
+    url = run_git(root, "remote", "get-url", remote).stdout.strip()
     if not url.startswith(("https://", "http://")):
         return None
     environment = {name: value for name, value in os.environ.items() if name != TOKEN_VARIABLE}
@@ -68,7 +68,9 @@ def _auth_environment(root: Path, remote: str) -> dict[str, str] | None:
     return environment
 
 
-def _git(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_git(
+    root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False, env=env)
     if check and result.returncode != 0:
         raise FactoryError(Problem("git", f"git {' '.join(args)} failed: {result.stderr.strip()}"))
@@ -87,19 +89,19 @@ def tracked(root: Path, *paths: str) -> list[str]:
 
 
 def _branch(root: Path) -> str:
-    return _git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+    return run_git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
 
 
 def ready_to_push(root: Path, remote: str = "origin") -> None:
     """Refuse `--push` before anything is written when the checkout holds work a lost race's reset
     to the remote branch could take: a detached HEAD (no branch to push), a change to any tracked
     file, or commits the remote branch does not have."""
-    if _git(root, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
+    if run_git(root, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
         raise FactoryError(Problem(str(root), "--push: not a git checkout"))
     branch = _branch(root)
     if branch == "HEAD":
         raise FactoryError(Problem(str(root), "--push: HEAD is detached; check out the branch to push to"))
-    listed = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--", ".").stdout
+    listed = run_git(root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--", ".").stdout
     dirty = [line[3:] for line in listed.split("\0") if line]
     if dirty:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
@@ -111,8 +113,8 @@ def ready_to_push(root: Path, remote: str = "origin") -> None:
             )
         )
     upstream = f"refs/remotes/{remote}/{branch}"
-    if _git(root, "rev-parse", "--verify", "--quiet", upstream, check=False).returncode == 0:
-        ahead = _git(root, "log", "--format=%h %s", f"{upstream}..HEAD").stdout.splitlines()
+    if run_git(root, "rev-parse", "--verify", "--quiet", upstream, check=False).returncode == 0:
+        ahead = run_git(root, "log", "--format=%h %s", f"{upstream}..HEAD").stdout.splitlines()
         if ahead:
             raise FactoryError(
                 Problem(
@@ -134,7 +136,7 @@ def _ours(root: Path) -> list[str]:
         inside.append(relative.as_posix())
     if not inside:
         return []
-    known = set(_git(root, "ls-files", "-z", "--", *inside).stdout.split("\0"))
+    known = set(run_git(root, "ls-files", "-z", "--", *inside).stdout.split("\0"))
     return sorted(name for name in inside if name in known or (root / name).exists())
 
 
@@ -171,15 +173,15 @@ def commit_and_push(
     (`backoff`), redo the edit with `reapply` on top of the remote branch and try again. Returns
     the pushed commit, or None when the edit changed nothing."""
     branch = _branch(root)
-    auth = _auth_environment(root, remote)
+    auth = auth_environment(root, remote)
     for attempt in range(1, attempts + 1):
         paths = _ours(root)
         if not paths:
             return None  # nothing written: the event was already recorded
-        _git(root, "add", "--all", "--", *paths)
-        if not _git(root, "diff", "--cached", "--quiet", "--", *paths, check=False).returncode:
+        run_git(root, "add", "--all", "--", *paths)
+        if not run_git(root, "diff", "--cached", "--quiet", "--", *paths, check=False).returncode:
             return None  # nothing to commit: the event was already recorded
-        _git(
+        run_git(
             root,
             "-c",
             "user.name=image-factory",
@@ -193,9 +195,9 @@ def commit_and_push(
             "--",
             *paths,
         )
-        pushed = _git(root, "push", "--quiet", remote, f"HEAD:{branch}", check=False, env=auth)
+        pushed = run_git(root, "push", "--quiet", remote, f"HEAD:{branch}", check=False, env=auth)
         if pushed.returncode == 0:
-            return _git(root, "rev-parse", "HEAD").stdout.strip()
+            return run_git(root, "rev-parse", "HEAD").stdout.strip()
         if _refused(pushed.stderr):  # credentials, permissions, a protected branch: retrying cannot help
             raise FactoryError(Problem("git", f"push to {remote}/{branch} failed: {pushed.stderr.strip()}"))
         if attempt == attempts:
@@ -203,8 +205,8 @@ def commit_and_push(
                 Problem("git", f"push to {remote}/{branch} rejected {attempts} times: {pushed.stderr.strip()}")
             )
         sleep(backoff(attempt))
-        _git(root, "fetch", "--quiet", remote, branch, env=auth)
+        run_git(root, "fetch", "--quiet", remote, branch, env=auth)
         # --keep, not --hard: git itself refuses rather than overwrite anything that is not ours
-        _git(root, "reset", "--quiet", "--keep", f"{remote}/{branch}")
+        run_git(root, "reset", "--quiet", "--keep", f"{remote}/{branch}")
         reapply()
     return None

@@ -45,7 +45,7 @@ def edges(state: State) -> list[tuple[str, str, str]]:
     return list(dict.fromkeys(found))
 
 
-def _node_id(label: str, managed: bool) -> str:
+def node_id(label: str, managed: bool) -> str:
     """An id Mermaid and dot accept, one per label: every character but a letter or digit is
     written as `_` and its code (`my-tool` and `my.tool` stay two nodes)."""
     return ("m_" if managed else "w_") + re.sub(r"[^A-Za-z0-9]", lambda m: f"_{ord(m.group()):x}_", label)
@@ -62,13 +62,13 @@ def render(state: State, fmt: str) -> str:
         return json.dumps({"nodes": nodes, "edges": links}, indent=2)
     lines = ["graph LR"] if fmt == "mermaid" else ["digraph images {", "  rankdir=LR;"]
     for name in sorted(managed):
-        node = _node_id(name, True)
+        node = node_id(name, True)
         lines.append(f'  {node}["{name}"]' if fmt == "mermaid" else f'  {node} [label="{name}", shape=box];')
     for ref in watched:
-        node = _node_id(ref, False)
+        node = node_id(ref, False)
         lines.append(f'  {node}(["{ref}"])' if fmt == "mermaid" else f'  {node} [label="{ref}", shape=ellipse];')
     for source, target, kind in edges(state):
-        a, b = _node_id(source, source in managed), _node_id(target, True)
+        a, b = node_id(source, source in managed), node_id(target, True)
         label = "" if kind == "from" else kind
         if fmt == "mermaid":
             lines.append(f"  {a} -->|{label}| {b}" if label else f"  {a} --> {b}")
@@ -94,10 +94,10 @@ def render_edges(state: State, links: list[tuple[str, str, str]], limit: int) ->
     nodes = sorted({node for source, target, _ in links for node in (source, target)})
     for node in nodes:
         shown = f'["{node}"]' if node in managed else f'(["{node}"])'
-        lines.append(f"  {_node_id(node, node in managed)}{shown}")
+        lines.append(f"  {node_id(node, node in managed)}{shown}")
     size = sum(len(line) + 1 for line in lines)
     for number, (source, target, kind) in enumerate(links):
-        a, b = _node_id(source, source in managed), _node_id(target, True)
+        a, b = node_id(source, source in managed), node_id(target, True)
         line = f"  {a} -->|{kind}| {b}" if kind != "from" else f"  {a} --> {b}"
         if size + len(line) + 1 > limit - 80:
             left = len(links) - number

@@ -12,10 +12,11 @@ refs/image-factory/refused/<run id>: never lost, and put back by `drain --requeu
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from image_factory.errors import FactoryError, Problem
-from image_factory.state.gitops import _auth_environment, _git
+from image_factory.state.gitops import auth_environment, run_git
 
 PREFIX = "refs/image-factory/inbox/"
 EVENT_FILE = "event.json"
@@ -28,9 +29,9 @@ REFUSED = "refs/image-factory/refused/"
 def fetch(root: Path, remote: str = "origin") -> dict[str, tuple[str, str]]:
     """Every event in the remote's inbox: its ref name → (its commit, the text of its
     event.json). A ref without that file has '' for text (the drain refuses it)."""
-    auth = _auth_environment(root, remote)
-    _git(root, "fetch", "--quiet", "--no-tags", "--prune", remote, f"+{PREFIX}*:{PREFIX}*", env=auth)
-    listed = _git(root, "for-each-ref", "--format=%(objectname) %(refname)", PREFIX).stdout.split("\n")
+    auth = auth_environment(root, remote)
+    run_git(root, "fetch", "--quiet", "--no-tags", "--prune", remote, f"+{PREFIX}*:{PREFIX}*", env=auth)
+    listed = run_git(root, "for-each-ref", "--format=%(objectname) %(refname)", PREFIX).stdout.split("\n")
     refs = [line.split(" ", 1) for line in listed if line]
     if not refs:
         return {}
@@ -41,8 +42,6 @@ def fetch(root: Path, remote: str = "origin") -> dict[str, tuple[str, str]]:
 
 def _git_batch(root: Path, request: str) -> list[str]:
     """`git cat-file --batch` answers, in order: each object's text, or '' when it is missing."""
-    import subprocess
-
     out = subprocess.run(
         ["git", "cat-file", "--batch"], cwd=root, input=request.encode(), capture_output=True, check=False
     )
@@ -67,7 +66,7 @@ def settle(root: Path, applied: list[str], refused: dict[str, str], remote: str 
     (name → commit) to refs/image-factory/refused/ (kept for a person to read, and to put back
     with `drain --requeue`). The refs a push could not settle; the next drain sees them again,
     and applying an event twice changes nothing."""
-    auth = _auth_environment(root, remote)
+    auth = auth_environment(root, remote)
     updates = [f":{name}" for name in applied if name.startswith(PREFIX)]
     for name, sha in refused.items():
         if name.startswith(PREFIX):
@@ -75,24 +74,24 @@ def settle(root: Path, applied: list[str], refused: dict[str, str], remote: str 
     left: list[str] = []
     for start in range(0, len(updates), DELETE_BATCH):
         chunk = updates[start : start + DELETE_BATCH]
-        pushed = _git(root, "push", "--quiet", remote, *chunk, check=False, env=auth)
+        pushed = run_git(root, "push", "--quiet", remote, *chunk, check=False, env=auth)
         if pushed.returncode != 0:
             left += [update.rsplit(":", 1)[1] for update in chunk if update.startswith(":")]
     for name in [*applied, *refused]:
-        _git(root, "update-ref", "-d", name, check=False)
+        run_git(root, "update-ref", "-d", name, check=False)
     return left
 
 
 def requeue(root: Path, ids: list[str], remote: str = "origin") -> list[str]:
     """Put refused events back in the inbox (after a person fixed what refused them); the ids
     that were not found among the refused."""
-    auth = _auth_environment(root, remote)
-    _git(root, "fetch", "--quiet", "--no-tags", remote, f"+{REFUSED}*:{REFUSED}*", env=auth)
+    auth = auth_environment(root, remote)
+    run_git(root, "fetch", "--quiet", "--no-tags", remote, f"+{REFUSED}*:{REFUSED}*", env=auth)
     found, missing = [], []
     for event_id in ids:
-        sha = _git(root, "rev-parse", "--verify", "--quiet", f"{REFUSED}{event_id}", check=False).stdout.strip()
+        sha = run_git(root, "rev-parse", "--verify", "--quiet", f"{REFUSED}{event_id}", check=False).stdout.strip()
         (found.append((event_id, sha)) if sha else missing.append(event_id))
     if found:
         updates = [item for event_id, sha in found for item in (f"{sha}:{PREFIX}{event_id}", f":{REFUSED}{event_id}")]
-        _git(root, "push", "--quiet", remote, *updates, env=auth)
+        run_git(root, "push", "--quiet", remote, *updates, env=auth)
     return missing

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from image_factory.errors import FactoryError, Problem
 from image_factory.output.overview import WORDS, ImageStatus
 from image_factory.output.site.links import page_name
-from image_factory.state.graph import _node_id, edges
+from image_factory.state.graph import edges, node_id
 from image_factory.state.store import State
 
 # Above this many nodes a picture of the whole graph is no longer readable (nor quick to lay
@@ -83,20 +83,20 @@ def graph_source(state: State, statuses: list[ImageStatus], limit: int = GRAPH_M
         status = by_name[name]
         label = f"{name}\n{WORDS[status.state]}"
         lines.append(
-            f'  {_node_id(name, True)} [label={dot_string(name)}, shape=box, style="rounded,filled", '
+            f'  {node_id(name, True)} [label={dot_string(name)}, shape=box, style="rounded,filled", '
             f'fillcolor="{COLOURS[status.state]}", fontcolor="#ffffff", color="{COLOURS[status.state]}", '
             f'class="managed state-{status.state}", URL={dot_string("images/" + page_name(name))}, '
             f"tooltip={dot_string(label)}];"
         )
     for ref in sorted(watched):
         lines.append(
-            f"  {_node_id(ref, False)} [label={dot_string(ref)}, shape=ellipse, style=filled, "
+            f"  {node_id(ref, False)} [label={dot_string(ref)}, shape=ellipse, style=filled, "
             f'fillcolor="#f6f8fa", class="watched", tooltip={dot_string(ref + " (watched)")}];'
         )
     for source, target, kind in links:
         if source not in shown and source not in watched:
             continue
-        edge = f"  {_node_id(source, source in by_name)} -> {_node_id(target, True)}"
+        edge = f"  {node_id(source, source in by_name)} -> {node_id(target, True)}"
         lines.append(f"{edge} [label={dot_string(kind)}];" if kind != "from" else f"{edge};")
     lines.append("}")
     return GraphSource("\n".join(lines) + "\n", note, len(shown) + len(watched))
