@@ -3,8 +3,9 @@
 Everything is built in Python and handed to cdk8s once per object (the jsii bridge is the
 expensive part of a synth). This module puts the objects together and spreads them over files;
 a module per kind of object makes them: `kargo_project`, `kargo_watching` (Warehouses, recording
-and verification), `kargo_rebuilding` (soak and rebuild Stages), `github_steps` (the steps that
-call GitHub), `argocd_app`; `kargo_objects` holds what they share.
+and verification), `kargo_rebuilding` (soak and rebuild Stages), `kargo_scanning` (the scan of
+each new digest), `github_steps` (the steps that call GitHub), `argocd_app`; `kargo_objects`
+holds what they share.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kargo_expressions import refuse_in
 from kargo_objects import Watched, watched_images
 from kargo_project import namespace, project, project_config
 from kargo_rebuilding import rebuild_stage, soak_stage
+from kargo_scanning import reporter_config_map, scan_stage, scan_template
 from kargo_watching import (
     advisory_stage,
     analysis_template,
@@ -58,7 +60,10 @@ def project_manifests(config: Config) -> list[dict]:
     with _refusing(config, "the Project"):
         refuse_in([asdict(config.kargo), asdict(config.argocd)])
         name = config.kargo.project
-        return [namespace(name), project(name), project_config(config)]
+        objects = [namespace(name), project(name), project_config(config)]
+        if config.kargo.scanner is not None:
+            objects.append(reporter_config_map(config))
+        return objects
 
 
 def watched_manifests(config: Config, watched: Watched, keys: dict[str, str]) -> list[dict]:
@@ -75,6 +80,8 @@ def watched_manifests(config: Config, watched: Watched, keys: dict[str, str]) ->
             objects.append(advisory_stage(config, watched))
         objects.append(verified_stage(config, watched))
     objects += [soak_stage(config, watched, delay) for delay in watched.soak_delays]
+    if watched.scan_severity is not None:  # config refuses scanning without kargo.scanner
+        objects += [scan_template(config, watched), scan_stage(config, watched)]
     return objects
 
 
@@ -96,10 +103,10 @@ class Part:
         if self.image is not None:
             return 1
         policy = self.watched.base.verify
-        soaks = len(self.watched.soak_delays)
+        own = 2 + len(self.watched.soak_delays) + (2 if self.watched.scan_severity is not None else 0)
         if policy is None:
-            return 2 + soaks
-        return 4 + (policy.key_file is not None) + (not policy.required) + soaks
+            return own
+        return own + 2 + (policy.key_file is not None) + (not policy.required)
 
 
 def parts(watched: list[Watched]) -> list[Part]:

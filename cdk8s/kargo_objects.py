@@ -24,6 +24,7 @@ class Watched:
     warehouse: WarehouseConfig
     soak_delays: tuple[str, ...] = ()
     own_stage_images: tuple[str, ...] = ()
+    scan_severity: str | None = None  # the images built on it scan its digests, reporting findings this severe or more
 
 
 def watched_images(state: State) -> list[Watched]:
@@ -35,6 +36,7 @@ def watched_images(state: State) -> list[Watched]:
             b.warehouse,
             tuple(kargo_layout.soak_delays(b, state.images)),
             tuple(kargo_layout.own_stage_images(b, state.images)),
+            kargo_layout.scan_severity(b, state.images),
         )
         for b in state.base_images.values()
         if b.warehouse

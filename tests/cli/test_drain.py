@@ -12,6 +12,7 @@ import pytest
 
 from image_factory.cli import main
 
+from ..conftest import REPO_ROOT
 from ..event_burst import burst, cosign_that_accepts, digest, drain, snapshot
 
 
@@ -177,3 +178,31 @@ def test_a_base_checked_with_a_key_gets_the_events_time_on_its_verdict(factory_r
     sighting = event(5, "base-image-updated", "k", {"image": "python:3.12-slim", "digest": digest("v")})
     (check,) = checks(parse_event("e", json.dumps(sighting)))
     assert check[-1] == "--at=2026-11-02T09:00:05Z"
+
+
+def test_scan_findings_are_taken_from_trusted_senders_only(factory_root, tmp_path, capsys):
+    """base-image-scanned decides what skips the delay and what is held: only trust.senders may
+    send it; refused, it changes nothing. Applied twice, it records the same scan."""
+    import yaml
+
+    from image_factory.rebuilds.inbox import TYPES
+    from image_factory.trust.scan_report import EVENT
+
+    python = "docker.io/library/python:3.12-slim"
+    findings = json.dumps([{"id": "CVE-2019-14697", "severity": "critical", "package": "musl", "fixed": "1.1.20-r5"}])
+    payload = {"image": python, "digest": digest("s"), "scanner": "trivy", "findings": findings}
+    trusted = event(1, EVENT, "image-factory-kargo[bot]", payload)
+    forged = event(2, EVENT, "team-a", {**payload, "digest": digest("t"), "findings": "[]"})
+    assert drain(factory_root, [trusted, forged], tmp_path / "inbox") == 1
+    out, err = capsys.readouterr()
+    assert "1 applied, 1 refused" in out and "team-a" in err and "trust.senders" in err
+    state = next((factory_root / "state" / "base-images").glob("docker.io-library-python-3.12-slim-*.yaml"))
+    history = yaml.safe_load(state.read_text())["runtime"]["history"]
+    (entry,) = [e for e in history if e["digest"] == digest("s")]
+    assert entry["scan"]["findings"] == json.loads(findings) and entry["scan"]["at"] == trusted["receivedAt"]
+    assert not any(e["digest"] == digest("t") for e in history)
+    before = state.read_text()
+    assert drain(factory_root, [trusted], tmp_path / "again") == 0
+    assert state.read_text() == before
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "events.yml").read_text())
+    assert set(workflow[True]["repository_dispatch"]["types"]) == set(TYPES)

@@ -49,12 +49,17 @@ kargo:
   webhookReceivers:
     - {name: ghcr, type: github, secretName: ghcr-hook}
     - {name: hub, type: dockerhub, secretName: hub-hook}
+  scanner:
+    image: docker.io/aquasec/trivy:0.58.1@sha256:1111111111111111111111111111111111111111111111111111111111111111
+    reporterImage: python:3.12-slim@sha256:2222222222222222222222222222222222222222222222222222222222222222
+    dbRepository: registry.internal.example/aquasec/trivy-db:2
 images:
   - name: base
     registry: ghcr.io
     repository: acme/base
     tag: "1"
     rebuildDelay: 36h
+    scan: {enabled: true, expedite: high, hold: critical}
     source: {provider: local, repo: base, dockerfile: Dockerfile, workflow: build-base.yml}
   - name: app
     registry: ghcr.io
@@ -416,11 +421,14 @@ def test_every_if_gives_a_bool(generated):
             assert all(isinstance(value, bool) for value in result.if_values.values()), result.if_values
 
 
-def test_advisory_verification_stages_only_note_the_digest(every_feature):
-    (advisory,) = every_feature.stages(steps="compose-output")
-    result, freight = every_feature.promote(advisory, None)
-    assert result.phase == "Succeeded" and result.requests == []
-    assert result.state["candidate"] == {"digest": freight.images[0].digest}
+def test_advisory_and_scan_stages_only_note_the_digest(every_feature):
+    noting = every_feature.stages(steps="compose-output")
+    assert sorted(s["metadata"]["labels"][kargo_names.ROLE] for s in noting) == ["scan", "scan", "scan", "verify"]
+    for stage in noting:
+        result, freight = every_feature.promote(stage, None)
+        assert result.phase == "Succeeded" and result.requests == []
+        output = "candidate" if stage["metadata"]["labels"][kargo_names.ROLE] == "verify" else "scanned"
+        assert result.state[output] == {"digest": freight.images[0].digest}
 
 
 def test_every_verification_argument_is_a_string_about_the_freight(generated):
@@ -440,7 +448,7 @@ def test_every_verification_argument_is_a_string_about_the_freight(generated):
 
 def test_the_every_feature_factory_has_every_kind_of_stage(every_feature):
     roles = sorted(s["metadata"]["labels"][kargo_names.ROLE] for s in every_feature.of_kind("Stage").values())
-    assert set(roles) == {"record", "soak", "rebuild", "verify", "verified"}
+    assert set(roles) == {"record", "soak", "rebuild", "verify", "verified", "scan"}
     numeric = [s for s in every_feature.stages() if every_feature.freight(s).images[0].tag == "7"]
     assert numeric  # redis:7: a tag Kargo would coerce to a number outside quote()
     for stage in numeric:

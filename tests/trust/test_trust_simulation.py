@@ -109,7 +109,7 @@ def test_a_rejected_digest_is_skipped_for_the_next_good_one(sim, capsys):
     assert main(["unreject", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-3")]) == 0
     assert [(d.image, d.digest) for d in sim.plan().due] == [("a", digest("py-3"))]
     assert main(["unreject", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-3")]) == 1
-    assert "is not rejected" in capsys.readouterr().err
+    assert "is neither rejected nor scanned" in capsys.readouterr().err
 
 
 def test_reject_needs_a_reason_and_a_watched_image(sim, capsys):

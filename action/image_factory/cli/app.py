@@ -115,7 +115,7 @@ class _ReaderMayLeave:
 WRITERS = {"discover", "synth", "record-update", "record-build", "reject", "unreject", "expedite", "dispatch"}
 WRITERS |= {"rollback", "verify", "prune"}
 WRITERS |= {"site"}  # its output folder, like synth's
-WRITERS |= {"drain", "adopt"}
+WRITERS |= {"drain", "adopt", "record-scan"}
 
 
 # Commands that read state to plan, publish, show or record: they refuse state that is not

@@ -1,9 +1,11 @@
-"""Runtime events: `record-update`, `reject`, `unreject`, `expedite` and `record-build`."""
+"""Runtime events: `record-update`, `reject`, `unreject`, `expedite`, `record-scan` and `record-build`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections import Counter
 
 from image_factory.cli.common import (
     FORCE_HELP,
@@ -21,6 +23,8 @@ from image_factory.cli.common import (
     when,
 )
 from image_factory.errors import FactoryError, Problem
+from image_factory.trust import scan_report
+from image_factory.trust.scan_report import SEVERITIES
 from image_factory.user_text import one_line
 
 
@@ -56,8 +60,38 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     refuse.add_argument("--force", action="store_true", help=FORCE_HELP)
     refuse.set_defaults(run=_reject)
 
-    accept = digest_command(commands, root, "unreject", "undo reject: the digest may be built on again")
+    accept = digest_command(
+        commands, root, "unreject", "accept a digest: neither a rejection nor its scan findings hold it any more"
+    )
+    accept.add_argument("--at", metavar="TIME", help="default: now")
     accept.set_defaults(run=_unreject)
+
+    scanned = digest_command(
+        commands, root, "record-scan", "record a vulnerability scan of one digest of a watched image"
+    )
+    found = scanned.add_mutually_exclusive_group(required=True)
+    found.add_argument("--report", metavar="FILE", help="the scanner's JSON report: Trivy (-f json) or Grype (-o json)")
+    found.add_argument(
+        "--findings",
+        metavar="JSON",
+        help='the findings as the scan Job sends them: [{"id", "severity", "package", "fixed"}]',
+    )
+    found.add_argument(
+        "--error", metavar="TEXT", type=one_line, help="why the scan could not run: recorded, the delay applies"
+    )
+    scanned.add_argument("--scanner", metavar="NAME", help="which scanner (default: read from --report, else trivy)")
+    scanned.add_argument(
+        "--min-severity",
+        choices=SEVERITIES,
+        default="low",
+        help="with --report: keep findings this severe or more (default low)",
+    )
+    scanned.add_argument(
+        "--omitted", metavar="N", type=int, default=0, help="findings the sender left out past its limit"
+    )
+    scanned.add_argument("--at", metavar="TIME", help="when it was scanned (default: now)")
+    scanned.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (only from trust.senders)")
+    scanned.set_defaults(run=_record_scan)
 
     fast = digest_command(commands, root, "expedite", "let one digest skip the rebuild delay")
     fast.add_argument("--reason", required=True, type=one_line, help="why (e.g. the CVE it fixes); recorded in state")
@@ -147,9 +181,54 @@ def _reject(args: argparse.Namespace) -> int:
 
 
 def _unreject(args: argparse.Namespace) -> int:
+    at = when(args.at, "--at")
     return _base_event(
-        args, lambda: events.unreject(args.root, args.image, args.digest), "is no longer rejected", "unreject"
+        args,
+        lambda: events.unreject(args.root, args.image, args.digest, at),
+        "is accepted: neither a rejection nor its scan findings hold it",
+        "unreject",
     )
+
+
+def _record_scan(args: argparse.Namespace) -> int:
+    at = when(args.at, "--at")
+    subject = f"{args.image}@{args.digest}"
+    trust.check_sender(config_for(args.root), "base-image-scanned", args.sender, subject)
+    scanner = args.scanner or "trivy"
+    try:
+        if args.report:
+            scanner, findings = scan_report.parse_report(_read_json(args.report))
+            scanner = args.scanner or scanner
+            findings, omitted = scan_report.at_least(findings, args.min_severity)
+        elif args.findings is not None:
+            findings, omitted = scan_report.from_payload(args.findings), args.omitted
+        else:
+            findings, omitted = None, 0
+    except ValueError as error:
+        raise FactoryError(Problem(args.report or "--findings", str(error))) from None
+    if omitted < 0:
+        raise FactoryError(Problem("--omitted", "is a count: 0 or more"))
+    if findings is None:
+        scan = {"scanner": scanner, "error": args.error[:200]}
+        outcome = f"not scanned: {args.error}"
+    else:
+        scan = {"scanner": scanner, "findings": findings, **({"omitted": omitted} if omitted else {})}
+        counts = Counter(finding["severity"] for finding in findings)
+        worst = (
+            ", ".join(f"{counts[level]} {level}" for level in reversed(SEVERITIES) if counts[level]) or "no findings"
+        )
+        outcome = f"scanned by {scanner}: {worst}" + (f" ({omitted} more left out)" if omitted else "")
+    return _base_event(args, lambda: events.record_scan(args.root, args.image, args.digest, scan, at), outcome, "scan")
+
+
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except OSError as error:
+        raise FactoryError(Problem(path, f"cannot read the report: {error.strerror or error}")) from None
+    except ValueError as error:
+        raise FactoryError(Problem(path, f"not JSON: {error}")) from None
 
 
 def _expedite(args: argparse.Namespace) -> int:

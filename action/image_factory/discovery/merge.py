@@ -102,6 +102,8 @@ def _enrolment(image: EnrolledImage) -> dict:
         enrolment["signing"] = {k: v for k, v in image.signing.to_dict().items() if k != "required"}
     if image.team:
         enrolment["team"] = image.team
+    if image.policy.scan is not None:
+        enrolment["scan"] = image.policy.scan
     return enrolment
 
 

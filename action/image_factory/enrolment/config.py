@@ -18,6 +18,7 @@ from image_factory.enrolment.model import (
     EnrolledImage,
     KargoSettings,
     Policy,
+    ScannerSettings,
     SigstoreSettings,
     Source,
     TrustSettings,
@@ -59,6 +60,7 @@ def config_from_document(document: YamlDocument) -> Config:
     defaults = Policy(
         rebuild_delay=raw_defaults.get("rebuildDelay", DEFAULT_REBUILD_DELAY),
         auto_rebuild=raw_defaults.get("autoRebuild", True),
+        scan=raw_defaults.get("scan"),
     )
     images, problems = [], []
     for index, entry in enumerate(data["images"]):
@@ -68,6 +70,7 @@ def config_from_document(document: YamlDocument) -> Config:
             problems.extend(error.problems)
     problems.extend(_duplicates(document, images))
     problems.extend(_keyless_without_sigstore(document, images))
+    problems.extend(_scanning_without_scanner(document, images))
     if problems:
         raise FactoryError(sorted(problems, key=lambda problem: problem.line or 0))
     return config_with(settings(data), document.file, tuple(images))
@@ -93,6 +96,26 @@ def _keyless_without_sigstore(document: YamlDocument, images: list[EnrolledImage
     ]
 
 
+def _scanning_without_scanner(document: YamlDocument, images: list[EnrolledImage]) -> list[Problem]:
+    """An image deciding on scan findings needs the scan Job that makes them (kargo.scanner)."""
+    if "scanner" in document.data.get("kargo", {}):
+        return []
+    scanning = [image for image in images if image.policy.scan is not None]
+    if not scanning:
+        return []
+    where = (
+        ("defaults", "scan") if "scan" in document.data.get("defaults", {}) else ("images", scanning[0].index, "scan")
+    )
+    names = ", ".join(image.name for image in scanning[:5]) + (" …" if len(scanning) > 5 else "")
+    return [
+        document.problem(
+            where,
+            f"scan.enabled ({names}) needs kargo.scanner: the scan Job's Trivy and reporter images and its "
+            "vulnerability database (docs/scanning.md)",
+        )
+    ]
+
+
 def _signed_by_this_server(image: EnrolledImage) -> bool:
     """Whether `image`'s builds carry a keyless signature from the server's own OIDC issuer: by
     default (the factory's build workflow there), or a policy naming another issuer than github.com's."""
@@ -115,6 +138,7 @@ def config_with(settings: dict, file: str, images: tuple[EnrolledImage, ...]) ->
     defaults = Policy(
         rebuild_delay=raw_defaults.get("rebuildDelay", DEFAULT_REBUILD_DELAY),
         auto_rebuild=raw_defaults.get("autoRebuild", True),
+        scan=raw_defaults.get("scan"),
     )
     return Config(
         file,
@@ -163,7 +187,14 @@ def _kargo(entry: dict) -> KargoSettings:
         webhook_receivers=receivers,
         cosign_image=entry.get("cosignImage", defaults.cosign_image),
         verify_registry_secret=entry.get("verifyRegistrySecret"),
+        scanner=_scanner(entry.get("scanner")),
     )
+
+
+def _scanner(entry: dict | None) -> ScannerSettings | None:
+    if entry is None:
+        return None
+    return ScannerSettings(entry["image"], entry["reporterImage"], entry["dbRepository"], entry.get("javaDbRepository"))
 
 
 def _argocd(entry: dict) -> ArgoSettings:
@@ -201,6 +232,7 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
     policy = Policy(
         rebuild_delay=entry.get("rebuildDelay", defaults.rebuild_delay),
         auto_rebuild=entry.get("autoRebuild", defaults.auto_rebuild),
+        scan=scan_policy(defaults.scan, entry.get("scan")) if source is not None else None,
     )
     verify = _verify(document, (*path, "verify"), entry["verify"]) if "verify" in entry else None
     signing = _verify(document, (*path, "signing"), entry["signing"]) if "signing" in entry else None
@@ -224,6 +256,19 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
         revision or None,
         entry.get("team"),
     )
+
+
+def scan_policy(defaults: dict | None, own: dict | None) -> dict | None:
+    """An image's scan policy as its enrolment keeps it: its own settings over the defaults',
+    the ignore lists of both; None when scanning is off for it."""
+    merged = {**(defaults or {}), **(own or {})}
+    if not merged.get("enabled", False):
+        return None
+    policy = {"expedite": merged.get("expedite", "critical"), "hold": merged.get("hold", "critical")}
+    ignore = [*(defaults or {}).get("ignore", []), *(own or {}).get("ignore", [])]
+    if ignore:
+        policy["ignore"] = [{"id": i["id"], "reason": i["reason"], "until": i["until"]} for i in ignore]
+    return policy
 
 
 def _verify(document: YamlDocument, path: tuple, entry: dict) -> VerifyPolicy:

@@ -161,6 +161,7 @@ def github_endpoints(api_url: str) -> tuple[str, str]:
 class Policy:
     rebuild_delay: str = DEFAULT_REBUILD_DELAY
     auto_rebuild: bool = True
+    scan: dict | None = None  # what scan findings decide (rebuilds.scan_evidence); None: off
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,16 @@ class WebhookReceiver:
 
 
 @dataclass(frozen=True)
+class ScannerSettings:
+    """The scan Job of a watched image (docs/scanning.md)."""
+
+    image: str  # Trivy, pinned by digest
+    reporter_image: str  # python3, pinned by digest: runs trust/scan_report.py
+    db_repository: str
+    java_db_repository: str | None = None
+
+
+@dataclass(frozen=True)
 class KargoSettings:
     """How the Kargo manifests are generated."""
 
@@ -219,6 +230,7 @@ class KargoSettings:
     webhook_receivers: tuple[WebhookReceiver, ...] = ()
     cosign_image: str = COSIGN_IMAGE
     verify_registry_secret: str | None = None  # a dockerconfigjson Secret cosign reads private registries with
+    scanner: ScannerSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,10 @@ def verification_note(state: State) -> str | None:
     tested = sorted(
         image.name for image in state.images.values() if (image.enrolment.get("test") or {}).get("analysisTemplates")
     )
-    if not verified and not tested:
+    scanned = sorted(
+        f"the scans of {image.name}'s bases" for image in state.images.values() if image.enrolment.get("scan")
+    )
+    if not verified and not tested and not scanned:
         return None
-    what = ", ".join([*verified, *tested])
+    what = ", ".join([*verified, *tested, *scanned])
     return "note: " + VERIFICATION_NEEDS.format(what=what)

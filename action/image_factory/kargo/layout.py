@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from image_factory.enrolment.durations import parse_duration
+from image_factory.trust.scan_report import rank
 
 if TYPE_CHECKING:
     from image_factory.state.store import BaseImageState, ImageState
@@ -57,3 +58,15 @@ def soak_delays(base: BaseImageState, images: Mapping[str, ImageState]) -> list[
 def own_stage_images(base: BaseImageState, images: Mapping[str, ImageState]) -> list[str]:
     """The images built on `base` that Kargo rebuilds through a Stage of their own, in state's order."""
     return [d.image for d in base.dependents if own_rebuild_stage(images[d.image].enrolment)]
+
+
+def scan_severity(base: BaseImageState, images: Mapping[str, ImageState]) -> str | None:
+    """The least severity any image built on `base` decides on (scan.expedite or scan.hold): the
+    scan Job sends the findings at or above it. None when no image built on it scans."""
+    levels = [
+        level
+        for d in base.dependents
+        for level in (images[d.image].enrolment.get("scan") or {}).values()
+        if isinstance(level, str) and level != "none"
+    ]
+    return min(levels, key=rank) if levels else None

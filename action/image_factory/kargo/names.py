@@ -75,6 +75,15 @@ def verified_name(watched: str) -> str:
     return fit(f"{watched}-verified")
 
 
+def scan_name(watched: str) -> str:
+    """The Stage, and its AnalysisTemplate, that scan each new digest of a watched image."""
+    return fit(f"{watched}-scan")
+
+
+# The ConfigMap holding the scan Jobs' reporter (trust/scan_report.py), one per project.
+SCAN_REPORTER = "image-factory-scan-reporter"
+
+
 def shard_of(name: str, count: int) -> int:
     """Which of `count` (a power of two) manifest files the pipeline of watched image `name` is in."""
     return int(_hash(name), 16) % count

@@ -100,12 +100,25 @@ def reject(root: Path, image: str, digest: str, reason: str, at: datetime, *, fo
     return _with_reason(root, image, digest, reason, missing, event, force)
 
 
-def unreject(root: Path, image: str, digest: str) -> BaseImageState:
+def unreject(root: Path, image: str, digest: str, at: datetime) -> BaseImageState:
+    """An operator accepts a digest: its rejection goes, and its scan findings hold it no more."""
     digest = _digest(digest)
     base = _watched(root, image)
-    if not any(entry["digest"] == digest and entry.get("rejected") for entry in base.runtime.history):
-        raise FactoryError(Problem("--digest", f"{digest} of {base.ref} is not rejected"))
-    base.runtime = runtime_events.clear_rejection(base.runtime, digest)
+    if not any(
+        entry["digest"] == digest and (entry.get("rejected") or entry.get("scan")) for entry in base.runtime.history
+    ):
+        raise FactoryError(Problem("--digest", f"{digest} of {base.ref} is neither rejected nor scanned"))
+    base.runtime = runtime_events.clear_rejection(base.runtime, digest, at)
+    _write(root, base)
+    return base
+
+
+def record_scan(root: Path, image: str, digest: str, scan: dict, at: datetime) -> BaseImageState:
+    """A scanner's findings for a digest of a watched image (the scan Job's `base-image-scanned`,
+    or an operator's report), or why the scan could not run."""
+    digest = _digest(digest)
+    base = _watched(root, image)
+    base.runtime = runtime_events.record_scan(base.runtime, digest, scan, at)
     _write(root, base)
     return base
 

@@ -18,7 +18,14 @@ from image_factory.errors import FactoryError, Problem
 from image_factory.timestamps import format_time, parse_time
 from image_factory.user_text import one_line, visible
 
-TYPES = ("base-image-updated", "base-image-verified", "base-image-cve", "base-image-soaked", "image-built")
+TYPES = (
+    "base-image-updated",
+    "base-image-verified",
+    "base-image-cve",
+    "base-image-scanned",
+    "base-image-soaked",
+    "image-built",
+)
 MAX_EVENT_BYTES = 65536  # far above any event the factory's senders make; a file beyond it is refused
 
 
@@ -47,6 +54,7 @@ REQUIRED = {
     "base-image-updated": ("digest",),
     "base-image-verified": ("digest",),
     "base-image-cve": ("digest", "reason"),
+    "base-image-scanned": ("digest", "scanner"),
     "base-image-soaked": (),
     "image-built": ("result",),
 }
@@ -139,6 +147,11 @@ def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[
         # --force: a trusted scanner may name a fixed digest before Kargo reported it; it is built
         # on now but never becomes the current digest until Kargo sees it.
         command = ["expedite", {**given, "--reason": event.text("reason"), "--at": at}, "--force"]
+    elif event.type == "base-image-scanned":
+        found = {"--findings": event.text("findings"), "--omitted": event.text("omitted")}
+        if event.text("error"):
+            found = {"--error": event.text("error")}
+        command = ["record-scan", {**given, "--scanner": event.text("scanner"), **found, "--at": at}]
     elif event.type == "image-built":
         signed = str(event.payload.get("signed")).lower()
         values = {

@@ -3,10 +3,12 @@ so what the plan calls due is exactly what dispatch can send."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from image_factory.enrolment.durations import parse_duration
 from image_factory.enrolment.refs import parse_ref
+from image_factory.rebuilds.scan_evidence import Evidence, describe
 from image_factory.state.runtime_events import FORCED
 from image_factory.state.store import HistoryEntry, ImageState, State
 from image_factory.timestamps import parse_time
@@ -17,31 +19,46 @@ PENDING_HOURS = 6
 PENDING_TIMEOUT = timedelta(hours=PENDING_HOURS)
 
 
-def hold_reason(entry: HistoryEntry, verification_required: bool) -> str | None:
-    """Why no rebuild may use this digest, whatever its age; None when one may."""
+def hold_reason(entry: HistoryEntry, verification_required: bool, evidence: Evidence | None = None) -> str | None:
+    """Why no rebuild may use this digest, whatever its age; None when one may. `evidence`: what
+    its scan findings decide for the image asking (scan_evidence)."""
     if entry.get("rejected"):
         return f"rejected: {entry['rejected']['reason']}"
-    if not verification_required:
-        return None
-    outcome = entry.get("verification")
-    if outcome is None:
-        return "not verified yet: its signature is checked before anything is built on it"
-    if not outcome["verified"]:
-        return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
+    if verification_required:
+        outcome = entry.get("verification")
+        if outcome is None:
+            return "not verified yet: its signature is checked before anything is built on it"
+        if not outcome["verified"]:
+            return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
+    if evidence is not None and evidence.introduces and not entry.get("accepted"):
+        return (
+            f"its scan found {describe(evidence.introduces)}, which the digest it is built on lacks "
+            "(`image-factory unreject` accepts it)"
+        )
     return None
 
 
+Judge = Callable[[HistoryEntry], Evidence]
+
+
 def eligible(
-    history: list[HistoryEntry], delay: timedelta, now: datetime, verification_required: bool = False
+    history: list[HistoryEntry],
+    delay: timedelta,
+    now: datetime,
+    verification_required: bool = False,
+    judge: Judge | None = None,
 ) -> HistoryEntry | None:
-    """The newest usable digest (not rejected; verified where that is required) first seen at
-    least `delay` ago, or expedited by `now`. Expediting skips the delay, never the verification."""
-    ready = [
-        entry
-        for entry in history
-        if hold_reason(entry, verification_required) is None
-        and (expedited_by(entry, now) or (entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now))
-    ]
+    """The newest usable digest (not rejected, verified where that is required, not held by its
+    scan findings) first seen at least `delay` ago, expedited by `now`, or fixing by its findings
+    what the image's policy says must not wait. Neither skips the verification."""
+    ready = []
+    for entry in history:
+        evidence = judge(entry) if judge is not None else None
+        if hold_reason(entry, verification_required, evidence) is not None:
+            continue
+        aged = entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now
+        if expedited_by(entry, now) or aged or (evidence is not None and evidence.expedites):
+            ready.append(entry)
     return ready[-1] if ready else None  # the history is in the order the digests were seen
 
 

@@ -26,6 +26,7 @@ from image_factory.rebuilds.pins import (
     previous_attempt,
     unpinned,
 )
+from image_factory.rebuilds.scan_evidence import Evidence, ScanPolicy, describe, judge
 from image_factory.state.runtime_events import FORCED
 from image_factory.state.store import HistoryEntry, ImageState, State
 from image_factory.timestamps import format_time, parse_time
@@ -238,22 +239,26 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
         history = watched.runtime.history
         baseline = built.get(key) or ref.digest  # a Dockerfile pin counts as what it was built with
         required = watched.verification_required
-        candidate = eligible(history, delay, now, required)
         start = _first_newer(history, baseline)
+        evidence = _evidence(history, start, baseline, ScanPolicy.of(image.enrolment), now)
+        candidate = eligible(history, delay, now, required, evidence)
         if candidate is not None and history.index(candidate) >= start:
-            why = (
-                f"expedited: {candidate['expedited']['reason']}"
-                if expedited_by(candidate, now)
-                else f"first seen {candidate['firstSeen']}, past the {image.enrolment['rebuildDelay']} delay"
-            )
+            found = evidence(candidate)
+            if expedited_by(candidate, now):
+                why = f"expedited: {candidate['expedited']['reason']}"
+            elif found.expedites:
+                why = f"fixes {describe(found.fixes)}, which the digest it is built on has"
+            else:
+                why = f"first seen {candidate['firstSeen']}, past the {image.enrolment['rebuildDelay']} delay"
+                why += f" ({found.note})" if found.note else ""
             reason = f"{key}: {candidate['digest']} {why}"
-            expedited = expedited_by(candidate, now)
+            expedited = expedited_by(candidate, now) or found.expedites
             item = {"image": image.name, "base": key, "digest": candidate["digest"], "reason": reason}
             due.append({**item, "expedited": expedited})
         after = history.index(candidate) + 1 if candidate else 0
         waiting = []
         for position, entry in enumerate(history[start:], start):
-            why = hold_reason(entry, required)
+            why = hold_reason(entry, required, evidence(entry))
             if why is not None:
                 held.append(Held(image.name, key, entry["digest"], why))
             elif position >= after and entry["seenBy"] != FORCED:  # a forced digest waits for a sighting
@@ -262,3 +267,15 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
             ready_at = format_time(parse_time(waiting[0]["firstSeen"]) + delay)
             pending.append(Pending(image.name, key, waiting[0]["digest"], ready_at, later=len(waiting) - 1))
     return due, pending, held
+
+
+def _evidence(history: list[HistoryEntry], start: int, baseline: str | None, policy, now: datetime):
+    """What each digest's scan findings decide for the image, against the one it is built on:
+    nothing for a digest not newer than that one, or when the image has no scan policy."""
+    built_on = next((entry for entry in history if entry["digest"] == baseline), None)
+    newer = {entry["digest"] for entry in history[start:]} if baseline is not None else set()
+
+    def decide(entry: HistoryEntry) -> Evidence:
+        return judge(entry, built_on, policy, now) if entry["digest"] in newer else Evidence()
+
+    return decide

@@ -188,7 +188,7 @@ def enrolled(image: ImageState) -> EnrolledImage:
     return EnrolledImage(
         image.name,
         image.ref,
-        Policy(enrolment["rebuildDelay"], enrolment["autoRebuild"]),
+        Policy(enrolment["rebuildDelay"], enrolment["autoRebuild"], enrolment.get("scan")),
         source_of(enrolment["source"]),
         test=enrolment.get("test"),
         signing=VerifyPolicy.from_dict(signing) if signing is not None else None,

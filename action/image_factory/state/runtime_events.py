@@ -103,7 +103,7 @@ def _ordered(entry: HistoryEntry) -> HistoryEntry:
 
 
 # What _mark sets on a digest's entry: kept when a sighting replaces the entry's own fields.
-MARKS = ("expedited", "verification", "rejected")
+MARKS = ("expedited", "verification", "rejected", "accepted", "scan")
 
 
 def _later(old: dict | None, new: dict) -> dict:
@@ -126,13 +126,23 @@ def record_rejection(runtime: Runtime, digest: str, reason: str, at: datetime, *
     return _mark(runtime, digest, at, seen_by, "rejected", {"reason": reason, "at": format_time(at)})
 
 
-def clear_rejection(runtime: Runtime, digest: str) -> Runtime:
-    """Undo `record_rejection`: the digest may be used again."""
+def clear_rejection(runtime: Runtime, digest: str, at: datetime | None = None) -> Runtime:
+    """Undo `record_rejection`: the digest may be used again. With `at`, an operator accepted it
+    then: its scan findings no longer hold it either (rebuilds.scan_evidence)."""
     history = [
         {key: value for key, value in entry.items() if key != "rejected"} if entry["digest"] == digest else dict(entry)
         for entry in runtime.history
     ]
-    return replace(runtime, history=history)
+    runtime = replace(runtime, history=history)
+    if at is not None and _has(runtime, digest):
+        runtime = _mark(runtime, digest, at, FORCED, "accepted", {"at": format_time(at)})
+    return runtime
+
+
+def record_scan(runtime: Runtime, digest: str, scan: dict, at: datetime) -> Runtime:
+    """A scanner's findings for one digest (or why its scan could not run); the latest scan
+    counts. `scan`: `scanner`, then `findings` (and `omitted`) or `error`."""
+    return _mark(runtime, digest, at, "scan", "scan", {**scan, "at": format_time(at)})
 
 
 def record_build(runtime: Runtime, build: Build) -> Runtime:

@@ -39,6 +39,11 @@ class HistoryEntry(TypedDict, total=False):
     seenBy: str
     freight: str
     reportedBy: str
+    expedited: dict  # {reason, at}
+    verification: dict  # {verified, reason, at}
+    rejected: dict  # {reason, at}
+    accepted: dict  # {at}: an operator's unreject; its scan findings hold it no more
+    scan: dict  # {scanner, findings: [{id, severity, package, fixed}], omitted, error, at}
 
 
 class Build(TypedDict, total=False):

@@ -4,9 +4,10 @@ signature a managed image's build must carry before its `image-built` success is
 Every token that may push to the factory (each team's: its proposals are pull requests) may also
 send it a repository_dispatch, so an event is a claim to check, not a fact:
 
-- `base-image-updated`, `base-image-verified` and `base-image-cve` vouch for a digest: a sighting
-  chooses what rebuilds pin once its delay has passed, a verdict lets a rebuild use it, an
-  expedite skips the delay. Only the logins images.yaml lists in `trust.senders`.
+- `base-image-updated`, `base-image-verified`, `base-image-cve` and `base-image-scanned` vouch
+  for a digest: a sighting chooses what rebuilds pin once its delay has passed, a verdict lets a
+  rebuild use it, an expedite skips the delay, findings expedite or hold it. Only the logins
+  images.yaml lists in `trust.senders`.
 - `image-built` success moves an image to a digest: only for a digest signed as the image's
   `signing` policy says (default: keyless, by the factory's reusable build workflow run in the
   image's source repository on its branch).
@@ -38,6 +39,7 @@ VOUCHING = {
     "base-image-updated": "a digest it reports becomes the one rebuilds pin once its delay has passed",
     "base-image-verified": "it would let rebuilds use a digest whose signature nobody checked",
     "base-image-cve": "it would let a digest skip the rebuild delay",
+    "base-image-scanned": "its findings decide which digests skip the rebuild delay and which are held",
 }
 
 

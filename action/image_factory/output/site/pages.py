@@ -8,6 +8,7 @@ shaped here (rows, sections); the templates hold the markup.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -23,6 +24,7 @@ from image_factory.output.site.links import page_name, safe_url, team_of
 from image_factory.rebuilds.dispatch import base_key
 from image_factory.state.store import ImageState, State
 from image_factory.timestamps import format_time
+from image_factory.trust.scan_report import SEVERITIES
 from image_factory.user_text import visible
 
 ASSETS = ("site.css", "site.js")
@@ -149,8 +151,26 @@ def history_rows(history: list[dict]) -> list[HistoryRow]:
             notes.append(f"rejected at {entry['rejected']['at']}: {entry['rejected']['reason']}")
         if entry.get("expedited"):
             notes.append(f"expedited at {entry['expedited']['at']}: {entry['expedited']['reason']}")
+        if entry.get("accepted"):
+            notes.append(f"accepted at {entry['accepted']['at']}: its scan findings hold it no more")
+        if entry.get("scan"):
+            notes.append(scan_note(entry["scan"]))
         rows.append(HistoryRow(entry["digest"], entry["firstSeen"], entry["seenBy"], entry.get("freight", ""), notes))
     return rows
+
+
+def scan_note(scan: dict) -> str:
+    """`scanned at T by trivy: 2 critical, 4 medium (CVE-…, CVE-…)`, or why the scan could not run."""
+    if scan.get("error"):
+        return f"scan failed at {scan['at']}: {scan['error']}"
+    findings = scan.get("findings", [])
+    counts = Counter(finding["severity"] for finding in findings)
+    found = ", ".join(f"{counts[level]} {level}" for level in reversed(SEVERITIES) if counts[level]) or "no findings"
+    worst = [f for f in findings if f["severity"] == findings[0]["severity"]] if findings else []
+    ids = list(dict.fromkeys(f["id"] for f in worst))
+    shown = f" ({', '.join(ids[:3])}{' …' if len(ids) > 3 else ''})" if ids else ""
+    omitted = f", {scan['omitted']} more not kept" if scan.get("omitted") else ""
+    return f"scanned at {scan['at']} by {scan['scanner']}: {found}{shown}{omitted}"
 
 
 def attempt_rows(attempts: list[dict]) -> list[AttemptRow]:

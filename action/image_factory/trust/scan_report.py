@@ -1,0 +1,217 @@
+"""A vulnerability scanner's report, cut to what the factory decides on, and sent to it.
+
+Standard library only, and no import of the package: `synth` puts this file's source in a
+ConfigMap, and the scan Job of a watched image runs it beside the scanner (`python3
+report.py`). The tool imports the same functions for `record-scan --report`, so the cluster and
+an operator read a report the same way.
+
+A report is Trivy's JSON (`trivy image --format json`: `Results[].Vulnerabilities[]`) or
+Grype's (`grype -o json`: `matches[]`). A finding is a vulnerability id, its severity, the
+affected package and the version that fixes it, if any. The factory gets only the findings at
+or above a severity and at most MAX_FINDINGS of them, the most severe first: a
+repository_dispatch payload must stay under 64 KB (GitHub's REST description of
+`client_payload`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+SEVERITIES = ("unknown", "negligible", "low", "medium", "high", "critical")  # least to most severe
+MAX_FINDINGS = 100
+MAX_TEXT = 100  # characters of an id, a package or a version: real ones are far shorter
+EVENT = "base-image-scanned"
+
+
+def severity(text: object) -> str:
+    """A scanner's severity word in the factory's words: Trivy's CRITICAL, Grype's Critical."""
+    word = str(text or "").strip().lower()
+    return word if word in SEVERITIES else "unknown"
+
+
+def rank(word: str) -> int:
+    return SEVERITIES.index(severity(word))
+
+
+def parse_report(data: object) -> tuple[str, list[dict]]:
+    """(scanner, findings) of a Trivy or Grype JSON report; ValueError for anything else."""
+    if isinstance(data, dict) and isinstance(data.get("Results"), list):
+        return "trivy", _unique(_trivy(data["Results"]))
+    if isinstance(data, dict) and isinstance(data.get("matches"), list):
+        descriptor = data.get("descriptor") if isinstance(data.get("descriptor"), dict) else {}
+        return str(descriptor.get("name") or "grype"), _unique(_grype(data["matches"]))
+    raise ValueError("neither Trivy's JSON (Results[].Vulnerabilities[]) nor Grype's (matches[])")
+
+
+def _trivy(results: list) -> list[dict]:
+    for result in results:
+        if not isinstance(result, dict):
+            raise ValueError("a Results entry is not an object")
+        for item in result.get("Vulnerabilities") or []:
+            if not isinstance(item, dict) or not item.get("VulnerabilityID"):
+                raise ValueError("a vulnerability without a VulnerabilityID")
+            yield _finding(item["VulnerabilityID"], item.get("Severity"), item.get("PkgName"), item.get("FixedVersion"))
+
+
+def _grype(matches: list) -> list[dict]:
+    for match in matches:
+        vulnerability = match.get("vulnerability") if isinstance(match, dict) else None
+        if not isinstance(vulnerability, dict) or not vulnerability.get("id"):
+            raise ValueError("a match without vulnerability.id")
+        artifact = match.get("artifact") if isinstance(match.get("artifact"), dict) else {}
+        fix = vulnerability.get("fix") if isinstance(vulnerability.get("fix"), dict) else {}
+        fixed = ", ".join(str(version) for version in fix.get("versions") or [])
+        yield _finding(vulnerability["id"], vulnerability.get("severity"), artifact.get("name"), fixed)
+
+
+def _finding(vulnerability: object, level: object, package: object, fixed: object) -> dict:
+    finding = {"id": _text(vulnerability), "severity": severity(level), "package": _text(package) or "?"}
+    if fixed:
+        finding["fixed"] = _text(fixed)
+    return finding
+
+
+def _text(value: object, limit: int = MAX_TEXT) -> str:
+    """One line of printable text, bounded: a report is input from outside."""
+    text = " ".join("".join(char if char.isprintable() else " " for char in str(value or "")).split())
+    return text[:limit]
+
+
+def _unique(findings) -> list[dict]:
+    """One finding per (id, package), the most severe first, then by id and package."""
+    chosen: dict[tuple[str, str], dict] = {}
+    for finding in findings:
+        key = (finding["id"], finding["package"])
+        if key not in chosen or rank(finding["severity"]) > rank(chosen[key]["severity"]):
+            chosen[key] = finding
+    return sorted(chosen.values(), key=lambda f: (-rank(f["severity"]), f["id"], f["package"]))
+
+
+def at_least(findings: list[dict], minimum: str, limit: int = MAX_FINDINGS) -> tuple[list[dict], int]:
+    """The findings at or above `minimum`, at most `limit`, and how many more were left out."""
+    kept = [finding for finding in findings if rank(finding["severity"]) >= rank(minimum)]
+    return kept[:limit], max(0, len(kept) - limit)
+
+
+def from_payload(text: str) -> list[dict]:
+    """The findings an event carries (`payload`'s JSON text), checked and bounded; ValueError
+    names what is wrong. They come from outside: nothing but the known fields is kept."""
+    try:
+        items = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"findings are not JSON: {error}") from None
+    if not isinstance(items, list):
+        raise ValueError("findings are not a list")
+    if len(items) > MAX_FINDINGS:
+        raise ValueError(f"{len(items)} findings: at most {MAX_FINDINGS} are kept")
+    findings = []
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not all(isinstance(item.get(key), str) for key in ("id", "severity")):
+            raise ValueError(f"finding {number} needs an id and a severity")
+        if severity(item["severity"]) != item["severity"].lower():
+            raise ValueError(
+                f"finding {number}: severity {item['severity'][:20]!r} is not one of {', '.join(SEVERITIES)}"
+            )
+        findings.append(_finding(item["id"], item["severity"], item.get("package"), item.get("fixed")))
+    return _unique(findings)
+
+
+def payload(image: str, digest: str, scanner: str, findings: list[dict], omitted: int, error: str | None) -> dict:
+    """The client_payload of `base-image-scanned`: every value a string (the receive job keeps
+    them so), the findings as one JSON text."""
+    body = {"image": image, "digest": digest, "scanner": scanner}
+    if error:
+        body["error"] = _text(error, 200)
+    else:
+        body["findings"] = json.dumps(findings, separators=(",", ":"))
+        if omitted:
+            body["omitted"] = str(omitted)
+    return body
+
+
+# -- in the scan Job ---------------------------------------------------------------------------
+
+
+def _scan_outcome(env: dict) -> tuple[str, list[dict], int, str | None]:
+    """(scanner, findings, omitted, error) of the scan the Job's first container ran."""
+    scanner = env.get("SCANNER", "trivy")
+    if os.path.exists(env["SCAN_FAILED"]):
+        log = _tail(env.get("SCAN_LOG", ""))
+        return scanner, [], 0, f"the scan did not run: {log or 'no output'}"
+    try:
+        with open(env["SCAN_REPORT"], encoding="utf-8") as file:
+            found_by, findings = parse_report(json.load(file))
+    except (OSError, ValueError) as error:
+        return scanner, [], 0, f"its report could not be read: {error}"
+    kept, omitted = at_least(findings, env.get("MIN_SEVERITY", "high"))
+    return found_by, kept, omitted, None
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            lines = [line.strip() for line in file if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def send(env: dict, body: dict, sleep=time.sleep, clock=time.monotonic) -> int:
+    """POST the event to the factory, as the Stages' http steps call GitHub: any 2xx succeeds;
+    a refusal (4xx but 429 and a 403 rate limit) fails at once with GitHub's message; a rate
+    limit, a 5xx or no answer is tried again every RETRY_SECONDS until TIMEOUT_SECONDS."""
+    url = f"{env['GITHUB_API'].rstrip('/')}/repos/{env['FACTORY_REPO']}/dispatches"
+    data = json.dumps({"event_type": EVENT, "client_payload": body}).encode()
+    headers = {
+        "Authorization": f"Bearer {env['GITHUB_TOKEN']}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "Content-Type": "application/json",
+        "User-Agent": "image-factory",
+    }
+    interval, deadline = float(env.get("RETRY_SECONDS", 60)), clock() + float(env.get("TIMEOUT_SECONDS", 3600))
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, data, headers, method="POST"), timeout=30):
+                print(f"{body['image']}@{body['digest']}: {EVENT} sent")
+                return 0
+        except urllib.error.HTTPError as error:
+            limited = error.code == 429 or (
+                error.code == 403
+                and (error.headers.get("X-RateLimit-Remaining") == "0" or error.headers.get("Retry-After"))
+            )
+            if 400 <= error.code < 500 and not limited:
+                print(f"GitHub refused the {EVENT} dispatch ({error.code}): {_message(error)}", file=sys.stderr)
+                return 1
+            why = f"GitHub answered {error.code}"
+        except (urllib.error.URLError, OSError) as error:
+            why = f"no answer from GitHub: {error}"
+        if clock() + interval > deadline:
+            print(f"gave up sending {EVENT}: {why}", file=sys.stderr)
+            return 1
+        print(f"{why}; trying again in {interval:g} s", file=sys.stderr)
+        sleep(interval)
+
+
+def _message(error: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(error.read().decode()).get("message") or "no message")
+    except (ValueError, AttributeError, OSError):
+        return "no message"
+
+
+def main(env: dict | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    scanner, findings, omitted, error = _scan_outcome(env)
+    body = payload(env["IMAGE"], env["DIGEST"], scanner, findings, omitted, error)
+    print(f"{env['IMAGE']}@{env['DIGEST']}: " + (error or f"{len(findings)} findings at or above the minimum"))
+    return send(env, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

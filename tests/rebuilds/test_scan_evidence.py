@@ -1,0 +1,246 @@
+"""Scan findings decide what skips the delay and what is held, on real scanner output.
+
+The reports are Trivy's and Grype's own test data (tests/fixtures/scanner-reports/SOURCE.md):
+alpine 3.9.4 has CVE-2019-14697, critical, in musl; alpine 3.10 has it fixed; debian buster has
+a critical that stretch lacks. Each pair plays the digest an image is built on and a newer one,
+through the real commands (`record-scan --report`, `unreject`) and the real planner.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+import yaml
+
+from image_factory.cli import main
+from image_factory.discovery.discover import discover, load_model
+from image_factory.rebuilds.scan_evidence import ScanPolicy, judge
+from image_factory.timestamps import format_time
+from image_factory.trust import scan_report
+
+from ..conftest import REPO_ROOT
+from .test_rebuild_simulation import PYTHON, Simulation, digest
+
+REPORTS = REPO_ROOT / "tests" / "fixtures" / "scanner-reports"
+MUSL = "CVE-2019-14697"
+
+
+def factory_with(factory, scan: str) -> Simulation:
+    factory.write(
+        "images.yaml",
+        f"""
+        kargo:
+          factoryRepo: acme/factory
+          scanner:
+            image: docker.io/aquasec/trivy:0.58.1@sha256:{"1" * 64}
+            reporterImage: docker.io/library/python:3.12-slim@sha256:{"2" * 64}
+            dbRepository: registry.internal.example/aquasec/trivy-db:2
+        defaults:
+          scan: {scan}
+        images:
+          - name: a
+            registry: ghcr.io
+            repository: acme/a
+            source: {{provider: local, repo: a, dockerfile: Dockerfile, workflow: b.yml}}
+        """,
+    )
+    factory.write("a/Dockerfile", "FROM python:3.12-slim\n")
+    discover(factory.root)
+    return Simulation(factory)
+
+
+@pytest.fixture
+def sim(factory):
+    return factory_with(factory, "{enabled: true}")
+
+
+def scanned(sim: Simulation, label: str, report: str) -> None:
+    argv = ["record-scan", "--root", str(sim.root), "--image", PYTHON, "--digest", digest(label)]
+    assert main([*argv, "--report", str(REPORTS / report), "--at", format_time(sim.now)]) == 0
+
+
+def built_on(sim: Simulation, label: str, report: str) -> None:
+    """`a` built on `label`, a digest whose scan is `report`."""
+    sim.update(PYTHON, label)
+    scanned(sim, label, report)
+    sim.advance(days=8)
+    assert sim.run_until_quiet() == [["a"]]
+    assert sim.builds[-1][2] == {PYTHON: digest(label)}
+
+
+def due(sim: Simulation) -> list[tuple[str, str, bool]]:
+    return [(item.digest, item.reason, item.expedited) for item in sim.plan().due]
+
+
+def test_the_reports_are_read_as_the_scanners_wrote_them():
+    scanner, findings = scan_report.parse_report(json.loads((REPORTS / "trivy-alpine-39.json").read_text()))
+    assert scanner == "trivy"
+    assert findings[:2] == [
+        {"id": MUSL, "severity": "critical", "package": "musl", "fixed": "1.1.20-r5"},
+        {"id": MUSL, "severity": "critical", "package": "musl-utils", "fixed": "1.1.20-r5"},
+    ]
+    assert {f["id"] for f in findings} == {MUSL, "CVE-2019-1549", "CVE-2019-1551"} and len(findings) == 6
+    scanner, findings = scan_report.parse_report(json.loads((REPORTS / "grype-image-simple.json").read_text()))
+    assert scanner == "grype"
+    assert findings == [
+        {"id": "CVE-1999-0002", "severity": "critical", "package": "package-2"},
+        {"id": "CVE-1999-0001", "severity": "low", "package": "package-1", "fixed": "1.2.1, 2.1.3, 3.4.0"},
+    ]
+    with pytest.raises(ValueError, match="neither Trivy's JSON"):
+        scan_report.parse_report({"SchemaVersion": 2})
+
+
+def test_a_digest_that_fixes_a_critical_is_due_at_once(sim):
+    built_on(sim, "py-1", "trivy-alpine-39.json")
+    sim.update(PYTHON, "py-2")  # seen now: its 7 days have not passed
+    scanned(sim, "py-2", "trivy-alpine-310.json")
+    ((found, reason, expedited),) = due(sim)
+    assert found == digest("py-2") and expedited
+    assert reason.endswith(f"fixes {MUSL} (critical, musl), which the digest it is built on has")
+    sim.advance(minutes=20)  # the build takes time: the simulated builder names its digest by it
+    assert sim.run_until_quiet() == [["a"]]
+    assert sim.builds[-1][2] == {PYTHON: digest("py-2")}
+
+
+def test_a_digest_that_brings_a_critical_is_held_past_its_delay(sim, capsys):
+    built_on(sim, "py-1", "trivy-alpine-310.json")
+    sim.update(PYTHON, "py-2")
+    scanned(sim, "py-2", "trivy-alpine-39.json")
+    sim.advance(days=8)
+    assert due(sim) == []
+    ((item),) = sim.plan().held
+    assert item.digest == digest("py-2")
+    assert item.reason == (
+        f"its scan found {MUSL} (critical, musl), which the digest it is built on lacks "
+        "(`image-factory unreject` accepts it)"
+    )
+    assert main(["plan", "--root", str(sim.root), "--now", sim.now.isoformat()]) == 0
+    assert f"its scan found {MUSL} (critical, musl)" in capsys.readouterr().out
+    # an operator accepts it, as a rejected one
+    assert main(["unreject", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-2")]) == 0
+    assert [found for found, _, _ in due(sim)] == [digest("py-2")]
+    assert main(["validate", "--root", str(sim.root)]) == 0  # findings and acceptance as the schema says
+
+
+def test_another_distribution_bringing_a_critical_is_held_too(sim):
+    built_on(sim, "py-1", "trivy-debian-stretch.json")
+    sim.update(PYTHON, "py-2")
+    scanned(sim, "py-2", "trivy-debian-buster.json")
+    sim.advance(days=8)
+    (held,) = sim.plan().held
+    assert held.reason.startswith("its scan found CVE-") and "(critical, " in held.reason
+
+
+def test_an_ignored_id_counts_for_nothing_until_its_day_is_over(factory):
+    sim = factory_with(
+        factory,
+        "{enabled: true, ignore: [{id: " + MUSL + ", reason: 'musl not reachable', until: '2026-11-20'}]}",
+    )
+    built_on(sim, "py-1", "trivy-alpine-310.json")  # built 2026-11-10
+    sim.update(PYTHON, "py-2")
+    scanned(sim, "py-2", "trivy-alpine-39.json")
+    sim.advance(days=8)  # 2026-11-18: ignored, so the usual soak, then due
+    assert sim.now < datetime.fromisoformat("2026-11-21T00:00:00+00:00")
+    assert [(found, expedited) for found, _, expedited in due(sim)] == [(digest("py-2"), False)]
+    assert sim.plan().held == []
+    sim.now = datetime.fromisoformat("2026-11-21T00:00:00+00:00")  # the ignore has expired
+    assert due(sim) == []
+    assert [item.digest for item in sim.plan().held] == [digest("py-2")]
+
+
+def test_a_scan_that_could_not_run_never_blocks_the_soak(sim, capsys):
+    built_on(sim, "py-1", "trivy-alpine-39.json")
+    sim.update(PYTHON, "py-2")
+    argv = ["record-scan", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-2")]
+    failed = ["--error", "no vulnerability database: mirror.example unreachable", "--at", format_time(sim.now)]
+    assert main([*argv, *failed]) == 0
+    assert due(sim) == []  # no evidence: it waits its delay
+    sim.advance(days=8)
+    ((found, reason, expedited),) = due(sim)
+    assert found == digest("py-2") and not expedited
+    assert "(its scan failed (no vulnerability database: mirror.example unreachable): the delay applies)" in reason
+    state = yaml.safe_load(next((sim.root / "state/base-images").glob("*python*")).read_text())
+    entry = next(e for e in state["runtime"]["history"] if e["digest"] == digest("py-2"))
+    assert entry["scan"]["error"] == "no vulnerability database: mirror.example unreachable"
+
+
+def test_without_a_scan_of_the_built_on_digest_nothing_is_decided(sim):
+    sim.update(PYTHON, "py-1")
+    sim.advance(days=8)
+    assert sim.run_until_quiet() == [["a"]]
+    sim.update(PYTHON, "py-2")
+    scanned(sim, "py-2", "trivy-alpine-310.json")
+    assert due(sim) == []  # no fix can be proven: the usual soak
+
+
+def test_scanning_off_decides_nothing(factory):
+    sim = factory_with(factory, "{enabled: false}")
+    built_on(sim, "py-1", "trivy-alpine-39.json")
+    sim.update(PYTHON, "py-2")
+    scanned(sim, "py-2", "trivy-alpine-310.json")
+    assert due(sim) == []
+    _, state = load_model(sim.root)
+    assert "scan" not in state.images["a"].enrolment
+
+
+def test_judge_compares_ids_not_packages_and_refuses_cut_short_lists():
+    now = datetime.fromisoformat("2026-11-25T10:00:00+00:00")
+    at = format_time(now - timedelta(hours=1))
+    policy = ScanPolicy("high", "critical")
+
+    def entry(*findings, omitted=0):
+        scan = {"scanner": "trivy", "findings": list(findings), "at": at, **({"omitted": omitted} if omitted else {})}
+        return {"digest": "sha256:" + "0" * 64, "firstSeen": at, "seenBy": "kargo", "scan": scan}
+
+    high = {"id": "CVE-1", "severity": "high", "package": "libssl3"}
+    moved = {"id": "CVE-1", "severity": "high", "package": "libssl3t64"}  # renamed package, same flaw
+    assert judge(entry(moved), entry(high), policy, now).fixes == ()
+    assert judge(entry(), entry(high), policy, now).fixes == (high,)
+    assert judge(entry(), entry(high, omitted=3), policy, now).note.startswith(
+        "the digest it is built on: its scan lists"
+    )
+    assert judge(entry(), entry(high), None, now).fixes == ()
+
+
+def test_findings_from_an_event_are_checked(sim, capsys):
+    sim.update(PYTHON, "py-1")
+    argv = ["record-scan", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-1")]
+    assert main([*argv, "--findings", '[{"id": "CVE-1", "severity": "urgent"}]']) == 1
+    assert "finding 1: severity 'urgent' is not one of" in capsys.readouterr().err
+    assert main([*argv, "--findings", "{}"]) == 1
+    assert "findings are not a list" in capsys.readouterr().err
+    good = '[{"id": "CVE-1", "severity": "critical", "package": "openssl", "fixed": "3.0.16"}]'
+    assert main([*argv, "--findings", good, "--scanner", "trivy"]) == 0
+    assert "scanned by trivy: 1 critical" in capsys.readouterr().out
+
+
+def test_the_site_the_dashboard_and_status_show_the_findings_and_the_decision(sim, tmp_path, capsys):
+    from html.parser import HTMLParser
+
+    from image_factory.output import site
+
+    class Text(HTMLParser):
+        def __init__(self, html: str):
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.feed(html)
+
+        def handle_data(self, data):
+            self.parts.append(data)
+
+    built_on(sim, "py-1", "trivy-alpine-310.json")
+    sim.update(PYTHON, "py-2")
+    scanned(sim, "py-2", "trivy-alpine-39.json")
+    sim.advance(days=8)
+    why = f"its scan found {MUSL} (critical, musl), which the digest it is built on lacks"
+    site.build(sim.root, tmp_path / "site", sim.now)
+    page = " ".join(Text((tmp_path / "site/images/a.html").read_text()).parts)
+    assert f"by trivy: 2 critical, 4 medium ({MUSL})" in page and why in page
+    assert why in " ".join(Text((tmp_path / "site/index.html").read_text()).parts)
+    root, now = str(sim.root), format_time(sim.now)
+    assert main(["dashboard", "--root", root, "--now", now, "--dry-run", "--repo", "acme/factory"]) == 0
+    assert MUSL in capsys.readouterr().out
+    assert main(["status", "--root", root, "--now", now]) == 0
+    assert MUSL in capsys.readouterr().out
