@@ -244,3 +244,18 @@ def test_the_site_the_dashboard_and_status_show_the_findings_and_the_decision(si
     assert MUSL in capsys.readouterr().out
     assert main(["status", "--root", root, "--now", now]) == 0
     assert MUSL in capsys.readouterr().out
+
+
+def test_an_ignore_that_names_no_day_is_one_error_naming_its_line(factory, capsys):
+    factory_with(factory, "{enabled: true}")
+    text = (
+        (factory.root / "images.yaml")
+        .read_text()
+        .replace(
+            "scan: {enabled: true}", "scan: {enabled: true, ignore: [{id: CVE-1, reason: x, until: '2027-02-30'}]}"
+        )
+    )
+    (factory.root / "images.yaml").write_text(text)
+    assert main(["validate", "--root", str(factory.root)]) == 1
+    err = capsys.readouterr().err
+    assert "images.yaml:8: defaults.scan.ignore[0].until: '2027-02-30' is not a day of the calendar" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from image_factory.enrolment import sanity, schemas
+from image_factory.enrolment import sanity, scan_settings, schemas
 from image_factory.enrolment.expression_guard import with_expression_problems
 from image_factory.enrolment.model import (
     DEFAULT_BRANCH,
@@ -18,7 +18,6 @@ from image_factory.enrolment.model import (
     EnrolledImage,
     KargoSettings,
     Policy,
-    ScannerSettings,
     SigstoreSettings,
     Source,
     TrustSettings,
@@ -53,6 +52,7 @@ def config_from_document(document: YamlDocument) -> Config:
     if problems:  # the shape is wrong: what is checked next assumes the schema's shape
         raise FactoryError(problems)
     problems += sanity.duration_problems(document, _duration_paths(document.data))
+    problems += sanity.date_problems(document, scan_settings.ignore_until_paths(document.data))
     if problems:
         raise FactoryError(problems)
     data = document.data
@@ -70,7 +70,7 @@ def config_from_document(document: YamlDocument) -> Config:
             problems.extend(error.problems)
     problems.extend(_duplicates(document, images))
     problems.extend(_keyless_without_sigstore(document, images))
-    problems.extend(_scanning_without_scanner(document, images))
+    problems.extend(scan_settings.scanning_without_scanner(document, images))
     if problems:
         raise FactoryError(sorted(problems, key=lambda problem: problem.line or 0))
     return config_with(settings(data), document.file, tuple(images))
@@ -93,26 +93,6 @@ def _keyless_without_sigstore(document: YamlDocument, images: list[EnrolledImage
         )
         for image in images
         if image.managed and _signed_by_this_server(image)
-    ]
-
-
-def _scanning_without_scanner(document: YamlDocument, images: list[EnrolledImage]) -> list[Problem]:
-    """An image deciding on scan findings needs the scan Job that makes them (kargo.scanner)."""
-    if "scanner" in document.data.get("kargo", {}):
-        return []
-    scanning = [image for image in images if image.policy.scan is not None]
-    if not scanning:
-        return []
-    where = (
-        ("defaults", "scan") if "scan" in document.data.get("defaults", {}) else ("images", scanning[0].index, "scan")
-    )
-    names = ", ".join(image.name for image in scanning[:5]) + (" …" if len(scanning) > 5 else "")
-    return [
-        document.problem(
-            where,
-            f"scan.enabled ({names}) needs kargo.scanner: the scan Job's Trivy and reporter images and its "
-            "vulnerability database (docs/scanning.md)",
-        )
     ]
 
 
@@ -187,14 +167,8 @@ def _kargo(entry: dict) -> KargoSettings:
         webhook_receivers=receivers,
         cosign_image=entry.get("cosignImage", defaults.cosign_image),
         verify_registry_secret=entry.get("verifyRegistrySecret"),
-        scanner=_scanner(entry.get("scanner")),
+        scanner=scan_settings.scanner_settings(entry.get("scanner")),
     )
-
-
-def _scanner(entry: dict | None) -> ScannerSettings | None:
-    if entry is None:
-        return None
-    return ScannerSettings(entry["image"], entry["reporterImage"], entry["dbRepository"], entry.get("javaDbRepository"))
 
 
 def _argocd(entry: dict) -> ArgoSettings:
@@ -232,7 +206,7 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
     policy = Policy(
         rebuild_delay=entry.get("rebuildDelay", defaults.rebuild_delay),
         auto_rebuild=entry.get("autoRebuild", defaults.auto_rebuild),
-        scan=scan_policy(defaults.scan, entry.get("scan")) if source is not None else None,
+        scan=scan_settings.scan_policy(defaults.scan, entry.get("scan")) if source is not None else None,
     )
     verify = _verify(document, (*path, "verify"), entry["verify"]) if "verify" in entry else None
     signing = _verify(document, (*path, "signing"), entry["signing"]) if "signing" in entry else None
@@ -256,19 +230,6 @@ def _image(document: YamlDocument, index: int, entry: dict, defaults: Policy) ->
         revision or None,
         entry.get("team"),
     )
-
-
-def scan_policy(defaults: dict | None, own: dict | None) -> dict | None:
-    """An image's scan policy as its enrolment keeps it: its own settings over the defaults',
-    the ignore lists of both; None when scanning is off for it."""
-    merged = {**(defaults or {}), **(own or {})}
-    if not merged.get("enabled", False):
-        return None
-    policy = {"expedite": merged.get("expedite", "critical"), "hold": merged.get("hold", "critical")}
-    ignore = [*(defaults or {}).get("ignore", []), *(own or {}).get("ignore", [])]
-    if ignore:
-        policy["ignore"] = [{"id": i["id"], "reason": i["reason"], "until": i["until"]} for i in ignore]
-    return policy
 
 
 def _verify(document: YamlDocument, path: tuple, entry: dict) -> VerifyPolicy:

@@ -7,7 +7,7 @@ they are written, with the line.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from image_factory.enrolment.durations import parse_duration
 from image_factory.enrolment.yaml_source import Path_, YamlDocument, load_yaml
@@ -35,6 +35,18 @@ def duration_problems(document: YamlDocument, paths: list[Path_]) -> list[Proble
         text = _value(document.data, path)
         if isinstance(text, str) and _too_long(text):
             problems.append(document.problem(path, f"{text!r} is longer than a year (366d): it would never come round"))
+    return problems
+
+
+def date_problems(document: YamlDocument, paths: list[Path_]) -> list[Problem]:
+    """`YYYY-MM-DD` texts (the schema's pattern) that name no day, such as 2027-02-30."""
+    problems = []
+    for path in paths:
+        text = _value(document.data, path)
+        try:
+            date.fromisoformat(text)
+        except (TypeError, ValueError):
+            problems.append(document.problem(path, f"{text!r} is not a day of the calendar (YYYY-MM-DD)"))
     return problems
 
 
