@@ -252,8 +252,11 @@ def test_the_reporter_gives_up_after_its_timeout(made, tmp_path, httpserver):
 
 
 def test_a_long_report_is_cut_to_what_a_dispatch_can_carry():
-    findings = [{"id": f"CVE-2026-{n:05d}", "severity": "high", "package": "p" * 200} for n in range(5000)]
+    findings = [
+        {"id": f"CVE-2026-{n:05d}", "severity": "high", "package": "p" * 200, "published": "2026-01-01"}
+        for n in range(5000)
+    ]
     kept, omitted = scan_report.at_least(scan_report._unique(findings), "high")
-    body = scan_report.payload(PYTHON, DIGEST, "trivy", kept, omitted, None)
+    body = scan_report.payload(PYTHON, DIGEST, "trivy", (kept, omitted, "high"))
     assert omitted == 4900 and body["omitted"] == "4900"
     assert len(json.dumps({"event_type": "base-image-scanned", "client_payload": body})) < 64_000

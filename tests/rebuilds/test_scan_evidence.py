@@ -78,8 +78,8 @@ def test_the_reports_are_read_as_the_scanners_wrote_them():
     scanner, findings = scan_report.parse_report(json.loads((REPORTS / "trivy-alpine-39.json").read_text()))
     assert scanner == "trivy"
     assert findings[:2] == [
-        {"id": MUSL, "severity": "critical", "package": "musl", "fixed": "1.1.20-r5"},
-        {"id": MUSL, "severity": "critical", "package": "musl-utils", "fixed": "1.1.20-r5"},
+        {"id": MUSL, "severity": "critical", "package": "musl", "fixed": "1.1.20-r5", "published": "2019-08-06"},
+        {"id": MUSL, "severity": "critical", "package": "musl-utils", "fixed": "1.1.20-r5", "published": "2019-08-06"},
     ]
     assert {f["id"] for f in findings} == {MUSL, "CVE-2019-1549", "CVE-2019-1551"} and len(findings) == 6
     scanner, findings = scan_report.parse_report(json.loads((REPORTS / "grype-image-simple.json").read_text()))
@@ -90,6 +90,11 @@ def test_the_reports_are_read_as_the_scanners_wrote_them():
     ]
     with pytest.raises(ValueError, match="neither Trivy's JSON"):
         scan_report.parse_report({"SchemaVersion": 2})
+    # Trivy leaves Results out when it finds nothing (pkg/types/report.go: `json:",omitempty"`)
+    clean = {k: v for k, v in json.loads((REPORTS / "trivy-alpine-310.json").read_text()).items() if k != "Results"}
+    assert scan_report.parse_report(clean) == ("trivy", [])
+    with pytest.raises(ValueError, match="without a VulnerabilityID"):
+        scan_report.parse_report({"Results": [{"Vulnerabilities": [{"VulnerabilityID": "  ", "Severity": "HIGH"}]}]})
 
 
 def test_a_digest_that_fixes_a_critical_is_due_at_once(sim):
@@ -185,23 +190,61 @@ def test_scanning_off_decides_nothing(factory):
     assert "scan" not in state.images["a"].enrolment
 
 
-def test_judge_compares_ids_not_packages_and_refuses_cut_short_lists():
+def test_judge_compares_ids_not_packages_at_the_severities_both_lists_hold_whole():
     now = datetime.fromisoformat("2026-11-25T10:00:00+00:00")
     at = format_time(now - timedelta(hours=1))
-    policy = ScanPolicy("high", "critical")
+    policy = ScanPolicy("high", "high")
 
-    def entry(*findings, omitted=0):
-        scan = {"scanner": "trivy", "findings": list(findings), "at": at, **({"omitted": omitted} if omitted else {})}
+    def entry(*findings, omitted=0, minimum="low", scanner="trivy", when=at):
+        scan = {"scanner": scanner, "minSeverity": minimum, "findings": list(findings), "at": when}
+        scan.update({"omitted": omitted} if omitted else {})
         return {"digest": "sha256:" + "0" * 64, "firstSeen": at, "seenBy": "kargo", "scan": scan}
 
-    high = {"id": "CVE-1", "severity": "high", "package": "libssl3"}
+    critical = {"id": "CVE-0", "severity": "critical", "package": "zlib", "published": "2026-01-01"}
+    high = {"id": "CVE-1", "severity": "high", "package": "libssl3", "published": "2026-01-01"}
     moved = {"id": "CVE-1", "severity": "high", "package": "libssl3t64"}  # renamed package, same flaw
     assert judge(entry(moved), entry(high), policy, now).fixes == ()
     assert judge(entry(), entry(high), policy, now).fixes == (high,)
-    assert judge(entry(), entry(high, omitted=3), policy, now).note.startswith(
-        "the digest it is built on: its scan lists"
-    )
     assert judge(entry(), entry(high), None, now).fixes == ()
+    # A list cut after its 100 most severe holds whole only what is above its least severe: a high
+    # missing from the other list may be among the omitted, a critical may not.
+    assert judge(entry(critical), entry(critical, high, omitted=3), policy, now).fixes == ()
+    assert judge(entry(), entry(critical, high, omitted=3), policy, now).fixes == (critical,)
+    assert judge(entry(high, critical), entry(high, omitted=3), policy, now).introduces == (critical,)
+    # A scan that kept only criticals says nothing of highs, whatever the policy asks.
+    assert judge(entry(high), entry(minimum="critical"), policy, now).introduces == ()
+    assert judge(entry(critical), entry(minimum="critical"), policy, now).introduces == (critical,)
+    assert judge(entry(), entry(critical, omitted=100), policy, now).note.startswith(
+        "the digest it is built on: its scan lists more critical findings than are kept"
+    )
+    # Scanners name and grade vulnerabilities their own way.
+    assert judge(entry(high), entry(scanner="grype"), policy, now).note == (
+        "scanned by trivy, the digest it is built on by grype: not compared"
+    )
+
+
+def test_a_scan_made_with_an_older_database_decides_nothing_it_could_not_know():
+    now = datetime.fromisoformat("2026-11-25T10:00:00+00:00")
+    policy = ScanPolicy("critical", "critical")
+    old, new = format_time(now - timedelta(days=30)), format_time(now - timedelta(hours=1))
+
+    def entry(when, *findings):
+        scan = {"scanner": "trivy", "minSeverity": "low", "findings": list(findings), "at": when}
+        return {"digest": "sha256:" + "0" * 64, "firstSeen": when, "seenBy": "kargo", "scan": scan}
+
+    recent = {"id": "CVE-2026-9", "severity": "critical", "package": "openssl", "published": "2026-11-20"}
+    known = {"id": "CVE-2026-1", "severity": "critical", "package": "openssl", "published": "2026-02-01"}
+    undated = {"id": "GHSA-x", "severity": "critical", "package": "lodash"}
+    found = judge(entry(new, recent, known, undated), entry(old), policy, now)
+    assert found.introduces == (known,)  # published before the built-on digest was scanned
+    assert found.note == (
+        "CVE-2026-9 (critical, openssl), GHSA-x (critical, lodash) published after the digest it is built on "
+        "was scanned (2026-10-26): scan that digest again to compare (`image-factory record-scan`)"
+    )
+    # the other way round: a rescan finding what the newer digest's older scan did not know
+    assert judge(entry(old), entry(new, recent, known), policy, now).fixes == (known,)
+    # a day apart, the two scans knew the same
+    assert judge(entry(new, recent), entry(format_time(now - timedelta(hours=20))), policy, now).introduces == (recent,)
 
 
 def test_findings_from_an_event_are_checked(sim, capsys):

@@ -22,6 +22,7 @@ from image_factory.cli.common import (
     trust,
     when,
 )
+from image_factory.enrolment.refs import parse_digest
 from image_factory.errors import FactoryError, Problem
 from image_factory.trust import scan_report
 from image_factory.trust.scan_report import SEVERITIES
@@ -83,14 +84,17 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     scanned.add_argument(
         "--min-severity",
         choices=SEVERITIES,
-        default="low",
-        help="with --report: keep findings this severe or more (default low)",
+        help="with --report: keep the findings this severe or more; with --findings: the least severity the "
+        "sender kept (default low)",
     )
     scanned.add_argument(
-        "--omitted", metavar="N", type=int, default=0, help="findings the sender left out past its limit"
+        "--omitted", metavar="N", type=int, help="with --findings: findings the sender left out past its limit"
     )
     scanned.add_argument("--at", metavar="TIME", help="when it was scanned (default: now)")
     scanned.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (only from trust.senders)")
+    scanned.add_argument(
+        "--force", action="store_true", help="record the scan of a digest not seen yet: it counts once one is"
+    )
     scanned.set_defaults(run=_record_scan)
 
     fast = digest_command(commands, root, "expedite", "let one digest skip the rebuild delay")
@@ -192,33 +196,61 @@ def _unreject(args: argparse.Namespace) -> int:
 
 def _record_scan(args: argparse.Namespace) -> int:
     at = when(args.at, "--at")
+    if at > timestamps.now() + sanity.CLOCK_SKEW:  # the latest scan counts: one from the future would stay
+        raise FactoryError(Problem("--at", f"{args.at} is in the future"))
     subject = f"{args.image}@{args.digest}"
     trust.check_sender(config_for(args.root), "base-image-scanned", args.sender, subject)
-    scanner = args.scanner or "trivy"
+    if args.omitted is not None and args.findings is None:
+        raise FactoryError(Problem("--omitted", "goes with --findings: a report's findings are counted here"))
+    if args.min_severity is not None and args.error is not None:
+        raise FactoryError(Problem("--min-severity", "goes with --report or --findings, not --error"))
+    minimum, omitted = args.min_severity or "low", args.omitted or 0
+    try:
+        scanner = scan_report.scanner_name(args.scanner or "trivy")
+    except ValueError as error:
+        raise FactoryError(Problem("--scanner", str(error))) from None
     try:
         if args.report:
             scanner, findings = scan_report.parse_report(_read_json(args.report))
-            scanner = args.scanner or scanner
-            findings, omitted = scan_report.at_least(findings, args.min_severity)
+            scanner = scan_report.scanner_name(args.scanner or scanner)
+            findings, omitted = scan_report.at_least(findings, minimum)
         elif args.findings is not None:
-            findings, omitted = scan_report.from_payload(args.findings), args.omitted
+            findings = scan_report.from_payload(args.findings)
         else:
-            findings, omitted = None, 0
+            findings, error = None, scan_report.error_text(args.error)
     except ValueError as error:
-        raise FactoryError(Problem(args.report or "--findings", str(error))) from None
+        given = "--findings" if args.findings is not None else "--error"
+        raise FactoryError(Problem(args.report or given, str(error))) from None
     if omitted < 0:
         raise FactoryError(Problem("--omitted", "is a count: 0 or more"))
     if findings is None:
-        scan = {"scanner": scanner, "error": args.error[:200]}
-        outcome = f"not scanned: {args.error}"
+        scan = {"scanner": scanner, "error": error}
     else:
-        scan = {"scanner": scanner, "findings": findings, **({"omitted": omitted} if omitted else {})}
-        counts = Counter(finding["severity"] for finding in findings)
-        worst = (
-            ", ".join(f"{counts[level]} {level}" for level in reversed(SEVERITIES) if counts[level]) or "no findings"
-        )
-        outcome = f"scanned by {scanner}: {worst}" + (f" ({omitted} more left out)" if omitted else "")
-    return _base_event(args, lambda: events.record_scan(args.root, args.image, args.digest, scan, at), outcome, "scan")
+        scan = {"scanner": scanner, "minSeverity": minimum, "findings": findings}
+        scan.update({"omitted": omitted} if omitted else {})
+
+    def apply():
+        return events.record_scan(args.root, args.image, args.digest, scan, at, force=args.force)
+
+    base = apply()
+    kept = next(entry["scan"] for entry in base.runtime.history if entry["digest"] == parse_digest(args.digest))
+    print(f"{base.ref}: {args.digest} {_scan_outcome(scan, kept, at)}")
+    pushed(args, f"state: scan {base.ref} {args.digest[:19]}…", apply)
+    return 0
+
+
+def _scan_outcome(scan: dict, kept: dict, at) -> str:
+    """What `record-scan` did: the scan as recorded, or the newer one that stays."""
+    if kept["at"] != timestamps.format_time(at):
+        return f"keeps its scan of {kept['at']}, newer than this one"
+    if "error" in scan:
+        return f"not scanned: {scan['error']}"
+    counts = Counter(finding["severity"] for finding in scan["findings"])
+    worst = ", ".join(f"{counts[level]} {level}" for level in reversed(SEVERITIES) if counts[level]) or "no findings"
+    omitted = scan.get("omitted")
+    return f"scanned by {scan['scanner']}: {worst} at or above {scan['minSeverity']}" + (
+        f" ({omitted} more left out)" if omitted else ""
+    )
 
 
 def _read_json(path: str):

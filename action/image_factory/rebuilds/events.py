@@ -10,7 +10,9 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from image_factory.enrolment import schemas
 from image_factory.enrolment.refs import InvalidReference, parse_digest, parse_ref
+from image_factory.enrolment.yaml_source import YamlDocument
 from image_factory.errors import FactoryError, Problem
 from image_factory.state import index, runtime_events
 from image_factory.state.files import apply_changes
@@ -62,7 +64,15 @@ def _watched(root: Path, image: str) -> BaseImageState:
 
 
 def _write(root: Path, entry: ImageState | BaseImageState) -> None:
-    apply_changes({root / entry.path: render(entry.to_dict())}, journal(root))
+    """Write the one file an event changed, once its schema accepts it: an event that would leave
+    a file every later command refuses is refused itself, with nothing written."""
+    data = entry.to_dict()
+    schema = schemas.BASE_IMAGE_STATE if isinstance(entry, BaseImageState) else schemas.IMAGE_STATE
+    problems = schemas.validate(YamlDocument(entry.path, data), schema)
+    if problems:
+        first = problems[0]
+        raise FactoryError(Problem(entry.path, f"the event would make it invalid: {first.field}: {first.message}"))
+    apply_changes({root / entry.path: render(data)}, journal(root))
 
 
 def record_update(
@@ -113,11 +123,18 @@ def unreject(root: Path, image: str, digest: str, at: datetime) -> BaseImageStat
     return base
 
 
-def record_scan(root: Path, image: str, digest: str, scan: dict, at: datetime) -> BaseImageState:
+def record_scan(
+    root: Path, image: str, digest: str, scan: dict, at: datetime, *, force: bool = False
+) -> BaseImageState:
     """A scanner's findings for a digest of a watched image (the scan Job's `base-image-scanned`,
-    or an operator's report), or why the scan could not run."""
+    or an operator's report), or why the scan could not run. A digest not seen yet (a typo?) is
+    refused unless `force`; a scan is never a sighting."""
     digest = _digest(digest)
     base = _watched(root, image)
+    if not force and not any(entry["digest"] == digest for entry in base.runtime.history):
+        raise FactoryError(
+            Problem("--digest", f"{digest} was never seen for {base.ref} (a typo?); --force keeps its scan until it is")
+        )
     base.runtime = runtime_events.record_scan(base.runtime, digest, scan, at)
     _write(root, base)
     return base

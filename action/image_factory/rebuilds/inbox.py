@@ -148,10 +148,16 @@ def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[
         # on now but never becomes the current digest until Kargo sees it.
         command = ["expedite", {**given, "--reason": event.text("reason"), "--at": at}, "--force"]
     elif event.type == "base-image-scanned":
-        found = {"--findings": event.text("findings"), "--omitted": event.text("omitted")}
+        found = {
+            "--findings": event.text("findings"),
+            "--omitted": event.text("omitted"),
+            "--min-severity": event.text("min_severity"),
+        }
         if event.text("error"):
             found = {"--error": event.text("error")}
-        command = ["record-scan", {**given, "--scanner": event.text("scanner"), **found, "--at": at}]
+        # --force: the scan Stage takes the digest straight from the Warehouse, so its findings
+        # may come before the recording Stage's sighting; they are kept, and count from it.
+        command = ["record-scan", {**given, "--scanner": event.text("scanner"), **found, "--at": at}, "--force"]
     elif event.type == "image-built":
         signed = str(event.payload.get("signed")).lower()
         values = {

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from image_factory.enrolment.durations import parse_duration
 from image_factory.enrolment.refs import parse_ref
 from image_factory.rebuilds.scan_evidence import Evidence, describe
-from image_factory.state.runtime_events import FORCED
+from image_factory.state.runtime_events import unseen
 from image_factory.state.store import HistoryEntry, ImageState, State
 from image_factory.timestamps import parse_time
 
@@ -30,12 +30,19 @@ def hold_reason(entry: HistoryEntry, verification_required: bool, evidence: Evid
             return "not verified yet: its signature is checked before anything is built on it"
         if not outcome["verified"]:
             return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
-    if evidence is not None and evidence.introduces and not entry.get("accepted"):
+    if evidence is not None and evidence.introduces and not accepted(entry):
         return (
             f"its scan found {describe(evidence.introduces)}, which the digest it is built on lacks "
             "(`image-factory unreject` accepts it)"
         )
     return None
+
+
+def accepted(entry: HistoryEntry) -> bool:
+    """An operator accepted the digest (`unreject`) after its latest scan: those findings hold it
+    no more. An acceptance older than the scan accepted nothing that scan found."""
+    mark, scan = entry.get("accepted"), entry.get("scan")
+    return bool(mark) and (scan is None or parse_time(mark["at"]) >= parse_time(scan["at"]))
 
 
 Judge = Callable[[HistoryEntry], Evidence]
@@ -56,8 +63,9 @@ def eligible(
         evidence = judge(entry) if judge is not None else None
         if hold_reason(entry, verification_required, evidence) is not None:
             continue
-        aged = entry["seenBy"] != FORCED and parse_time(entry["firstSeen"]) + delay <= now
-        if expedited_by(entry, now) or aged or (evidence is not None and evidence.expedites):
+        seen = not unseen(entry)  # only named: an operator's expedite alone may use it
+        aged = seen and parse_time(entry["firstSeen"]) + delay <= now
+        if expedited_by(entry, now) or aged or (seen and evidence is not None and evidence.expedites):
             ready.append(entry)
     return ready[-1] if ready else None  # the history is in the order the digests were seen
 

@@ -27,7 +27,7 @@ from image_factory.rebuilds.pins import (
     unpinned,
 )
 from image_factory.rebuilds.scan_evidence import Evidence, ScanPolicy, describe, judge
-from image_factory.state.runtime_events import FORCED
+from image_factory.state.runtime_events import unseen
 from image_factory.state.store import HistoryEntry, ImageState, State
 from image_factory.timestamps import format_time, parse_time
 
@@ -261,7 +261,7 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
             why = hold_reason(entry, required, evidence(entry))
             if why is not None:
                 held.append(Held(image.name, key, entry["digest"], why))
-            elif position >= after and entry["seenBy"] != FORCED:  # a forced digest waits for a sighting
+            elif position >= after and not unseen(entry):  # a digest only named waits for a sighting
                 waiting.append(entry)
         if waiting:  # the next one to become eligible; the newer ones only counted
             ready_at = format_time(parse_time(waiting[0]["firstSeen"]) + delay)

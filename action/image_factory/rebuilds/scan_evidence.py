@@ -7,12 +7,15 @@ entry as `scan`). Against the digest the image is built on now:
   is due at once, like an expedited one: it fixes something that matters;
 - a new digest with a finding at or above `scan.hold` that the built-on one lacks is held,
   like a rejected one: it brings something that matters. `unreject` accepts it anyway;
-- anything else soaks as usual. So does a digest when either scan is missing, failed or was
-  cut short: no evidence, no decision.
+- anything else soaks as usual. So does a digest when either scan is missing or failed, or
+  the two are by different scanners: no evidence, no decision.
 
-Findings are compared by vulnerability id. An id in `scan.ignore` counts for neither, until the
-day after its `until` date. The policy is read from the image's enrolment, so a change to
-images.yaml changes the decisions at once; nothing decided is stored.
+Findings are compared by vulnerability id, only at the severities both scans list whole (a
+scan keeps its findings from a least severity, the most severe first, up to a limit), and only
+those the scan lacking one could have known: made within a day of the other, or after the
+vulnerability was published (an older database does not know newer vulnerabilities). An id in
+`scan.ignore` counts for neither, until the day after its `until` date. The policy is read from
+the image's enrolment (written by discover), so nothing decided is stored.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from image_factory.state.store import HistoryEntry
 from image_factory.timestamps import parse_time
-from image_factory.trust.scan_report import rank
+from image_factory.trust.scan_report import SEVERITIES, rank
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def _threshold(word: str | None) -> str | None:
 class Evidence:
     fixes: tuple[dict, ...] = ()  # findings of the built-on digest the new one no longer has
     introduces: tuple[dict, ...] = ()  # findings of the new digest the built-on one lacks
-    note: str | None = None  # why the findings decide nothing, when they could have
+    note: str | None = None  # why the findings decide nothing (or less), when they could have
 
     @property
     def expedites(self) -> bool:
@@ -80,22 +83,71 @@ def judge(candidate: HistoryEntry, built_on: HistoryEntry | None, policy: ScanPo
         return Evidence(note="the digest it is built on has no findings recorded: the delay applies")
     if isinstance(old, str):
         return Evidence(note=f"the digest it is built on: {old}")
-    old_ids, new_ids = {f["id"] for f in old}, {f["id"] for f in new}
-    fixes = _worst_first(f for f in old if _counts(f, policy.expedite, policy, now) and f["id"] not in new_ids)
-    introduces = _worst_first(f for f in new if _counts(f, policy.hold, policy, now) and f["id"] not in old_ids)
-    return Evidence(fixes, introduces)
+    if new.scanner != old.scanner:  # scanners name and grade vulnerabilities differently
+        return Evidence(note=f"scanned by {new.scanner}, the digest it is built on by {old.scanner}: not compared")
+    # Only the severities both lists hold whole are compared.
+    floor = max(new.complete, old.complete, key=rank)
+    old_ids, new_ids = {f["id"] for f in old.findings}, {f["id"] for f in new.findings}
+    expedite = _raised(policy.expedite, floor)
+    gone = (f for f in old.findings if _counts(f, expedite, policy, now) and f["id"] not in new_ids)
+    fixes = _worst_first(f for f in gone if _could_list(f, new, old))
+    hold = _raised(policy.hold, floor)
+    brought = [f for f in new.findings if _counts(f, hold, policy, now) and f["id"] not in old_ids]
+    # What the scan lacking a finding could not have known says nothing: its database was older.
+    introduces = _worst_first(f for f in brought if _could_list(f, old, new))
+    unsure = _worst_first(f for f in brought if not _could_list(f, old, new))
+    note = None
+    if unsure:
+        note = (
+            f"{describe(unsure)} published after the digest it is built on was scanned ({old.at[:10]}): "
+            "scan that digest again to compare (`image-factory record-scan`)"
+        )
+    return Evidence(fixes, introduces, note)
 
 
-def _usable(entry: HistoryEntry, now: datetime) -> list[dict] | str:
+@dataclass(frozen=True)
+class _Scan:
+    scanner: str
+    at: str
+    findings: list[dict]
+    complete: str  # every finding this severe or more is listed
+
+
+# Two scans within this time used about the same vulnerability database (Trivy's is rebuilt
+# every 6 hours; a mirror copies it daily or more often: docs/scanning.md).
+SAME_DATABASE = timedelta(days=1)
+
+
+def _could_list(finding: dict, lacking: _Scan, having: _Scan) -> bool:
+    """Whether the scan `lacking` a finding `having` lists would have listed it, had its digest
+    had it: it was made at most a day before, or after, or the vulnerability was published
+    before its day."""
+    if parse_time(having.at) - parse_time(lacking.at) <= SAME_DATABASE:
+        return True
+    return "published" in finding and finding["published"] < lacking.at[:10]
+
+
+def _usable(entry: HistoryEntry, now: datetime) -> _Scan | str:
     """The findings of a digest's scan by `now`, or why there are none to decide on."""
     scan = entry.get("scan")
     if not scan or parse_time(scan["at"]) > now:
         return "not scanned yet: the delay applies"
     if scan.get("error"):
         return f"its scan failed ({scan['error']}): the delay applies"
-    if scan.get("omitted"):
-        return f"its scan lists more findings than are kept ({scan['omitted']} left out): the delay applies"
-    return scan.get("findings", [])
+    findings = scan.get("findings", [])
+    complete = scan.get("minSeverity", "low")
+    if scan.get("omitted"):  # the most severe are kept: those above the least kept are all there
+        least = min((rank(f["severity"]) for f in findings), default=len(SEVERITIES))
+        if least + 1 >= len(SEVERITIES):
+            left_out = f"{scan['omitted']} left out"
+            return f"its scan lists more critical findings than are kept ({left_out}): the delay applies"
+        complete = SEVERITIES[least + 1]
+    return _Scan(scan["scanner"], scan["at"], findings, complete)
+
+
+def _raised(threshold: str | None, floor: str) -> str | None:
+    """A policy's severity, raised to the least one both scans list whole."""
+    return None if threshold is None else max(threshold, floor, key=rank)
 
 
 def _counts(finding: dict, threshold: str | None, policy: ScanPolicy, now: datetime) -> bool:

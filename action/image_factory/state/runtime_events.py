@@ -22,6 +22,15 @@ MAX_HISTORY = 100
 # seenBy of a digest an operator named with --force before anything saw it upstream: it is never
 # the current digest, and no rebuild uses it unless it is expedited, until a real sighting.
 FORCED = "forced"
+# seenBy of a digest only a scan has named so far (the scan Stage may report before the recording
+# Stage): as FORCED, and a scan never expedites it either.
+SCANNED = "scan"
+UNSEEN = (FORCED, SCANNED)
+
+
+def unseen(entry: HistoryEntry) -> bool:
+    """Named (by an operator or a scan), not seen upstream yet."""
+    return entry["seenBy"] in UNSEEN
 
 
 def _by_time(history: list[HistoryEntry]) -> list[HistoryEntry]:
@@ -56,9 +65,9 @@ def record_sighting(
     entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(seen_at), "seenBy": seen_by, **extra}
     if existing is None:
         history.append(entry)
-    # A forced entry was only named by an operator: now really seen, its delay counts from here.
+    # A forced or scanned entry was only named: now really seen, its delay counts from here.
     # Else the earliest sighting stays, with who saw and reported it.
-    elif existing["seenBy"] == FORCED or _sighting_key(entry) < _sighting_key(existing):
+    elif unseen(existing) or _sighting_key(entry) < _sighting_key(existing):
         marks = {key: value for key, value in existing.items() if key in MARKS}
         existing.clear()
         existing.update(_ordered({**entry, **marks}))
@@ -67,8 +76,8 @@ def record_sighting(
 
 
 def _current(history: list[HistoryEntry], previous: str | None) -> str | None:
-    """The newest digest seen upstream; a forced one never becomes current."""
-    seen = [entry["digest"] for entry in history if entry["seenBy"] != FORCED]
+    """The newest digest seen upstream; one only named never becomes current."""
+    seen = [entry["digest"] for entry in history if not unseen(entry)]
     return seen[-1] if seen else previous
 
 
@@ -80,14 +89,19 @@ def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime, *,
 
 
 def _mark(runtime: Runtime, digest: str, at: datetime, seen_by: str, key: str, value: dict) -> Runtime:
-    """Set `key` on the history entry of `digest`, adding the digest (seen at `at`) if unseen."""
-    forced = next((e for e in runtime.history if e["digest"] == digest and e["seenBy"] == FORCED), None)
-    if seen_by == FORCED and (not _has(runtime, digest) or (forced and parse_time(forced["firstSeen"]) > at)):
-        entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(at), "seenBy": FORCED}
+    """Set `key` on the history entry of `digest`, adding the digest (seen at `at`) if unseen.
+    `seen_by` FORCED or SCANNED only names it: the earliest naming stays, FORCED's on the same second."""
+    named = next((e for e in runtime.history if e["digest"] == digest and unseen(e)), None)
+    earlier = named is not None and (parse_time(named["firstSeen"]), UNSEEN.index(named["seenBy"])) > (
+        at,
+        UNSEEN.index(seen_by) if seen_by in UNSEEN else 0,
+    )
+    if seen_by in UNSEEN and (not _has(runtime, digest) or earlier):
+        entry: HistoryEntry = {"digest": digest, "firstSeen": format_time(at), "seenBy": seen_by}
         others = [e for e in runtime.history if e["digest"] != digest]
-        entry = _ordered({**(forced or {}), **entry})  # named first at the earliest time; its marks stay
+        entry = _ordered({**(named or {}), **entry})  # named first at the earliest time; its marks stay
         runtime = replace(runtime, history=_by_time([*others, entry])[-MAX_HISTORY:])
-    elif seen_by != FORCED:  # a verdict or an expedite is a sighting too: the earliest one stays
+    elif seen_by not in UNSEEN:  # a verdict or an expedite is a sighting too: the earliest one stays
         runtime = record_sighting(runtime, digest, at, seen_by)
     history = [
         _ordered({**entry, key: _later(entry.get(key), value)}) if entry["digest"] == digest else dict(entry)
@@ -141,8 +155,9 @@ def clear_rejection(runtime: Runtime, digest: str, at: datetime | None = None) -
 
 def record_scan(runtime: Runtime, digest: str, scan: dict, at: datetime) -> Runtime:
     """A scanner's findings for one digest (or why its scan could not run); the latest scan
-    counts. `scan`: `scanner`, then `findings` (and `omitted`) or `error`."""
-    return _mark(runtime, digest, at, "scan", "scan", {**scan, "at": format_time(at)})
+    counts. `scan`: `scanner`, then `minSeverity` and `findings` (and `omitted`), or `error`.
+    A scan is not a sighting: a digest no sighting has reported yet is only named (SCANNED)."""
+    return _mark(runtime, digest, at, SCANNED, "scan", {**scan, "at": format_time(at)})
 
 
 def record_build(runtime: Runtime, build: Build) -> Runtime:

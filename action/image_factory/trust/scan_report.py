@@ -5,10 +5,12 @@ ConfigMap, and the scan Job of a watched image runs it beside the scanner (`pyth
 report.py`). The tool imports the same functions for `record-scan --report`, so the cluster and
 an operator read a report the same way.
 
-A report is Trivy's JSON (`trivy image --format json`: `Results[].Vulnerabilities[]`) or
-Grype's (`grype -o json`: `matches[]`). A finding is a vulnerability id, its severity, the
-affected package and the version that fixes it, if any. The factory gets only the findings at
-or above a severity and at most MAX_FINDINGS of them, the most severe first: a
+A report is Trivy's JSON (`trivy image --format json`: `Results[].Vulnerabilities[]`, and no
+`Results` at all when nothing was found: Trivy's `Report.Results` is `omitempty`) or Grype's
+(`grype -o json`: `matches[]`). A finding is a vulnerability id, its severity, the affected
+package, the version that fixes it and the day it was published, where the scanner gives them.
+The factory gets only the findings at or above a severity and at most MAX_FINDINGS of them,
+the most severe first, so that every finding more severe than the least one sent is there: a
 repository_dispatch payload must stay under 64 KB (GitHub's REST description of
 `client_payload`).
 """
@@ -25,6 +27,8 @@ import urllib.request
 SEVERITIES = ("unknown", "negligible", "low", "medium", "high", "critical")  # least to most severe
 MAX_FINDINGS = 100
 MAX_TEXT = 100  # characters of an id, a package or a version: real ones are far shorter
+MAX_SCANNER = 50  # characters of a scanner's name
+MAX_ERROR = 200  # characters of why a scan could not run
 EVENT = "base-image-scanned"
 
 
@@ -42,10 +46,28 @@ def parse_report(data: object) -> tuple[str, list[dict]]:
     """(scanner, findings) of a Trivy or Grype JSON report; ValueError for anything else."""
     if isinstance(data, dict) and isinstance(data.get("Results"), list):
         return "trivy", _unique(_trivy(data["Results"]))
+    if isinstance(data, dict) and data.get("Results") is None and "SchemaVersion" in data and "ArtifactName" in data:
+        return "trivy", []  # Trivy found nothing: its Results are omitempty
     if isinstance(data, dict) and isinstance(data.get("matches"), list):
         descriptor = data.get("descriptor") if isinstance(data.get("descriptor"), dict) else {}
-        return str(descriptor.get("name") or "grype"), _unique(_grype(data["matches"]))
+        return scanner_name(descriptor.get("name") or "grype"), _unique(_grype(data["matches"]))
     raise ValueError("neither Trivy's JSON (Results[].Vulnerabilities[]) nor Grype's (matches[])")
+
+
+def scanner_name(text: object) -> str:
+    """A scanner's name as state keeps it: one line, bounded; ValueError when blank."""
+    name = _text(text, MAX_SCANNER)
+    if not name:
+        raise ValueError("the scanner has no name")
+    return name
+
+
+def error_text(text: object) -> str:
+    """Why a scan could not run, as state keeps it: one line, bounded; ValueError when blank."""
+    why = _text(text, MAX_ERROR)
+    if not why:
+        raise ValueError("say why the scan could not run")
+    return why
 
 
 def _trivy(results: list) -> list[dict]:
@@ -53,15 +75,16 @@ def _trivy(results: list) -> list[dict]:
         if not isinstance(result, dict):
             raise ValueError("a Results entry is not an object")
         for item in result.get("Vulnerabilities") or []:
-            if not isinstance(item, dict) or not item.get("VulnerabilityID"):
+            if not isinstance(item, dict) or not _text(item.get("VulnerabilityID")):
                 raise ValueError("a vulnerability without a VulnerabilityID")
-            yield _finding(item["VulnerabilityID"], item.get("Severity"), item.get("PkgName"), item.get("FixedVersion"))
+            found = (item["VulnerabilityID"], item.get("Severity"), item.get("PkgName"), item.get("FixedVersion"))
+            yield _finding(*found, _day(item.get("PublishedDate")))
 
 
 def _grype(matches: list) -> list[dict]:
     for match in matches:
         vulnerability = match.get("vulnerability") if isinstance(match, dict) else None
-        if not isinstance(vulnerability, dict) or not vulnerability.get("id"):
+        if not isinstance(vulnerability, dict) or not _text(vulnerability.get("id")):
             raise ValueError("a match without vulnerability.id")
         artifact = match.get("artifact") if isinstance(match.get("artifact"), dict) else {}
         fix = vulnerability.get("fix") if isinstance(vulnerability.get("fix"), dict) else {}
@@ -69,11 +92,22 @@ def _grype(matches: list) -> list[dict]:
         yield _finding(vulnerability["id"], vulnerability.get("severity"), artifact.get("name"), fixed)
 
 
-def _finding(vulnerability: object, level: object, package: object, fixed: object) -> dict:
+def _finding(vulnerability: object, level: object, package: object, fixed: object, published: object = None) -> dict:
     finding = {"id": _text(vulnerability), "severity": severity(level), "package": _text(package) or "?"}
-    if fixed:
+    if not finding["id"]:
+        raise ValueError("a finding without an id")
+    if _text(fixed):
         finding["fixed"] = _text(fixed)
+    if _day(published):
+        finding["published"] = _day(published)
     return finding
+
+
+def _day(stamp: object) -> str | None:
+    """The YYYY-MM-DD a scanner's timestamp (2019-09-10T17:15:00Z) starts with, if it is one."""
+    text = str(stamp or "")[:10]
+    digits = text[:4] + text[5:7] + text[8:10]
+    return text if len(text) == 10 and text[4] == text[7] == "-" and digits.isdigit() else None
 
 
 def _text(value: object, limit: int = MAX_TEXT) -> str:
@@ -93,7 +127,8 @@ def _unique(findings) -> list[dict]:
 
 
 def at_least(findings: list[dict], minimum: str, limit: int = MAX_FINDINGS) -> tuple[list[dict], int]:
-    """The findings at or above `minimum`, at most `limit`, and how many more were left out."""
+    """The findings at or above `minimum`, at most `limit` (the most severe: `findings` are in
+    `_unique`'s order), and how many more were left out."""
     kept = [finding for finding in findings if rank(finding["severity"]) >= rank(minimum)]
     return kept[:limit], max(0, len(kept) - limit)
 
@@ -117,18 +152,23 @@ def from_payload(text: str) -> list[dict]:
             raise ValueError(
                 f"finding {number}: severity {item['severity'][:20]!r} is not one of {', '.join(SEVERITIES)}"
             )
-        findings.append(_finding(item["id"], item["severity"], item.get("package"), item.get("fixed")))
+        found = (item["id"], item["severity"], item.get("package"), item.get("fixed"), item.get("published"))
+        findings.append(_finding(*found))
     return _unique(findings)
 
 
-def payload(image: str, digest: str, scanner: str, findings: list[dict], omitted: int, error: str | None) -> dict:
+def payload(
+    image: str, digest: str, scanner: str, scan: tuple[list[dict], int, str] | None, error: str | None = None
+) -> dict:
     """The client_payload of `base-image-scanned`: every value a string (the receive job keeps
-    them so), the findings as one JSON text."""
-    body = {"image": image, "digest": digest, "scanner": scanner}
-    if error:
-        body["error"] = _text(error, 200)
+    them so), the findings as one JSON text. `scan`: (findings, omitted, the least severity kept)."""
+    body = {"image": image, "digest": digest, "scanner": _text(scanner, MAX_SCANNER) or "trivy"}
+    if scan is None:
+        body["error"] = _text(error, MAX_ERROR) or "no reason given"
     else:
+        findings, omitted, minimum = scan
         body["findings"] = json.dumps(findings, separators=(",", ":"))
+        body["min_severity"] = minimum
         if omitted:
             body["omitted"] = str(omitted)
     return body
@@ -137,19 +177,21 @@ def payload(image: str, digest: str, scanner: str, findings: list[dict], omitted
 # -- in the scan Job ---------------------------------------------------------------------------
 
 
-def _scan_outcome(env: dict) -> tuple[str, list[dict], int, str | None]:
-    """(scanner, findings, omitted, error) of the scan the Job's first container ran."""
+def _scan_outcome(env: dict) -> tuple[str, tuple[list[dict], int, str] | None, str | None]:
+    """(scanner, (findings, omitted, least severity kept) or None, error) of the scan the Job's
+    first container ran."""
     scanner = env.get("SCANNER", "trivy")
     if os.path.exists(env["SCAN_FAILED"]):
         log = _tail(env.get("SCAN_LOG", ""))
-        return scanner, [], 0, f"the scan did not run: {log or 'no output'}"
+        return scanner, None, f"the scan did not run: {log or 'no output'}"
     try:
         with open(env["SCAN_REPORT"], encoding="utf-8") as file:
             found_by, findings = parse_report(json.load(file))
     except (OSError, ValueError) as error:
-        return scanner, [], 0, f"its report could not be read: {error}"
-    kept, omitted = at_least(findings, env.get("MIN_SEVERITY", "high"))
-    return found_by, kept, omitted, None
+        return scanner, None, f"its report could not be read: {error}"
+    minimum = severity(env.get("MIN_SEVERITY", "high"))
+    kept, omitted = at_least(findings, minimum)
+    return found_by, (kept, omitted, minimum), None
 
 
 def _tail(path: str) -> str:
@@ -207,9 +249,9 @@ def _message(error: urllib.error.HTTPError) -> str:
 
 def main(env: dict | None = None) -> int:
     env = dict(os.environ if env is None else env)
-    scanner, findings, omitted, error = _scan_outcome(env)
-    body = payload(env["IMAGE"], env["DIGEST"], scanner, findings, omitted, error)
-    print(f"{env['IMAGE']}@{env['DIGEST']}: " + (error or f"{len(findings)} findings at or above the minimum"))
+    scanner, scan, error = _scan_outcome(env)
+    body = payload(env["IMAGE"], env["DIGEST"], scanner, scan, error)
+    print(f"{env['IMAGE']}@{env['DIGEST']}: " + (error or f"{len(scan[0])} findings at or above {scan[2]}"))
     return send(env, body)
 
 

@@ -1,0 +1,136 @@
+"""Recording a scan: what `record-scan` and the drain accept, and what a scan changes in state.
+
+A scan is evidence about a digest, never a sighting of it; bad input is one error with nothing
+written; an acceptance covers the scans before it, not those after.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from image_factory.cli import main
+from image_factory.errors import FactoryError
+from image_factory.rebuilds import events
+from image_factory.timestamps import format_time
+
+from .test_rebuild_simulation import PYTHON, digest
+from .test_scan_evidence import MUSL, REPORTS, built_on, due, factory_with, scanned
+
+
+@pytest.fixture
+def sim(factory):
+    return factory_with(factory, "{enabled: true}")
+
+
+def state_files(sim) -> dict[str, str]:
+    return {str(path): path.read_text() for path in sorted((sim.root / "state").rglob("*.yaml"))}
+
+
+def record_scan(sim, label: str, *extra: str) -> int:
+    argv = ["record-scan", "--root", str(sim.root), "--image", PYTHON, "--digest", digest(label)]
+    return main([*argv, *extra])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--findings", '[{"id": "", "severity": "high"}]'], "--findings: a finding without an id"),
+        (["--findings", '[{"id": "   ", "severity": "high"}]'], "--findings: a finding without an id"),
+        (["--findings", "[]", "--scanner", " "], "--scanner: the scanner has no name"),
+        (["--error", ""], "--error: say why the scan could not run"),
+        (["--report", str(REPORTS / "trivy-alpine-39.json"), "--omitted", "3"], "--omitted: goes with --findings"),
+        (["--error", "no db", "--min-severity", "high"], "--min-severity: goes with --report or --findings"),
+        (["--findings", "[]", "--at", "+3d"], "is in the future"),
+    ],
+)
+def test_bad_scan_input_is_one_error_and_writes_nothing(sim, capsys, extra, message):
+    sim.update(PYTHON, "py-1")
+    before = state_files(sim)
+    assert record_scan(sim, "py-1", *extra) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert state_files(sim) == before
+
+
+def test_a_long_scanner_name_or_error_is_kept_to_one_bounded_line(sim):
+    sim.update(PYTHON, "py-1")
+    assert record_scan(sim, "py-1", "--error", "x" * 500 + "\nsecond line", "--scanner", "s" * 300) == 0
+    assert main(["validate", "--root", str(sim.root)]) == 0
+    grype = json.loads((REPORTS / "grype-image-simple.json").read_text())
+    grype["descriptor"]["name"] = "g" * 300
+    (sim.root / "grype.json").write_text(json.dumps(grype))
+    assert record_scan(sim, "py-1", "--report", str(sim.root / "grype.json")) == 0
+    assert main(["validate", "--root", str(sim.root)]) == 0
+
+
+def test_an_event_that_would_make_state_invalid_is_refused_with_nothing_written(sim):
+    sim.update(PYTHON, "py-1")
+    before = state_files(sim)
+    with pytest.raises(FactoryError, match=r"the event would make it invalid: .*scan\.scanner"):
+        events.record_scan(sim.root, PYTHON, digest("py-1"), {"scanner": ""}, sim.now)
+    assert state_files(sim) == before
+
+
+def test_a_scan_never_counts_as_a_sighting(sim, capsys):
+    built_on(sim, "py-1", "trivy-alpine-39.json")
+    # a typo, or the scan Stage ahead of the recording Stage: refused by hand unless --force
+    assert record_scan(sim, "py-2", "--report", str(REPORTS / "trivy-alpine-310.json")) == 1
+    assert "was never seen for docker.io/library/python:3.12-slim (a typo?)" in capsys.readouterr().err
+    at = format_time(sim.now)
+    assert record_scan(sim, "py-2", "--report", str(REPORTS / "trivy-alpine-310.json"), "--at", at, "--force") == 0
+    runtime = _runtime(sim)
+    assert runtime["currentDigest"] == digest("py-1")
+    (entry,) = [e for e in runtime["history"] if e["digest"] == digest("py-2")]
+    assert entry["seenBy"] == "scan"
+    assert due(sim) == []  # it fixes the critical, but nothing upstream has reported it yet
+    sim.advance(days=8)
+    assert due(sim) == []
+    # the recording Stage reports it: the scan counts from then, and the fix is due at once
+    sim.update(PYTHON, "py-2")
+    assert _runtime(sim)["currentDigest"] == digest("py-2")
+    ((found, reason, expedited),) = due(sim)
+    assert found == digest("py-2") and expedited and f"fixes {MUSL}" in reason
+
+
+def test_a_scan_keeps_a_forced_digest_forced(sim):
+    sim.update(PYTHON, "py-1")
+    argv = ["--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-9")]
+    assert main(["reject", *argv, "--reason", "known bad", "--force", "--at", format_time(sim.now)]) == 0
+    assert record_scan(sim, "py-9", "--findings", "[]", "--force", "--at", format_time(sim.now)) == 0
+    (entry,) = [e for e in _runtime(sim)["history"] if e["digest"] == digest("py-9")]
+    assert entry["seenBy"] == "forced" and _runtime(sim)["currentDigest"] == digest("py-1")
+
+
+def test_an_acceptance_covers_the_scans_before_it_not_those_after(sim):
+    built_on(sim, "py-1", "trivy-alpine-310.json")
+    sim.update(PYTHON, "py-2")
+    argv = ["--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-2")]
+    assert main(["reject", *argv, "--reason", "broke a build", "--at", format_time(sim.now)]) == 0
+    sim.advance(hours=1)
+    assert main(["unreject", *argv, "--at", format_time(sim.now)]) == 0
+    sim.advance(hours=1)
+    scanned(sim, "py-2", "trivy-alpine-39.json")  # after the acceptance: it holds
+    sim.advance(days=8)
+    assert [item.digest for item in sim.plan().held] == [digest("py-2")]
+    assert main(["unreject", *argv, "--at", format_time(sim.now)]) == 0
+    assert sim.plan().held == [] and [found for found, _, _ in due(sim)] == [digest("py-2")]
+
+
+def test_an_older_scan_than_the_one_recorded_changes_nothing_and_says_so(sim, capsys):
+    sim.update(PYTHON, "py-1")
+    assert record_scan(sim, "py-1", "--findings", "[]", "--at", format_time(sim.now)) == 0
+    before = state_files(sim)
+    capsys.readouterr()
+    older = format_time(sim.now.replace(year=sim.now.year - 1))
+    assert record_scan(sim, "py-1", "--report", str(REPORTS / "trivy-alpine-39.json"), "--at", older) == 0
+    assert f"keeps its scan of {format_time(sim.now)}, newer than this one" in capsys.readouterr().out
+    assert state_files(sim) == before
+
+
+def _runtime(sim) -> dict:
+    import yaml
+
+    path = next((sim.root / "state/base-images").glob("*python*"))
+    return yaml.safe_load(path.read_text())["runtime"]
