@@ -5,8 +5,11 @@ The Stage takes Freight straight from the Warehouse and holds nothing back: Karg
 nothing about vulnerabilities, the factory does (rebuilds.scan_evidence). The Job's first
 container runs the scanner, whose failure is written down, not fatal; the second runs the
 reporter (trust/scan_report.py, from a ConfigMap) with the token the Stages use. The Job
-fails only when the report could not be delivered, and then only this Stage's verification
-fails: a scan never blocks the soak.
+fails when the report could not be delivered, or when the Pod itself failed (an image that
+cannot be pulled, the scanner killed past its memory limit: on cgroup v2 the kubelet, since
+Kubernetes 1.28, kills every process of the container, the `|| touch` included), and then only
+this Stage's verification fails: the digest shows as not scanned, and a scan never blocks the
+soak.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def scan_template(config: Config, watched: Watched) -> dict:
     scan_env = [
         {"name": "TRIVY_CACHE_DIR", "value": f"{WORK}/cache"},
         {"name": "TRIVY_NO_PROGRESS", "value": "true"},
+        {"name": "TMPDIR", "value": WORK},  # the image's layers go to the bounded scratch space
         {"name": "TRIVY_DB_REPOSITORY", "value": scanner.db_repository},
     ]
     if scanner.java_db_repository:
@@ -61,9 +65,10 @@ def scan_template(config: Config, watched: Watched) -> dict:
         "command": ["sh", "-c", SCAN, "scan", reference],
         "env": scan_env,
         "volumeMounts": [work],
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": scanner.memory}},
     }
     volumes = [
-        {"name": "work", "emptyDir": {}},
+        {"name": "work", "emptyDir": {"sizeLimit": scanner.disk}},
         {"name": "reporter", "configMap": {"name": names.SCAN_REPORTER}},
     ]
     if settings.verify_registry_secret:  # Trivy reads registry logins as Docker does
@@ -96,8 +101,15 @@ def scan_template(config: Config, watched: Watched) -> dict:
             {"name": "GITHUB_TOKEN", "valueFrom": token},
         ],
         "volumeMounts": [work, {"name": "reporter", "mountPath": REPORTER, "readOnly": True}],
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
     }
-    pod = {"restartPolicy": "Never", "initContainers": [scan], "containers": [report], "volumes": volumes}
+    pod = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,  # the Job needs nothing from the Kubernetes API
+        "initContainers": [scan],
+        "containers": [report],
+        "volumes": volumes,
+    }
     labels = {names.ROLE: "scan", names.WATCHED: watched.name}
     job = {"backoffLimit": 0, "activeDeadlineSeconds": DEADLINE_SECONDS, "template": {"spec": pod}}
     return {

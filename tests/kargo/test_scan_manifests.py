@@ -21,6 +21,7 @@ from image_factory.cli import main
 from image_factory.discovery.discover import discover, load_model
 from image_factory.enrolment.refs import parse_ref
 from image_factory.errors import FactoryError
+from image_factory.kargo import cluster_notes
 from image_factory.kargo import names as kargo_names
 from image_factory.trust import scan_report
 
@@ -122,6 +123,10 @@ def test_the_job_scans_the_digest_and_reports_with_the_stages_token(made):
     assert env["GITHUB_TOKEN"] == {"secretKeyRef": {"name": "image-factory-github", "key": "token"}}
     assert env["DIGEST"] == "{{args.digest}}" and env["IMAGE"] == PYTHON and env["MIN_SEVERITY"] == "high"
     assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] > 3600  # the reporter's hour of retries
+    # bounded, and nothing from the Kubernetes API
+    assert pod["automountServiceAccountToken"] is False
+    assert scan["resources"]["limits"] == {"memory": "2Gi"} and report["resources"]["limits"] == {"memory": "128Mi"}
+    assert {v["name"]: v for v in pod["volumes"]}["work"]["emptyDir"] == {"sizeLimit": "10Gi"}
     config_map = named(objects, "ConfigMap", kargo_names.SCAN_REPORTER)
     assert config_map["data"]["report.py"] == (REPO_ROOT / "action/image_factory/trust/scan_report.py").read_text()
     assert not any("ghp_" in json.dumps(o) or 'token": "' in json.dumps(o) for o in objects)
@@ -130,11 +135,20 @@ def test_the_job_scans_the_digest_and_reports_with_the_stages_token(made):
 def test_scanning_without_a_scanner_is_refused(factory):
     lines = IMAGES_YAML.splitlines()
     start = lines.index("  scanner:")
-    factory.write("images.yaml", "\n".join(lines[:start] + lines[start + 5 :]) + "\n")
+    # scanning is off in the defaults and on for app: the error points at app's own setting
+    text = "\n".join(lines[:start] + lines[start + 5 :]) + "\n"
+    factory.write("images.yaml", text.replace("images:\n", "defaults:\n  scan: {enabled: false}\nimages:\n", 1))
     factory.write("app/Dockerfile", "FROM python:3.12-slim\n")
     factory.write("worker/Dockerfile", "FROM redis:7\n")
-    with pytest.raises(FactoryError, match=r"scan.enabled \(app\) needs kargo.scanner"):
+    with pytest.raises(FactoryError, match=r"images\[0\]\.scan: scan.enabled \(app\) needs kargo.scanner"):
         discover(factory.root)
+
+
+def test_synth_notes_which_scans_need_argo_rollouts(made):
+    factory, _ = made
+    _, state = load_model(factory.root)
+    note = cluster_notes.verification_note(state)
+    assert "the scans of docker.io/library/python:3.12-slim" in note and "redis" not in note
 
 
 # -- the reporter, as the Job runs it ------------------------------------------------------------
@@ -200,6 +214,7 @@ def test_the_reporter_sends_the_findings_that_the_drain_then_records(made, tmp_p
     _, state = load_model(factory.root)
     (entry,) = [e for e in state.base_images[PYTHON].runtime.history if e["digest"] == DIGEST]
     assert entry["scan"]["scanner"] == "trivy" and len(entry["scan"]["findings"]) == 6
+    assert entry["scan"]["minSeverity"] == "medium"  # what the Job kept: the comparison's floor
 
 
 def test_a_scan_that_could_not_run_is_reported_as_such(made, tmp_path, httpserver):

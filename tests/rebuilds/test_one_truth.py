@@ -55,7 +55,8 @@ def check(root, now) -> list[str]:
     now_due = {item.image for item in plan.due if item.wave == 1}
     assert {name for name, text in unbuilt.items() if text == "first build due now"} == now_due & set(unbuilt)
     for (name, base), text in stale.items():
-        assert (text == "rebuild due now") == any(d.image == name and d.base == base and d.wave == 1 for d in plan.due)
+        called_due = text == "rebuild due now" or text.startswith("rebuild due now (")  # (why it skips the delay)
+        assert called_due == any(d.image == name and d.base == base and d.wave == 1 for d in plan.due)
     called = {name for name, word in states.items() if word == "due"}
     assert called == due, {n: (states[n], state.images[n].runtime.attempts[-2:]) for n in called ^ due}
     return sorted(item.image for item in sent if item.status == "planned")

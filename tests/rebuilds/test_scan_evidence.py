@@ -302,3 +302,33 @@ def test_an_ignore_that_names_no_day_is_one_error_naming_its_line(factory, capsy
     assert main(["validate", "--root", str(factory.root)]) == 1
     err = capsys.readouterr().err
     assert "images.yaml:8: defaults.scan.ignore[0].until: '2027-02-30' is not a day of the calendar" in err
+
+
+def test_status_names_what_a_digest_fixes_and_plan_why_a_pending_one_is_not_judged(sim, capsys):
+    built_on(sim, "py-1", "trivy-alpine-39.json")
+    sim.update(PYTHON, "py-2")
+    scanned(sim, "py-2", "trivy-alpine-310.json")
+    root, now = str(sim.root), format_time(sim.now)
+    assert main(["status", "--root", root, "--now", now]) == 0
+    assert f"rebuild due now (fixes {MUSL} (critical, musl), which the digest it is built on has)" in (
+        capsys.readouterr().out
+    )
+    sim.update(PYTHON, "py-3")  # not scanned: it waits its delay, and plan says why
+    sim.advance(minutes=20)
+    assert sim.run_until_quiet() == [["a"]]
+    assert main(["plan", "--root", root, "--now", format_time(sim.now)]) == 0
+    out = capsys.readouterr().out
+    assert "Pending:" in out and "not scanned yet: the delay applies" in out
+
+
+def test_validate_warns_of_an_ended_ignore_and_names_an_unquoted_date(factory, capsys):
+    ended = "{enabled: true, ignore: [{id: " + MUSL + ", reason: 'not reachable', until: '2020-01-31'}]}"
+    factory_with(factory, ended)
+    assert main(["validate", "--root", str(factory.root)]) == 0
+    assert f"warning: scan.ignore {MUSL} ended on 2020-01-31 (a): its findings count again" in capsys.readouterr().err
+    images = factory.root / "images.yaml"
+    images.write_text(images.read_text().replace("'2020-01-31'", "2020-01-31"))
+    assert main(["validate", "--root", str(factory.root)]) == 1
+    assert "defaults.scan.ignore[0].until: 2020-01-31 is not a string (YAML read it as a date: quote it)" in (
+        capsys.readouterr().err
+    )

@@ -26,6 +26,7 @@ from image_factory.cli.common import (
     stray_files,
     timestamps,
 )
+from image_factory.enrolment import scan_settings
 from image_factory.errors import FactoryError, Problem
 
 
@@ -187,6 +188,7 @@ def _validate(args: argparse.Namespace) -> int:
             f"{config.file} lists no trust.senders: the events workflow refuses every new digest, "
             "verification and CVE report (list the logins of Kargo's token and your scanners')"
         )
+    index_warnings += scan_settings.ended_ignores(config.images, timestamps.now().date())
     for warning in [*index_warnings, *cluster_notes.receiver_warnings(config, model)]:
         print(f"warning: {warning}", file=sys.stderr)
     if not (args.root / "state").is_dir():

@@ -213,6 +213,8 @@ class ScannerSettings:
     reporter_image: str  # python3, pinned by digest: runs trust/scan_report.py
     db_repository: str
     java_db_repository: str | None = None
+    memory: str = "2Gi"  # the scanner's memory limit; Kubernetes kills the container past it
+    disk: str = "10Gi"  # the Job's scratch space: databases, cache and layers
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ enrolment), the scan Job's images and database (kargo.scanner), and what the sch
 
 from __future__ import annotations
 
+from datetime import date
+
 from image_factory.enrolment.model import EnrolledImage, ScannerSettings
 from image_factory.enrolment.yaml_source import YamlDocument
 from image_factory.errors import Problem
@@ -28,9 +30,11 @@ def scanning_without_scanner(document: YamlDocument, images: list[EnrolledImage]
     scanning = [image for image in images if image.policy.scan is not None]
     if not scanning:
         return []
-    where = (
-        ("defaults", "scan") if "scan" in document.data.get("defaults", {}) else ("images", scanning[0].index, "scan")
-    )
+    # where scanning was switched on: the defaults, else the first image that switched it on itself
+    entries = document.data["images"]
+    own = next((image.index for image in scanning if (entries[image.index].get("scan") or {}).get("enabled")), None)
+    defaults = (document.data.get("defaults") or {}).get("scan") or {}
+    where = ("defaults", "scan") if defaults.get("enabled") or own is None else ("images", own, "scan")
     names = ", ".join(image.name for image in scanning[:5]) + (" …" if len(scanning) > 5 else "")
     return [
         document.problem(
@@ -51,4 +55,25 @@ def ignore_until_paths(data: dict) -> list[tuple]:
 def scanner_settings(entry: dict | None) -> ScannerSettings | None:
     if entry is None:
         return None
-    return ScannerSettings(entry["image"], entry["reporterImage"], entry["dbRepository"], entry.get("javaDbRepository"))
+    return ScannerSettings(
+        entry["image"],
+        entry["reporterImage"],
+        entry["dbRepository"],
+        entry.get("javaDbRepository"),
+        entry.get("memory", ScannerSettings.memory),
+        entry.get("disk", ScannerSettings.disk),
+    )
+
+
+def ended_ignores(images: list[EnrolledImage], today: date) -> list[str]:
+    """`validate`'s warnings: scan ignores past their `until`, whose findings count again."""
+    ended: dict[tuple[str, str], list[str]] = {}
+    for image in images:
+        for item in (image.policy.scan or {}).get("ignore", []):
+            if date.fromisoformat(item["until"]) < today:
+                ended.setdefault((item["id"], item["until"]), []).append(image.name)
+    return [
+        f"scan.ignore {vulnerability} ended on {until} ({', '.join(names[:5])}{' …' * (len(names) > 5)}): "
+        "its findings count again; extend its until or remove it"
+        for (vulnerability, until), names in sorted(ended.items())
+    ]

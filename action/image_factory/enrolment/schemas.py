@@ -8,6 +8,7 @@ import marshal
 import os
 import re
 import sys
+from datetime import date
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -220,7 +221,10 @@ _TYPE_NAMES = {"array": "list", "object": "mapping", "string": "string", "boolea
 
 def _type_message(instance: object, expected: str | list[str]) -> str:
     names = [_TYPE_NAMES.get(name, name) for name in ([expected] if isinstance(expected, str) else expected)]
-    message = f"{show_value(instance)} is not a {' or '.join(names)}"
+    shown = instance.isoformat() if isinstance(instance, date) else show_value(instance)
+    message = f"{shown} is not a {' or '.join(names)}"
     if "string" in names and isinstance(instance, int | float | bool):
         message += " (YAML read it as a number or boolean: quote it)"
+    elif "string" in names and isinstance(instance, date):  # datetime is a date too
+        message += " (YAML read it as a date: quote it)"
     return message

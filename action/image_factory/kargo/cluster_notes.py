@@ -6,6 +6,7 @@ Pure functions of the model; `validate` and `synth` print them. docs/kargo.md ha
 from __future__ import annotations
 
 from image_factory.enrolment.model import Config
+from image_factory.kargo.layout import scan_severity
 from image_factory.state.store import State
 
 # Registries whose pushes each receiver type reports. Kargo refreshes the Warehouses subscribed to
@@ -43,7 +44,9 @@ def verification_note(state: State) -> str | None:
         image.name for image in state.images.values() if (image.enrolment.get("test") or {}).get("analysisTemplates")
     )
     scanned = sorted(
-        f"the scans of {image.name}'s bases" for image in state.images.values() if image.enrolment.get("scan")
+        f"the scans of {base.ref.canonical}"
+        for base in state.base_images.values()
+        if base.warehouse and scan_severity(base, state.images) is not None
     )
     if not verified and not tested and not scanned:
         return None

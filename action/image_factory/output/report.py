@@ -117,6 +117,8 @@ def plan_text(plan: Plan) -> str:
                 lines.append(
                     f"  {item.image} ← {item.base} @ {_short(item.digest)} eligible at {item.eligible_at}{newer}"
                 )
+                if item.note:
+                    lines.append(f"      {_short(one_line(item.note))}")
     if plan.blocked:
         lines.append("Blocked:")
         lines += [f"  {item.image}: {one_line(item.reason)}" for item in plan.blocked]

@@ -20,7 +20,7 @@ def _age(since: datetime, now: datetime) -> str:
 def stale_images(state: State, plan: Plan, now: datetime) -> list[dict]:
     """One row per (managed image, watched base) whose last build used another digest than the
     base's current one: how old the current digest is, and whether a rebuild is due or pending."""
-    due = {(item.image, item.base): item.wave for item in plan.due}
+    due = {(item.image, item.base): item for item in plan.due}
     pending = {(item.image, item.base): item.eligible_at for item in plan.pending if item.eligible_at}
     failed = {item.image: item.reason for item in plan.blocked}
     held = {(item.image, item.base, item.digest): item.reason for item in plan.held}
@@ -46,7 +46,10 @@ def stale_images(state: State, plan: Plan, now: datetime) -> list[dict]:
                     continue
                 since = next(e["firstSeen"] for e in watched.runtime.history if e["digest"] == current)
             if (name, key) in due:
-                rebuild = "rebuild due now" if due[(name, key)] == 1 else "rebuild due after its parents are rebuilt"
+                item = due[(name, key)]
+                rebuild = "rebuild due now" if item.wave == 1 else "rebuild due after its parents are rebuilt"
+                if item.expedited:  # why it skips the delay: an expedite's reason, the CVEs a digest fixes
+                    rebuild += f" ({item.reason.removeprefix(f'{item.base}: {item.digest} ')})"
             elif (name, key) in pending:
                 rebuild = f"rebuild pending until {pending[(name, key)]}"
             elif name in failed:

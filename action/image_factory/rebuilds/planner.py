@@ -53,6 +53,7 @@ class Pending:
     later: int = 0  # newer digests of the same base that become eligible after this one
     waiting_for: str | None = None  # what the build cannot be pinned without (a first digest, a first build)
     dispatched: str | None = None  # when the build on these digests was dispatched: its report is awaited
+    note: str | None = None  # what its scan findings say, when they decide nothing (scan_evidence)
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,8 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
                 waiting.append(entry)
         if waiting:  # the next one to become eligible; the newer ones only counted
             ready_at = format_time(parse_time(waiting[0]["firstSeen"]) + delay)
-            pending.append(Pending(image.name, key, waiting[0]["digest"], ready_at, later=len(waiting) - 1))
+            note = evidence(waiting[0]).note
+            pending.append(Pending(image.name, key, waiting[0]["digest"], ready_at, later=len(waiting) - 1, note=note))
     return due, pending, held
 
 
