@@ -209,10 +209,15 @@ def test_the_reporter_sends_the_findings_that_the_drain_then_records(made, tmp_p
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "9.json").write_text(json.dumps(event))
-    assert main(["record-update", "--root", str(factory.root), "--image", PYTHON, "--digest", DIGEST]) == 0
+    # the scan Stage takes Freight straight from the Warehouse: its report may come first
     assert main(["drain", "--root", str(factory.root), "--from", str(inbox)]) == 0
     _, state = load_model(factory.root)
     (entry,) = [e for e in state.base_images[PYTHON].runtime.history if e["digest"] == DIGEST]
+    assert entry["seenBy"] == "scan" and state.base_images[PYTHON].runtime.current_digest != DIGEST
+    assert main(["record-update", "--root", str(factory.root), "--image", PYTHON, "--digest", DIGEST]) == 0
+    _, state = load_model(factory.root)
+    (entry,) = [e for e in state.base_images[PYTHON].runtime.history if e["digest"] == DIGEST]
+    assert entry["seenBy"] == "operator" and state.base_images[PYTHON].runtime.current_digest == DIGEST
     assert entry["scan"]["scanner"] == "trivy" and len(entry["scan"]["findings"]) == 6
     assert entry["scan"]["minSeverity"] == "medium"  # what the Job kept: the comparison's floor
 

@@ -83,7 +83,7 @@ EVENTS = [
         T0,
     ),
     ("reject", "--image", PY, "--digest", D1, "--reason", "broke the build", "--at", T0),
-    ("unreject", "--image", PY, "--digest", D1),
+    ("unreject", "--image", PY, "--digest", D1, "--at", T0),  # an acceptance is stamped: the same in both twins
     ("expedite", "--image", PY, "--digest", D2, "--reason", "CVE-2026-1", "--at", T0),  # the same time in both twins
     ("expedite", "--image", PY, "--digest", D3, "--reason", "CVE-2026-2", "--force", "--at", T0),
     ("reject", "--image", PY, "--digest", "sha256:" + "4" * 64, "--reason", "typo", "--at", T0),  # refused: never seen
