@@ -124,7 +124,10 @@ def test_a_digest_that_brings_a_critical_is_held_past_its_delay(sim, capsys):
     assert main(["plan", "--root", str(sim.root), "--now", sim.now.isoformat()]) == 0
     assert f"its scan found {MUSL} (critical, musl)" in capsys.readouterr().out
     # an operator accepts it, as a rejected one
-    assert main(["unreject", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-2")]) == 0
+    accept = ["unreject", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-2")]
+    assert main([*accept, "--at", format_time(sim.now + timedelta(hours=1))]) == 0
+    assert due(sim) == []  # a plan for a time before the acceptance does not see it
+    sim.advance(hours=1)
     assert [found for found, _, _ in due(sim)] == [digest("py-2")]
     assert main(["validate", "--root", str(sim.root)]) == 0  # findings and acceptance as the schema says
 

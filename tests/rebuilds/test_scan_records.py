@@ -134,3 +134,48 @@ def _runtime(sim) -> dict:
 
     path = next((sim.root / "state/base-images").glob("*python*"))
     return yaml.safe_load(path.read_text())["runtime"]
+
+
+def test_an_operators_reject_or_expedite_of_a_digest_only_a_scan_named_is_no_sighting(sim):
+    built_on(sim, "py-1", "trivy-alpine-39.json")
+    at = format_time(sim.now)
+    assert record_scan(sim, "py-2", "--findings", "[]", "--force", "--at", at) == 0
+    argv = ["--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-2")]
+    assert main(["reject", *argv, "--reason", "bad", "--at", at]) == 0
+    assert main(["unreject", *argv, "--at", at]) == 0
+    assert main(["expedite", *argv, "--reason", "CVE-2026-1", "--at", at]) == 0
+    (entry,) = [e for e in _runtime(sim)["history"] if e["digest"] == digest("py-2")]
+    assert entry["seenBy"] in ("scan", "forced") and _runtime(sim)["currentDigest"] == digest("py-1")
+    sim.advance(days=8)
+    assert due(sim) == [(digest("py-2"), "docker.io/library/python:3.12-slim: " + digest("py-2")
+                         + " expedited: CVE-2026-1", True)]  # fmt: skip
+    # only named: an operator's expedite alone may use it (commands.md), and never as current
+
+
+def test_an_acceptance_from_the_future_is_refused(sim, capsys):
+    sim.update(PYTHON, "py-1")
+    assert record_scan(sim, "py-1", "--findings", "[]") == 0
+    argv = ["unreject", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-1")]
+    assert main([*argv, "--at", "+400d"]) == 1
+    assert "--at: +400d is in the future" in capsys.readouterr().err
+
+
+def test_a_rejection_and_an_acceptance_decide_by_their_times_not_their_order(sim, factory):
+    def apply(order: list[str]) -> dict[str, str]:
+        sim.update(PYTHON, "py-1")
+        argv = ["--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-1")]
+        commands = {
+            "reject": ["reject", *argv, "--reason", "broke a build", "--at", "2026-11-05T00:00:00Z"],
+            "unreject": ["unreject", *argv, "--at", "2026-11-04T00:00:00Z"],
+        }
+        for name in order:
+            assert main(commands[name]) == 0
+        return state_files(sim)
+
+    first = apply(["reject", "unreject"])
+    assert "broke a build" in str(sim.plan().held)  # rejected after it was accepted: it holds
+    for path in (sim.root / "state/base-images").glob("*python*"):
+        path.unlink()
+    factory_with(factory, "{enabled: true}")
+    assert apply(["unreject", "reject"]) == first
+    assert apply(["unreject", "reject", "reject"]) == first  # the same rejection again changes nothing

@@ -11,6 +11,7 @@ import yaml
 from image_factory.cli import main
 from image_factory.discovery.discover import discover, load_model
 from image_factory.rebuilds import dispatch, events
+from image_factory.timestamps import format_time
 
 from ..rebuilds.test_rebuild_simulation import PYTHON, Simulation, digest
 
@@ -106,10 +107,12 @@ def test_a_rejected_digest_is_skipped_for_the_next_good_one(sim, capsys):
     assert main(["plan", "--root", str(sim.root), "--now", sim.now.isoformat()]) == 0
     assert f"a ← {PYTHON} @ {digest('py-3')[:19]}…: rejected: breaks libssl" in capsys.readouterr().out
 
-    assert main(["unreject", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-3")]) == 0
+    sim.advance(days=1)  # an acceptance lifts a rejection dated at or before it
+    accept = ["unreject", "--root", str(sim.root), "--image", PYTHON, "--at", format_time(sim.now)]
+    assert main([*accept, "--digest", digest("py-3")]) == 0
     assert [(d.image, d.digest) for d in sim.plan().due] == [("a", digest("py-3"))]
-    assert main(["unreject", "--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-3")]) == 1
-    assert "is neither rejected nor scanned" in capsys.readouterr().err
+    assert main([*accept, "--digest", digest("py-4")]) == 1
+    assert f"{digest('py-4')} was never seen for {PYTHON} (a typo?)" in capsys.readouterr().err
 
 
 def test_reject_needs_a_reason_and_a_watched_image(sim, capsys):

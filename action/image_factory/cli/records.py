@@ -186,6 +186,8 @@ def _reject(args: argparse.Namespace) -> int:
 
 def _unreject(args: argparse.Namespace) -> int:
     at = when(args.at, "--at")
+    if at > timestamps.now() + sanity.CLOCK_SKEW:  # it would accept scans not made yet
+        raise FactoryError(Problem("--at", f"{args.at} is in the future"))
     return _base_event(
         args,
         lambda: events.unreject(args.root, args.image, args.digest, at),

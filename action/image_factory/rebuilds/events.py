@@ -104,20 +104,19 @@ def reject(root: Path, image: str, digest: str, reason: str, at: datetime, *, fo
     """A digest of a watched image breaks our builds: `plan` never uses it again."""
 
     def event(runtime, digest, why):
-        return runtime_events.record_rejection(runtime, digest, why, at, force=force)
+        return runtime_events.record_rejection(runtime, digest, why, at)
 
     missing = "say why the digest is rejected (it is recorded in state)"
     return _with_reason(root, image, digest, reason, missing, event, force)
 
 
 def unreject(root: Path, image: str, digest: str, at: datetime) -> BaseImageState:
-    """An operator accepts a digest: its rejection goes, and its scan findings hold it no more."""
+    """An operator accepts a digest at `at`: a rejection dated at or before it, and the scan
+    findings recorded before it, hold it no more. A digest not in the history (a typo?) is refused."""
     digest = _digest(digest)
     base = _watched(root, image)
-    if not any(
-        entry["digest"] == digest and (entry.get("rejected") or entry.get("scan")) for entry in base.runtime.history
-    ):
-        raise FactoryError(Problem("--digest", f"{digest} of {base.ref} is neither rejected nor scanned"))
+    if not any(entry["digest"] == digest for entry in base.runtime.history):
+        raise FactoryError(Problem("--digest", f"{digest} was never seen for {base.ref} (a typo?)"))
     base.runtime = runtime_events.clear_rejection(base.runtime, digest, at)
     _write(root, base)
     return base
@@ -164,7 +163,7 @@ def expedite(root: Path, image: str, digest: str, reason: str, at: datetime, *, 
     """Let one digest of a watched image skip the rebuild delay (a critical fix upstream)."""
 
     def event(runtime, digest, why):
-        return runtime_events.record_expedite(runtime, digest, why, at, force=force)
+        return runtime_events.record_expedite(runtime, digest, why, at)
 
     return _with_reason(root, image, digest, reason, "say why the delay is skipped", event, force)
 

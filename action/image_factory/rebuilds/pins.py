@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from image_factory.enrolment.durations import parse_duration
 from image_factory.enrolment.refs import parse_ref
 from image_factory.rebuilds.scan_evidence import Evidence, describe
-from image_factory.state.runtime_events import unseen
+from image_factory.state.runtime_events import rejection, unseen
 from image_factory.state.store import HistoryEntry, ImageState, State
 from image_factory.timestamps import parse_time
 
@@ -19,18 +19,20 @@ PENDING_HOURS = 6
 PENDING_TIMEOUT = timedelta(hours=PENDING_HOURS)
 
 
-def hold_reason(entry: HistoryEntry, verification_required: bool, evidence: Evidence | None = None) -> str | None:
+def hold_reason(
+    entry: HistoryEntry, verification_required: bool, evidence: Evidence | None = None, now: datetime | None = None
+) -> str | None:
     """Why no rebuild may use this digest, whatever its age; None when one may. `evidence`: what
-    its scan findings decide for the image asking (scan_evidence)."""
-    if entry.get("rejected"):
-        return f"rejected: {entry['rejected']['reason']}"
+    its scan findings decide for the image asking (scan_evidence); `now`: the time asked about."""
+    if rejected := rejection(entry):
+        return f"rejected: {rejected['reason']}"
     if verification_required:
         outcome = entry.get("verification")
         if outcome is None:
             return "not verified yet: its signature is checked before anything is built on it"
         if not outcome["verified"]:
             return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
-    if evidence is not None and evidence.introduces and not accepted(entry):
+    if evidence is not None and evidence.introduces and not accepted(entry, now):
         return (
             f"its scan found {describe(evidence.introduces)}, which the digest it is built on lacks "
             "(`image-factory unreject` accepts it)"
@@ -38,11 +40,13 @@ def hold_reason(entry: HistoryEntry, verification_required: bool, evidence: Evid
     return None
 
 
-def accepted(entry: HistoryEntry) -> bool:
-    """An operator accepted the digest (`unreject`) after its latest scan: those findings hold it
-    no more. An acceptance older than the scan accepted nothing that scan found."""
+def accepted(entry: HistoryEntry, now: datetime | None = None) -> bool:
+    """An operator accepted the digest (`unreject`) by `now`, after its latest scan: those
+    findings hold it no more. An acceptance older than the scan accepted nothing that scan found."""
     mark, scan = entry.get("accepted"), entry.get("scan")
-    return bool(mark) and (scan is None or parse_time(mark["at"]) >= parse_time(scan["at"]))
+    if not mark or (now is not None and parse_time(mark["at"]) > now):
+        return False
+    return scan is None or parse_time(mark["at"]) >= parse_time(scan["at"])
 
 
 Judge = Callable[[HistoryEntry], Evidence]
@@ -61,7 +65,7 @@ def eligible(
     ready = []
     for entry in history:
         evidence = judge(entry) if judge is not None else None
-        if hold_reason(entry, verification_required, evidence) is not None:
+        if hold_reason(entry, verification_required, evidence, now) is not None:
             continue
         seen = not unseen(entry)  # only named: an operator's expedite alone may use it
         aged = seen and parse_time(entry["firstSeen"]) + delay <= now
@@ -94,7 +98,7 @@ def pins_for(image: ImageState, changed: dict[str, str], state: State, now: date
                 delay = parse_duration(image.enrolment["rebuildDelay"])
                 required = watched.verification_required
                 entry = eligible(watched.runtime.history, delay, now, required)
-                rejected = {e["digest"] for e in watched.runtime.history if e.get("rejected")}
+                rejected = {e["digest"] for e in watched.runtime.history if rejection(e)}
                 if last.get(key) in rejected:  # built on a digest rejected since: never again
                     del last[key]
             fallback = entry["digest"] if entry else ref.digest

@@ -259,7 +259,7 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
         after = history.index(candidate) + 1 if candidate else 0
         waiting = []
         for position, entry in enumerate(history[start:], start):
-            why = hold_reason(entry, required, evidence(entry))
+            why = hold_reason(entry, required, evidence(entry), now)
             if why is not None:
                 held.append(Held(image.name, key, entry["digest"], why))
             elif position >= after and not unseen(entry):  # a digest only named waits for a sighting

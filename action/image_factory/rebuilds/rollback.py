@@ -79,7 +79,7 @@ def unrejected_digests(state: State, image: ImageState, target: Build) -> list[s
         if watched is None:
             continue  # a managed parent: roll it back, or reject what broke it
         entry = next((e for e in watched.runtime.history if e["digest"] == digest), None)
-        if entry is None or not entry.get("rejected"):
+        if entry is None or not runtime_events.rejection(entry):
             warnings.append(
                 f"{ref}@{digest[:19]}… is not rejected: plan will rebuild {image.name} on it again "
                 f"(image-factory reject --image {ref} --digest {digest} --reason …)"

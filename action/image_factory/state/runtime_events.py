@@ -81,11 +81,11 @@ def _current(history: list[HistoryEntry], previous: str | None) -> str | None:
     return seen[-1] if seen else previous
 
 
-def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime, *, force: bool = False) -> Runtime:
-    """Let one digest skip the rebuild delay. With `force`, an unseen digest joins the history
-    as FORCED (the caller refuses an unseen one otherwise)."""
-    seen_by = FORCED if force else "expedite"
-    return _mark(runtime, digest, at, seen_by, "expedited", {"reason": reason, "at": format_time(at)})
+def record_expedite(runtime: Runtime, digest: str, reason: str, at: datetime) -> Runtime:
+    """Let one digest skip the rebuild delay. An operator's word is not a sighting: a digest not
+    in the history joins it as FORCED (the caller refuses one without --force), and one only
+    named stays so."""
+    return _mark(runtime, digest, at, FORCED, "expedited", {"reason": reason, "at": format_time(at)})
 
 
 def _mark(runtime: Runtime, digest: str, at: datetime, seen_by: str, key: str, value: dict) -> Runtime:
@@ -134,23 +134,25 @@ def record_verification(runtime: Runtime, digest: str, verified: bool, reason: s
     return _mark(runtime, digest, at, "verify", "verification", outcome)
 
 
-def record_rejection(runtime: Runtime, digest: str, reason: str, at: datetime, *, force: bool = False) -> Runtime:
-    """A digest known to break our builds: never used again (until `unreject`)."""
-    seen_by = FORCED if force else "reject"
-    return _mark(runtime, digest, at, seen_by, "rejected", {"reason": reason, "at": format_time(at)})
+def record_rejection(runtime: Runtime, digest: str, reason: str, at: datetime) -> Runtime:
+    """A digest known to break our builds: never used again, until an acceptance dated at or after
+    it (`clear_rejection`). Not a sighting, as `record_expedite`."""
+    return _mark(runtime, digest, at, FORCED, "rejected", {"reason": reason, "at": format_time(at)})
 
 
-def clear_rejection(runtime: Runtime, digest: str, at: datetime | None = None) -> Runtime:
-    """Undo `record_rejection`: the digest may be used again. With `at`, an operator accepted it
-    then: its scan findings no longer hold it either (rebuilds.scan_evidence)."""
-    history = [
-        {key: value for key, value in entry.items() if key != "rejected"} if entry["digest"] == digest else dict(entry)
-        for entry in runtime.history
-    ]
-    runtime = replace(runtime, history=history)
-    if at is not None and _has(runtime, digest):
-        runtime = _mark(runtime, digest, at, FORCED, "accepted", {"at": format_time(at)})
-    return runtime
+def clear_rejection(runtime: Runtime, digest: str, at: datetime) -> Runtime:
+    """An operator accepts the digest at `at` (`unreject`): a rejection dated at or before it no
+    longer holds it, nor do the scans recorded before it (rebuilds.pins). Both marks stay, each
+    the latest by its time, so the order they are recorded in never decides."""
+    return _mark(runtime, digest, at, FORCED, "accepted", {"at": format_time(at)})
+
+
+def rejection(entry: HistoryEntry) -> dict | None:
+    """The rejection that holds the digest: its latest, unless accepted at or after it."""
+    rejected, accepted = entry.get("rejected"), entry.get("accepted")
+    if rejected and accepted and parse_time(accepted["at"]) >= parse_time(rejected["at"]):
+        return None
+    return rejected
 
 
 def record_scan(runtime: Runtime, digest: str, scan: dict, at: datetime) -> Runtime:

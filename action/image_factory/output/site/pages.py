@@ -22,6 +22,7 @@ from image_factory.output.overview import STATES, WORDS, ImageStatus, counts
 from image_factory.output.site.graph import GraphSource
 from image_factory.output.site.links import page_name, safe_url, team_of
 from image_factory.rebuilds.dispatch import base_key
+from image_factory.state.runtime_events import rejection
 from image_factory.state.store import ImageState, State
 from image_factory.timestamps import format_time
 from image_factory.trust.scan_report import SEVERITIES
@@ -148,11 +149,12 @@ def history_rows(history: list[dict]) -> list[HistoryRow]:
             why = f": {verification['reason']}" if verification.get("reason") else ""
             notes.append(f"{word} at {verification['at']}{why}")
         if entry.get("rejected"):
-            notes.append(f"rejected at {entry['rejected']['at']}: {entry['rejected']['reason']}")
+            lifted = "" if rejection(entry) else " (accepted since)"
+            notes.append(f"rejected at {entry['rejected']['at']}: {entry['rejected']['reason']}{lifted}")
         if entry.get("expedited"):
             notes.append(f"expedited at {entry['expedited']['at']}: {entry['expedited']['reason']}")
         if entry.get("accepted"):
-            notes.append(f"accepted at {entry['accepted']['at']}: its scan findings hold it no more")
+            notes.append(f"accepted at {entry['accepted']['at']}: what was found before holds it no more")
         if entry.get("scan"):
             notes.append(scan_note(entry["scan"]))
         rows.append(HistoryRow(entry["digest"], entry["firstSeen"], entry["seenBy"], entry.get("freight", ""), notes))
