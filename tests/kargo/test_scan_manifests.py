@@ -219,7 +219,8 @@ def test_the_reporter_sends_the_findings_that_the_drain_then_records(made, tmp_p
     (entry,) = [e for e in state.base_images[PYTHON].runtime.history if e["digest"] == DIGEST]
     assert entry["seenBy"] == "operator" and state.base_images[PYTHON].runtime.current_digest == DIGEST
     assert entry["scan"]["scanner"] == "trivy" and len(entry["scan"]["findings"]) == 6
-    assert entry["scan"]["minSeverity"] == "medium"  # what the Job kept: the comparison's floor
+    assert entry["scan"]["minSeverity"] == "medium"  # what the Job kept
+    assert payload["other_ids"] == "" and entry["scan"]["otherIds"] == ""  # every id is among the findings
 
 
 def test_a_scan_that_could_not_run_is_reported_as_such(made, tmp_path, httpserver):
@@ -273,10 +274,13 @@ def test_the_reporter_gives_up_after_its_timeout(made, tmp_path, httpserver):
 
 def test_a_long_report_is_cut_to_what_a_dispatch_can_carry():
     findings = [
-        {"id": f"CVE-2026-{n:05d}", "severity": "high", "package": "p" * 200, "published": "2026-01-01"}
-        for n in range(5000)
-    ]
-    kept, omitted = scan_report.at_least(scan_report._unique(findings), "high")
-    body = scan_report.payload(PYTHON, DIGEST, "trivy", (kept, omitted, "high"))
-    assert omitted == 4900 and body["omitted"] == "4900"
+        {"id": f"CVE-2026-{n:05d}", "severity": "high" if n < 5000 else "low", "package": "p" * 200,
+         "published": "2026-01-01"}
+        for n in range(8000)
+    ]  # fmt: skip
+    scan = scan_report.cut(scan_report._unique(findings), "high")
+    body = scan_report.payload(PYTHON, DIGEST, "trivy", scan)
+    assert body["omitted"] == "4900" and len(body["other_ids"].split()) == 1500
+    assert body["other_ids_omitted"] == str(8000 - 100 - 1500)
+    assert len(body) <= 10  # GitHub's limit on client_payload's top-level keys
     assert len(json.dumps({"event_type": "base-image-scanned", "client_payload": body})) < 64_000

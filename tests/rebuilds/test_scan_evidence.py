@@ -90,9 +90,11 @@ def test_the_reports_are_read_as_the_scanners_wrote_them():
     ]
     with pytest.raises(ValueError, match="neither Trivy's JSON"):
         scan_report.parse_report({"SchemaVersion": 2})
-    # Trivy leaves Results out when it finds nothing (pkg/types/report.go: `json:",omitempty"`)
-    clean = {k: v for k, v in json.loads((REPORTS / "trivy-alpine-310.json").read_text()).items() if k != "Results"}
-    assert scan_report.parse_report(clean) == ("trivy", [])
+    # Results is omitempty (pkg/types/report.go), and lists every OS or package file Trivy read,
+    # vulnerable or not: none at all means nothing was scanned, not a clean image
+    nothing = {k: v for k, v in json.loads((REPORTS / "trivy-alpine-310.json").read_text()).items() if k != "Results"}
+    with pytest.raises(ValueError, match="found no operating system or packages it knows to scan"):
+        scan_report.parse_report(nothing)
     with pytest.raises(ValueError, match="without a VulnerabilityID"):
         scan_report.parse_report({"Results": [{"Vulnerabilities": [{"VulnerabilityID": "  ", "Severity": "HIGH"}]}]})
 
@@ -193,61 +195,76 @@ def test_scanning_off_decides_nothing(factory):
     assert "scan" not in state.images["a"].enrolment
 
 
-def test_judge_compares_ids_not_packages_at_the_severities_both_lists_hold_whole():
-    now = datetime.fromisoformat("2026-11-25T10:00:00+00:00")
-    at = format_time(now - timedelta(hours=1))
+def entry_with(when: str, *findings: dict, others: str = "", minimum: str = "low", **extra) -> dict:
+    """A history entry whose scan lists `findings` in full and `others` as ids only."""
+    scan = {"scanner": "trivy", "minSeverity": minimum, "findings": list(findings), "otherIds": others, "at": when}
+    return {"digest": "sha256:" + "0" * 64, "firstSeen": when, "seenBy": "kargo", "scan": {**scan, **extra}}
+
+
+NOW = datetime.fromisoformat("2026-11-25T10:00:00+00:00")
+CRITICAL = {"id": "CVE-0", "severity": "critical", "package": "zlib", "published": "2026-01-01"}
+HIGH = {"id": "CVE-1", "severity": "high", "package": "libssl3", "published": "2026-01-01"}
+
+
+def test_judge_compares_ids_whatever_the_package_or_the_severity_each_scan_gave():
+    at = format_time(NOW - timedelta(hours=1))
     policy = ScanPolicy("high", "high")
-
-    def entry(*findings, omitted=0, minimum="low", scanner="trivy", when=at):
-        scan = {"scanner": scanner, "minSeverity": minimum, "findings": list(findings), "at": when}
-        scan.update({"omitted": omitted} if omitted else {})
-        return {"digest": "sha256:" + "0" * 64, "firstSeen": at, "seenBy": "kargo", "scan": scan}
-
-    critical = {"id": "CVE-0", "severity": "critical", "package": "zlib", "published": "2026-01-01"}
-    high = {"id": "CVE-1", "severity": "high", "package": "libssl3", "published": "2026-01-01"}
-    moved = {"id": "CVE-1", "severity": "high", "package": "libssl3t64"}  # renamed package, same flaw
-    assert judge(entry(moved), entry(high), policy, now).fixes == ()
-    assert judge(entry(), entry(high), policy, now).fixes == (high,)
-    assert judge(entry(), entry(high), None, now).fixes == ()
-    # A list cut after its 100 most severe holds whole only what is above its least severe: a high
-    # missing from the other list may be among the omitted, a critical may not.
-    assert judge(entry(critical), entry(critical, high, omitted=3), policy, now).fixes == ()
-    assert judge(entry(), entry(critical, high, omitted=3), policy, now).fixes == (critical,)
-    assert judge(entry(high, critical), entry(high, omitted=3), policy, now).introduces == (critical,)
-    # A scan that kept only criticals says nothing of highs, whatever the policy asks.
-    assert judge(entry(high), entry(minimum="critical"), policy, now).introduces == ()
-    assert judge(entry(critical), entry(minimum="critical"), policy, now).introduces == (critical,)
-    assert judge(entry(), entry(critical, omitted=100), policy, now).note.startswith(
-        "the digest it is built on: its scan lists more critical findings than are kept"
-    )
+    moved = {**HIGH, "package": "libssl3t64"}  # renamed package, same flaw
+    assert judge(entry_with(at, moved), entry_with(at, HIGH), policy, NOW).fixes == ()
+    assert judge(entry_with(at), entry_with(at, HIGH), policy, NOW).fixes == (HIGH,)
+    assert judge(entry_with(at), entry_with(at, HIGH), None, NOW).fixes == ()
+    # graded up: medium (below the cut, an id only) in the built-on scan, critical in the new one
+    upgraded = {**CRITICAL, "id": "CVE-R"}
+    found = judge(entry_with(at, upgraded, minimum="high"), entry_with(at, others="CVE-R", minimum="high"), policy, NOW)
+    assert found.introduces == ()
+    # graded down: high in the built-on scan, below the new scan's cut: not fixed
+    found = judge(entry_with(at, others="CVE-1", minimum="high"), entry_with(at, HIGH, minimum="high"), policy, NOW)
+    assert found.fixes == ()
+    # a list cut after its 100 most severe still knows every id, and is whole above its least severe
+    cut = entry_with(at, CRITICAL, {**HIGH, "id": "CVE-2"}, omitted=3)
+    assert judge(cut, entry_with(at, CRITICAL, HIGH), ScanPolicy("high", "critical"), NOW).fixes == (HIGH,)
     # Scanners name and grade vulnerabilities their own way.
-    assert judge(entry(high), entry(scanner="grype"), policy, now).note == (
+    assert judge(entry_with(at, HIGH), entry_with(at, scanner="grype"), policy, NOW).note == (
         "scanned by trivy, the digest it is built on by grype: not compared"
     )
 
 
+def test_a_fix_skips_the_delay_only_when_the_new_scan_could_not_hide_what_it_brings():
+    at = format_time(NOW - timedelta(hours=1))
+    policy = ScanPolicy("critical", "high")
+    built_on = entry_with(at, CRITICAL)
+    # kept criticals only: a new high may be among its ids without a severity
+    found = judge(entry_with(at, others="CVE-9", minimum="critical"), built_on, policy, NOW)
+    assert found.fixes == () and found.note == (
+        "its scan lists no high findings in full: what it fixes does not skip the delay"
+    )
+    assert judge(entry_with(at, others="CVE-9", minimum="high"), built_on, policy, NOW).expedites
+    # cut at 100 among the criticals: nothing below them is whole
+    cut = entry_with(at, {**CRITICAL, "id": "CVE-5"}, others="CVE-9", omitted=200)
+    assert not judge(cut, built_on, policy, NOW).expedites
+    # a scan without every id decides nothing
+    assert judge(
+        entry_with(at), {**built_on, "scan": {**built_on["scan"], "otherIdsOmitted": 4}}, policy, NOW
+    ).note == ("the digest it is built on: its scan does not list every vulnerability id it found: the delay applies")
+
+
 def test_a_scan_made_with_an_older_database_decides_nothing_it_could_not_know():
-    now = datetime.fromisoformat("2026-11-25T10:00:00+00:00")
     policy = ScanPolicy("critical", "critical")
-    old, new = format_time(now - timedelta(days=30)), format_time(now - timedelta(hours=1))
-
-    def entry(when, *findings):
-        scan = {"scanner": "trivy", "minSeverity": "low", "findings": list(findings), "at": when}
-        return {"digest": "sha256:" + "0" * 64, "firstSeen": when, "seenBy": "kargo", "scan": scan}
-
+    old, new = format_time(NOW - timedelta(days=30)), format_time(NOW - timedelta(hours=1))
     recent = {"id": "CVE-2026-9", "severity": "critical", "package": "openssl", "published": "2026-11-20"}
     known = {"id": "CVE-2026-1", "severity": "critical", "package": "openssl", "published": "2026-02-01"}
     undated = {"id": "GHSA-x", "severity": "critical", "package": "lodash"}
-    found = judge(entry(new, recent, known, undated), entry(old), policy, now)
+    found = judge(entry_with(new, recent, known, undated), entry_with(old), policy, NOW)
     assert found.introduces == (known,)  # published before the built-on digest was scanned
     assert found.note == (
         "CVE-2026-9 (critical, openssl), GHSA-x (critical, lodash) published after the digest it is built on "
         "was scanned (2026-10-26): scan that digest again to compare (`image-factory record-scan`)"
     )
     # the other way round: a rescan finding what the newer digest's older scan did not know
-    assert judge(entry(old), entry(new, recent, known), policy, now).fixes == (known,)
+    assert judge(entry_with(old), entry_with(new, recent, known), policy, NOW).fixes == (known,)
     # a day apart, the two scans knew the same
-    assert judge(entry(new, recent), entry(format_time(now - timedelta(hours=20))), policy, now).introduces == (recent,)
+    day_before = format_time(NOW - timedelta(hours=20))
+    assert judge(entry_with(new, recent), entry_with(day_before), policy, NOW).introduces == (recent,)
 
 
 def test_findings_from_an_event_are_checked(sim, capsys):

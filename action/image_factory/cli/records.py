@@ -90,6 +90,12 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     scanned.add_argument(
         "--omitted", metavar="N", type=int, help="with --findings: findings the sender left out past its limit"
     )
+    scanned.add_argument(
+        "--other-ids", metavar="IDS", help="with --findings: every other id the scan found, separated by spaces"
+    )
+    scanned.add_argument(
+        "--other-ids-omitted", metavar="N", type=int, help="with --findings: other ids the sender left out"
+    )
     scanned.add_argument("--at", metavar="TIME", help="when it was scanned (default: now)")
     scanned.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (only from trust.senders)")
     scanned.add_argument(
@@ -202,34 +208,26 @@ def _record_scan(args: argparse.Namespace) -> int:
         raise FactoryError(Problem("--at", f"{args.at} is in the future"))
     subject = f"{args.image}@{args.digest}"
     trust.check_sender(config_for(args.root), "base-image-scanned", args.sender, subject)
-    if args.omitted is not None and args.findings is None:
-        raise FactoryError(Problem("--omitted", "goes with --findings: a report's findings are counted here"))
+    listed = {"--omitted": args.omitted, "--other-ids": args.other_ids, "--other-ids-omitted": args.other_ids_omitted}
+    for option, value in listed.items():
+        if value is not None and args.findings is None:
+            raise FactoryError(Problem(option, "goes with --findings: a report's findings are counted here"))
+        if isinstance(value, int) and value < 0:
+            raise FactoryError(Problem(option, "is a count: 0 or more"))
     if args.min_severity is not None and args.error is not None:
         raise FactoryError(Problem("--min-severity", "goes with --report or --findings, not --error"))
-    minimum, omitted = args.min_severity or "low", args.omitted or 0
     try:
         scanner = scan_report.scanner_name(args.scanner or "trivy")
     except ValueError as error:
         raise FactoryError(Problem("--scanner", str(error))) from None
     try:
-        if args.report:
-            scanner, findings = scan_report.parse_report(_read_json(args.report))
-            scanner = scan_report.scanner_name(args.scanner or scanner)
-            findings, omitted = scan_report.at_least(findings, minimum)
-        elif args.findings is not None:
-            findings = scan_report.from_payload(args.findings)
-        else:
-            findings, error = None, scan_report.error_text(args.error)
+        scan = {"scanner": scanner, **_scan_of(args)}
     except ValueError as error:
-        given = "--findings" if args.findings is not None else "--error"
-        raise FactoryError(Problem(args.report or given, str(error))) from None
-    if omitted < 0:
-        raise FactoryError(Problem("--omitted", "is a count: 0 or more"))
-    if findings is None:
-        scan = {"scanner": scanner, "error": error}
-    else:
-        scan = {"scanner": scanner, "minSeverity": minimum, "findings": findings}
-        scan.update({"omitted": omitted} if omitted else {})
+        given = args.report or ("--findings" if args.findings is not None else "--error")
+        raise FactoryError(Problem(given, str(error))) from None
+    found_by = scan.pop("found by", None)
+    if found_by and not args.scanner:
+        scan["scanner"] = found_by
 
     def apply():
         return events.record_scan(args.root, args.image, args.digest, scan, at, force=args.force)
@@ -239,6 +237,22 @@ def _record_scan(args: argparse.Namespace) -> int:
     print(f"{base.ref}: {args.digest} {_scan_outcome(scan, kept, at)}")
     pushed(args, f"state: scan {base.ref} {args.digest[:19]}…", apply)
     return 0
+
+
+def _scan_of(args: argparse.Namespace) -> dict:
+    """The scan as state keeps it, from --report, --findings or --error; ValueError names what is wrong."""
+    if args.report:
+        found_by, findings = scan_report.parse_report(_read_json(args.report))
+        return {**scan_report.cut(findings, args.min_severity or "low"), "found by": found_by}
+    if args.findings is None:
+        return {"error": scan_report.error_text(args.error)}
+    # a sender that does not say where it cut its list is taken to have kept criticals only
+    scan = {"minSeverity": args.min_severity or "critical", "findings": scan_report.from_payload(args.findings)}
+    if args.other_ids is not None:
+        scan["otherIds"] = scan_report.ids_from_text(args.other_ids)
+    scan.update({"omitted": args.omitted} if args.omitted else {})
+    scan.update({"otherIdsOmitted": args.other_ids_omitted} if args.other_ids_omitted else {})
+    return scan
 
 
 def _scan_outcome(scan: dict, kept: dict, at) -> str:

@@ -152,12 +152,16 @@ def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[
             "--findings": event.text("findings"),
             "--omitted": event.text("omitted"),
             "--min-severity": event.text("min_severity"),
+            "--other-ids-omitted": event.text("other_ids_omitted"),
         }
+        # none at all is an answer too: the option is given, empty (_argv leaves out empty values)
+        listed = [f"--other-ids={event.text('other_ids')}"] if "other_ids" in event.payload else []
         if event.text("error"):
-            found = {"--error": event.text("error")}
+            found, listed = {"--error": event.text("error")}, []
         # --force: the scan Stage takes the digest straight from the Warehouse, so its findings
         # may come before the recording Stage's sighting; they are kept, and count from it.
-        command = ["record-scan", {**given, "--scanner": event.text("scanner"), **found, "--at": at}, "--force"]
+        values = {**given, "--scanner": event.text("scanner"), **found, "--at": at}
+        command = ["record-scan", values, *listed, "--force"]
     elif event.type == "image-built":
         signed = str(event.payload.get("signed")).lower()
         values = {

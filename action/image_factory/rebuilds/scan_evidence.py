@@ -10,12 +10,13 @@ entry as `scan`). Against the digest the image is built on now:
 - anything else soaks as usual. So does a digest when either scan is missing or failed, or
   the two are by different scanners: no evidence, no decision.
 
-Findings are compared by vulnerability id, only at the severities both scans list whole (a
-scan keeps its findings from a least severity, the most severe first, up to a limit), and only
-those the scan lacking one could have known: made within a day of the other, or after the
-vulnerability was published (an older database does not know newer vulnerabilities). An id in
-`scan.ignore` counts for neither, until the day after its `until` date. The policy is read from
-the image's enrolment (written by discover), so nothing decided is stored.
+Findings are compared by vulnerability id: one is gone, or new, only when the other scan lacks
+its id at any severity (a scan keeps every id it found, the findings from its least severity up
+in full), and only when the scan lacking it could have known it: made within a day of the
+other, or after the vulnerability was published (an older database does not know newer
+vulnerabilities). A fix skips the delay only when the new scan lists in full whatever could
+hold it. An id in `scan.ignore` counts for neither, until the day after its `until` date. The
+policy is read from the image's enrolment (written by discover), so nothing decided is stored.
 """
 
 from __future__ import annotations
@@ -85,32 +86,34 @@ def judge(candidate: HistoryEntry, built_on: HistoryEntry | None, policy: ScanPo
         return Evidence(note=f"the digest it is built on: {old}")
     if new.scanner != old.scanner:  # scanners name and grade vulnerabilities differently
         return Evidence(note=f"scanned by {new.scanner}, the digest it is built on by {old.scanner}: not compared")
-    # Only the severities both lists hold whole are compared.
-    floor = max(new.complete, old.complete, key=rank)
-    old_ids, new_ids = {f["id"] for f in old.findings}, {f["id"] for f in new.findings}
-    expedite = _raised(policy.expedite, floor)
-    gone = (f for f in old.findings if _counts(f, expedite, policy, now) and f["id"] not in new_ids)
+    # A vulnerability is gone or new only when the other scan's ids, at any severity, lack it:
+    # severities are graded up and down between two scans, and a list is cut at one.
+    gone = (f for f in old.findings if _counts(f, policy.expedite, policy, now) and f["id"] not in new.ids)
     fixes = _worst_first(f for f in gone if _could_list(f, new, old))
-    hold = _raised(policy.hold, floor)
-    brought = [f for f in new.findings if _counts(f, hold, policy, now) and f["id"] not in old_ids]
+    brought = [f for f in new.findings if _counts(f, policy.hold, policy, now) and f["id"] not in old.ids]
     # What the scan lacking a finding could not have known says nothing: its database was older.
     introduces = _worst_first(f for f in brought if _could_list(f, old, new))
     unsure = _worst_first(f for f in brought if not _could_list(f, old, new))
-    note = None
+    notes = []
     if unsure:
-        note = (
+        notes.append(
             f"{describe(unsure)} published after the digest it is built on was scanned ({old.at[:10]}): "
             "scan that digest again to compare (`image-factory record-scan`)"
         )
-    return Evidence(fixes, introduces, note)
+    if fixes and policy.hold is not None and new.whole_from > rank(policy.hold):
+        # its list may hide a finding as severe as `hold` among the ids without a severity
+        notes.append(f"its scan lists no {policy.hold} findings in full: what it fixes does not skip the delay")
+        fixes = ()
+    return Evidence(fixes, introduces, "; ".join(notes) or None)
 
 
 @dataclass(frozen=True)
 class _Scan:
     scanner: str
     at: str
-    findings: list[dict]
-    complete: str  # every finding this severe or more is listed
+    findings: list[dict]  # in full: id, severity, package
+    ids: frozenset[str]  # every id it found, at any severity
+    whole_from: int  # every finding this severe (a rank) or more is in `findings`; past critical: none
 
 
 # Two scans within this time used about the same vulnerability database (Trivy's is rebuilt
@@ -134,20 +137,15 @@ def _usable(entry: HistoryEntry, now: datetime) -> _Scan | str:
         return "not scanned yet: the delay applies"
     if scan.get("error"):
         return f"its scan failed ({scan['error']}): the delay applies"
+    if "otherIds" not in scan or scan.get("otherIdsOmitted"):
+        return "its scan does not list every vulnerability id it found: the delay applies"
     findings = scan.get("findings", [])
-    complete = scan.get("minSeverity", "low")
+    whole_from = rank(scan.get("minSeverity", "critical"))
     if scan.get("omitted"):  # the most severe are kept: those above the least kept are all there
-        least = min((rank(f["severity"]) for f in findings), default=len(SEVERITIES))
-        if least + 1 >= len(SEVERITIES):
-            left_out = f"{scan['omitted']} left out"
-            return f"its scan lists more critical findings than are kept ({left_out}): the delay applies"
-        complete = SEVERITIES[least + 1]
-    return _Scan(scan["scanner"], scan["at"], findings, complete)
-
-
-def _raised(threshold: str | None, floor: str) -> str | None:
-    """A policy's severity, raised to the least one both scans list whole."""
-    return None if threshold is None else max(threshold, floor, key=rank)
+        least = min((rank(f["severity"]) for f in findings), default=len(SEVERITIES) - 1)
+        whole_from = max(whole_from, least + 1)
+    ids = frozenset({f["id"] for f in findings} | set(scan["otherIds"].split()))
+    return _Scan(scan["scanner"], scan["at"], findings, ids, whole_from)
 
 
 def _counts(finding: dict, threshold: str | None, policy: ScanPolicy, now: datetime) -> bool:

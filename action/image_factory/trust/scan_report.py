@@ -9,10 +9,10 @@ A report is Trivy's JSON (`trivy image --format json`: `Results[].Vulnerabilitie
 `Results` at all when nothing was found: Trivy's `Report.Results` is `omitempty`) or Grype's
 (`grype -o json`: `matches[]`). A finding is a vulnerability id, its severity, the affected
 package, the version that fixes it and the day it was published, where the scanner gives them.
-The factory gets only the findings at or above a severity and at most MAX_FINDINGS of them,
-the most severe first, so that every finding more severe than the least one sent is there: a
-repository_dispatch payload must stay under 64 KB (GitHub's REST description of
-`client_payload`).
+The factory gets the findings at or above a severity in full, at most MAX_FINDINGS of them, the
+most severe first (so every finding more severe than the least one sent is there), and the ids
+of all the others: a repository_dispatch payload must stay under 64 KB (GitHub's REST
+description of `client_payload`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ MAX_FINDINGS = 100
 MAX_TEXT = 100  # characters of an id, a package or a version: real ones are far shorter
 MAX_SCANNER = 50  # characters of a scanner's name
 MAX_ERROR = 200  # characters of why a scan could not run
+# Every other id a report lists, ids only: whether a vulnerability is there at all, whatever its
+# severity (graded up or down between two scans) or the limit. 1,500 fit the 64 KB with the rest.
+MAX_OTHER_IDS = 1500
 EVENT = "base-image-scanned"
 
 
@@ -47,7 +50,9 @@ def parse_report(data: object) -> tuple[str, list[dict]]:
     if isinstance(data, dict) and isinstance(data.get("Results"), list):
         return "trivy", _unique(_trivy(data["Results"]))
     if isinstance(data, dict) and data.get("Results") is None and "SchemaVersion" in data and "ArtifactName" in data:
-        return "trivy", []  # Trivy found nothing: its Results are omitempty
+        # Results is omitempty: Trivy lists a target for every OS or package file it reads, with
+        # or without vulnerabilities, so none at all means it read nothing it knows.
+        raise ValueError("the report has no Results: Trivy found no operating system or packages it knows to scan")
     if isinstance(data, dict) and isinstance(data.get("matches"), list):
         descriptor = data.get("descriptor") if isinstance(data.get("descriptor"), dict) else {}
         return scanner_name(descriptor.get("name") or "grype"), _unique(_grype(data["matches"]))
@@ -55,8 +60,9 @@ def parse_report(data: object) -> tuple[str, list[dict]]:
 
 
 def scanner_name(text: object) -> str:
-    """A scanner's name as state keeps it: one line, bounded; ValueError when blank."""
-    name = _text(text, MAX_SCANNER)
+    """A scanner's name as state keeps it: one line, bounded, lower case (Trivy is trivy);
+    ValueError when blank."""
+    name = _text(text, MAX_SCANNER).lower()
     if not name:
         raise ValueError("the scanner has no name")
     return name
@@ -75,7 +81,7 @@ def _trivy(results: list) -> list[dict]:
         if not isinstance(result, dict):
             raise ValueError("a Results entry is not an object")
         for item in result.get("Vulnerabilities") or []:
-            if not isinstance(item, dict) or not _text(item.get("VulnerabilityID")):
+            if not isinstance(item, dict) or not _id(item.get("VulnerabilityID")):
                 raise ValueError("a vulnerability without a VulnerabilityID")
             found = (item["VulnerabilityID"], item.get("Severity"), item.get("PkgName"), item.get("FixedVersion"))
             yield _finding(*found, _day(item.get("PublishedDate")))
@@ -84,7 +90,7 @@ def _trivy(results: list) -> list[dict]:
 def _grype(matches: list) -> list[dict]:
     for match in matches:
         vulnerability = match.get("vulnerability") if isinstance(match, dict) else None
-        if not isinstance(vulnerability, dict) or not _text(vulnerability.get("id")):
+        if not isinstance(vulnerability, dict) or not _id(vulnerability.get("id")):
             raise ValueError("a match without vulnerability.id")
         artifact = match.get("artifact") if isinstance(match.get("artifact"), dict) else {}
         fix = vulnerability.get("fix") if isinstance(vulnerability.get("fix"), dict) else {}
@@ -93,7 +99,7 @@ def _grype(matches: list) -> list[dict]:
 
 
 def _finding(vulnerability: object, level: object, package: object, fixed: object, published: object = None) -> dict:
-    finding = {"id": _text(vulnerability), "severity": severity(level), "package": _text(package) or "?"}
+    finding = {"id": _id(vulnerability), "severity": severity(level), "package": _text(package) or "?"}
     if not finding["id"]:
         raise ValueError("a finding without an id")
     if _text(fixed):
@@ -108,6 +114,11 @@ def _day(stamp: object) -> str | None:
     text = str(stamp or "")[:10]
     digits = text[:4] + text[5:7] + text[8:10]
     return text if len(text) == 10 and text[4] == text[7] == "-" and digits.isdigit() else None
+
+
+def _id(value: object) -> str:
+    """A vulnerability id: one word (ids are listed separated by spaces)."""
+    return "".join(_text(value).split())
 
 
 def _text(value: object, limit: int = MAX_TEXT) -> str:
@@ -131,6 +142,25 @@ def at_least(findings: list[dict], minimum: str, limit: int = MAX_FINDINGS) -> t
     `_unique`'s order), and how many more were left out."""
     kept = [finding for finding in findings if rank(finding["severity"]) >= rank(minimum)]
     return kept[:limit], max(0, len(kept) - limit)
+
+
+def other_ids(findings: list[dict], kept: list[dict], limit: int = MAX_OTHER_IDS) -> tuple[list[str], int]:
+    """The ids of `findings` that `kept` does not list, sorted, at most `limit`, and how many
+    more were left out."""
+    listed = {finding["id"] for finding in kept}
+    others = sorted({finding["id"] for finding in findings} - listed)
+    return others[:limit], max(0, len(others) - limit)
+
+
+def ids_from_text(text: str) -> str:
+    """Ids an event carries, separated by spaces, as state keeps them (sorted, once each);
+    ValueError names what is wrong."""
+    ids = text.split()
+    if len(ids) > MAX_OTHER_IDS:
+        raise ValueError(f"{len(ids)} other ids: at most {MAX_OTHER_IDS} are kept")
+    if any(_id(vulnerability) != vulnerability for vulnerability in ids):
+        raise ValueError(f"an id is not printable or longer than {MAX_TEXT} characters")
+    return " ".join(sorted(set(ids)))
 
 
 def from_payload(text: str) -> list[dict]:
@@ -157,29 +187,39 @@ def from_payload(text: str) -> list[dict]:
     return _unique(findings)
 
 
-def payload(
-    image: str, digest: str, scanner: str, scan: tuple[list[dict], int, str] | None, error: str | None = None
-) -> dict:
+def payload(image: str, digest: str, scanner: str, scan: dict | None, error: str | None = None) -> dict:
     """The client_payload of `base-image-scanned`: every value a string (the receive job keeps
-    them so), the findings as one JSON text. `scan`: (findings, omitted, the least severity kept)."""
+    them so; GitHub allows 10 top-level keys), the findings as one JSON text, the other ids
+    separated by spaces. `scan`: `cut`'s outcome; None with `error`."""
     body = {"image": image, "digest": digest, "scanner": _text(scanner, MAX_SCANNER) or "trivy"}
     if scan is None:
         body["error"] = _text(error, MAX_ERROR) or "no reason given"
-    else:
-        findings, omitted, minimum = scan
-        body["findings"] = json.dumps(findings, separators=(",", ":"))
-        body["min_severity"] = minimum
-        if omitted:
-            body["omitted"] = str(omitted)
+        return body
+    body["findings"] = json.dumps(scan["findings"], separators=(",", ":"))
+    body["min_severity"] = scan["minSeverity"]
+    body["other_ids"] = scan["otherIds"]
+    for key, field in (("omitted", "omitted"), ("other_ids_omitted", "otherIdsOmitted")):
+        if scan.get(field):
+            body[key] = str(scan[field])
     return body
+
+
+def cut(findings: list[dict], minimum: str) -> dict:
+    """A report's findings as the factory keeps them: those at or above `minimum` in full (the
+    most severe MAX_FINDINGS), every other id, and counts of what was left out."""
+    kept, omitted = at_least(findings, minimum)
+    others, others_omitted = other_ids(findings, kept)
+    scan = {"minSeverity": minimum, "findings": kept, "otherIds": " ".join(others)}
+    scan.update({"omitted": omitted} if omitted else {})
+    scan.update({"otherIdsOmitted": others_omitted} if others_omitted else {})
+    return scan
 
 
 # -- in the scan Job ---------------------------------------------------------------------------
 
 
-def _scan_outcome(env: dict) -> tuple[str, tuple[list[dict], int, str] | None, str | None]:
-    """(scanner, (findings, omitted, least severity kept) or None, error) of the scan the Job's
-    first container ran."""
+def _scan_outcome(env: dict) -> tuple[str, dict | None, str | None]:
+    """(scanner, `cut`'s outcome or None, error) of the scan the Job's first container ran."""
     scanner = env.get("SCANNER", "trivy")
     if os.path.exists(env["SCAN_FAILED"]):
         log = _tail(env.get("SCAN_LOG", ""))
@@ -189,9 +229,7 @@ def _scan_outcome(env: dict) -> tuple[str, tuple[list[dict], int, str] | None, s
             found_by, findings = parse_report(json.load(file))
     except (OSError, ValueError) as error:
         return scanner, None, f"its report could not be read: {error}"
-    minimum = severity(env.get("MIN_SEVERITY", "high"))
-    kept, omitted = at_least(findings, minimum)
-    return found_by, (kept, omitted, minimum), None
+    return found_by, cut(findings, severity(env.get("MIN_SEVERITY", "high"))), None
 
 
 def _tail(path: str) -> str:
@@ -251,7 +289,8 @@ def main(env: dict | None = None) -> int:
     env = dict(os.environ if env is None else env)
     scanner, scan, error = _scan_outcome(env)
     body = payload(env["IMAGE"], env["DIGEST"], scanner, scan, error)
-    print(f"{env['IMAGE']}@{env['DIGEST']}: " + (error or f"{len(scan[0])} findings at or above {scan[2]}"))
+    found = f"{len(scan['findings'])} findings at or above {scan['minSeverity']}" if scan else error
+    print(f"{env['IMAGE']}@{env['DIGEST']}: {found}")
     return send(env, body)
 
 
