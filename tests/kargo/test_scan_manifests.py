@@ -274,7 +274,7 @@ def test_the_reporter_gives_up_after_its_timeout(made, tmp_path, httpserver):
 
 def test_a_long_report_is_cut_to_what_a_dispatch_can_carry():
     findings = [
-        {"id": f"CVE-2026-{n:05d}", "severity": "high" if n < 5000 else "low", "package": "p" * 200,
+        {"id": f"CVE-2026-{n:05d}", "severity": "high" if n < 5000 else "low", "package": "p" * 100,
          "published": "2026-01-01"}
         for n in range(8000)
     ]  # fmt: skip
@@ -284,3 +284,13 @@ def test_a_long_report_is_cut_to_what_a_dispatch_can_carry():
     assert body["other_ids_omitted"] == str(8000 - 100 - 1500)
     assert len(body) <= 10  # GitHub's limit on client_payload's top-level keys
     assert len(json.dumps({"event_type": "base-image-scanned", "client_payload": body})) < 64_000
+    # the longest ids and packages a report could give still fit
+    longest = [
+        scan_report._finding(f"{n:04d}" + "x" * 200, "critical" if n < 200 else "low", "p" * 200, "f" * 200, "2026")
+        for n in range(3000)
+    ]
+    body = scan_report.payload(PYTHON, DIGEST, "t" * 300, scan_report.cut(scan_report._unique(longest), "low"))
+    assert len(json.dumps({"event_type": "base-image-scanned", "client_payload": body})) < 64_000
+    kept = len(json.loads(body["findings"]))
+    assert int(body["omitted"]) == 3000 - kept
+    assert int(body["other_ids_omitted"]) + len(body["other_ids"].split()) == 3000 - kept

@@ -30,8 +30,11 @@ MAX_TEXT = 100  # characters of an id, a package or a version: real ones are far
 MAX_SCANNER = 50  # characters of a scanner's name
 MAX_ERROR = 200  # characters of why a scan could not run
 # Every other id a report lists, ids only: whether a vulnerability is there at all, whatever its
-# severity (graded up or down between two scans) or the limit. 1,500 fit the 64 KB with the rest.
+# severity (graded up or down between two scans) or the limit. At most 1,500 ids and 30,000
+# characters: with the findings in full, well under the 64 KB.
 MAX_OTHER_IDS = 1500
+MAX_OTHER_CHARS = 30_000
+MAX_FINDINGS_CHARS = 24_000  # the findings' JSON text: 100 real ones take about 12,000
 EVENT = "base-image-scanned"
 
 
@@ -138,10 +141,16 @@ def _unique(findings) -> list[dict]:
 
 
 def at_least(findings: list[dict], minimum: str, limit: int = MAX_FINDINGS) -> tuple[list[dict], int]:
-    """The findings at or above `minimum`, at most `limit` (the most severe: `findings` are in
-    `_unique`'s order), and how many more were left out."""
+    """The findings at or above `minimum`, at most `limit` in MAX_FINDINGS_CHARS (the most severe:
+    `findings` are in `_unique`'s order), and how many more were left out."""
     kept = [finding for finding in findings if rank(finding["severity"]) >= rank(minimum)]
-    return kept[:limit], max(0, len(kept) - limit)
+    chosen, length = [], 0
+    for finding in kept[:limit]:
+        length += len(json.dumps(finding, separators=(",", ":"))) + 1
+        if length > MAX_FINDINGS_CHARS:
+            break
+        chosen.append(finding)
+    return chosen, len(kept) - len(chosen)
 
 
 def other_ids(findings: list[dict], kept: list[dict], limit: int = MAX_OTHER_IDS) -> tuple[list[str], int]:
@@ -149,15 +158,21 @@ def other_ids(findings: list[dict], kept: list[dict], limit: int = MAX_OTHER_IDS
     more were left out."""
     listed = {finding["id"] for finding in kept}
     others = sorted({finding["id"] for finding in findings} - listed)
-    return others[:limit], max(0, len(others) - limit)
+    chosen, length = [], 0
+    for vulnerability in others[:limit]:
+        length += len(vulnerability) + 1
+        if length > MAX_OTHER_CHARS + 1:
+            break
+        chosen.append(vulnerability)
+    return chosen, len(others) - len(chosen)
 
 
 def ids_from_text(text: str) -> str:
     """Ids an event carries, separated by spaces, as state keeps them (sorted, once each);
     ValueError names what is wrong."""
     ids = text.split()
-    if len(ids) > MAX_OTHER_IDS:
-        raise ValueError(f"{len(ids)} other ids: at most {MAX_OTHER_IDS} are kept")
+    if len(ids) > MAX_OTHER_IDS or len(" ".join(ids)) > MAX_OTHER_CHARS:
+        raise ValueError(f"{len(ids)} other ids: at most {MAX_OTHER_IDS}, in {MAX_OTHER_CHARS} characters, are kept")
     if any(_id(vulnerability) != vulnerability for vulnerability in ids):
         raise ValueError(f"an id is not printable or longer than {MAX_TEXT} characters")
     return " ".join(sorted(set(ids)))
