@@ -23,7 +23,7 @@ from kargo_expressions import refuse_in
 from kargo_objects import Watched, watched_images
 from kargo_project import namespace, project, project_config
 from kargo_rebuilding import rebuild_stage, soak_stage
-from kargo_scanning import reporter_config_map, scan_stage, scan_template
+from kargo_scanning import scan_objects, scan_stage, scan_template
 from kargo_watching import (
     advisory_stage,
     analysis_template,
@@ -62,7 +62,7 @@ def project_manifests(config: Config) -> list[dict]:
         name = config.kargo.project
         objects = [namespace(name), project(name), project_config(config)]
         if config.kargo.scanner is not None:
-            objects.append(reporter_config_map(config))
+            objects += scan_objects(config)
         return objects
 
 

@@ -1,15 +1,17 @@
 """The scan of each new digest of a watched image: a Stage whose verification runs a Job that
-scans the digest with Trivy and reports the findings to the factory (`base-image-scanned`).
+scans the digest with Trivy, and the newest earlier digests of the Warehouse again, and reports
+the findings to the factory (`base-image-scanned`, one event per digest).
 
 The Stage takes Freight straight from the Warehouse and holds nothing back: Kargo decides
-nothing about vulnerabilities, the factory does (rebuilds.scan_evidence). The Job's first
-container runs the scanner, whose failure is written down, not fatal; the second runs the
-reporter (trust/scan_report.py, from a ConfigMap) with the token the Stages use. The Job
-fails when the report could not be delivered, or when the Pod itself failed (an image that
-cannot be pulled, the scanner killed past its memory limit: on cgroup v2 the kubelet, since
-Kubernetes 1.28, kills every process of the container, the `|| touch` included), and then only
-this Stage's verification fails: the digest shows as not scanned, and a scan never blocks the
-soak.
+nothing about vulnerabilities, the factory does (rebuilds.scan_evidence), comparing only scans
+made within a day of each other. The Job's containers: `targets` (trust/scan_report.py, from a
+ConfigMap) lists the digests from Kargo's Freight with a token that may only read Freight;
+`scan` runs the scanner on each, whose failure is written down, not fatal; `report` sends each
+outcome with the token the Stages use. The Job fails when a report could not be delivered, or
+when the Pod itself failed (an image that cannot be pulled, the scanner killed past its memory
+limit: on cgroup v2 the kubelet, since Kubernetes 1.28, kills every process of the container,
+the `|| touch` included), and then only this Stage's verification fails: the digest shows as
+not scanned, and a scan never blocks the soak.
 """
 
 from __future__ import annotations
@@ -20,36 +22,63 @@ from image_factory.enrolment.model import Config
 from image_factory.kargo import names
 from kargo_objects import KARGO_API, Watched, image_field, meta, ref_annotation
 
-WORK, REPORTER = "/work", "/reporter"
-# `$1` is the digest's reference: an argument, never part of the script. A scan that cannot run
+WORK, REPORTER, ACCOUNT = "/work", "/reporter", "/var/run/secrets/image-factory"
+# Each digest of WORK/targets (checked sha256 digests, written by the targets container) is
+# scanned; `$1` is the repository: an argument, never part of the script. A scan that cannot run
 # leaves a mark and its log for the reporter, which says so to the factory.
 SCAN = (
-    'trivy image --format json --output /work/report.json --scanners vuln "$1" > /work/scan.log 2>&1'
-    " || touch /work/failed"
+    'for digest in $(cat /work/targets); do trivy image --format json --output "/work/$digest.json" '
+    '--scanners vuln "$1@$digest" > "/work/$digest.log" 2>&1 || touch "/work/$digest.failed"; done'
 )
-# The scan itself, then up to an hour of the reporter's retries (trust/scan_report.send).
-DEADLINE_SECONDS = 5400
+# The scans, then up to an hour of the reporter's retries (trust/scan_report.send) per event.
+DEADLINE_SECONDS = 3 * 3600
+SERVICE_ACCOUNT = "image-factory-scan"
+NAMESPACE = "metadata.namespace"
 
 
 def reporter_source() -> str:
     return (resources.files("image_factory.trust") / "scan_report.py").read_text(encoding="utf-8")
 
 
-def reporter_config_map(config: Config) -> dict:
-    """The reporter's source, mounted into every scan Job of the project."""
-    labels = {names.ROLE: "scan-reporter"}
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": meta(names.SCAN_REPORTER, config.kargo.project, labels),
-        "data": {"report.py": reporter_source()},
-    }
+def scan_objects(config: Config) -> list[dict]:
+    """Once per project: the reporter's source, mounted into every scan Job, and the account
+    whose token may only read the project's Freight (to find the earlier digests to rescan)."""
+    project, labels = config.kargo.project, {names.ROLE: "scan-reporter"}
+    account = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": project}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(names.SCAN_REPORTER, project, labels),
+            "data": {"report.py": reporter_source()},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(SERVICE_ACCOUNT, project, labels),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta(SERVICE_ACCOUNT, project, labels),
+            "rules": [{"apiGroups": ["kargo.akuity.io"], "resources": ["freights"], "verbs": ["get", "list"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta(SERVICE_ACCOUNT, project, labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SERVICE_ACCOUNT},
+            "subjects": [account],
+        },
+    ]
 
 
 def scan_template(config: Config, watched: Watched) -> dict:
-    """The AnalysisTemplate whose Job scans `<repo>@<digest>` and reports it."""
+    """The AnalysisTemplate whose Job scans `<repo>@<digest>`, and the newest earlier digests of
+    the Warehouse again, and reports each."""
     settings, scanner = config.kargo, config.kargo.scanner
-    reference = f"{watched.warehouse.repo_url}@{{{{args.digest}}}}"
+    repo_url = watched.warehouse.repo_url
     scan_env = [
         {"name": "TRIVY_CACHE_DIR", "value": f"{WORK}/cache"},
         {"name": "TRIVY_NO_PROGRESS", "value": "true"},
@@ -59,10 +88,31 @@ def scan_template(config: Config, watched: Watched) -> dict:
     if scanner.java_db_repository:
         scan_env.append({"name": "TRIVY_JAVA_DB_REPOSITORY", "value": scanner.java_db_repository})
     work = {"name": "work", "mountPath": WORK}
+    source = {"name": "reporter", "mountPath": REPORTER, "readOnly": True}
+    small = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+    common = [
+        {"name": "IMAGE", "value": watched.base.ref.canonical},
+        {"name": "DIGEST", "value": "{{args.digest}}"},
+        {"name": "WORK", "value": WORK},
+    ]
+    find = {
+        "name": "targets",
+        "image": scanner.reporter_image,
+        "command": ["python3", f"{REPORTER}/report.py", "targets"],
+        "env": [
+            *common,
+            {"name": "WAREHOUSE", "value": watched.name},
+            {"name": "REPO_URL", "value": repo_url},
+            {"name": "RESCAN", "value": str(scanner.rescan)},
+            {"name": "SERVICE_ACCOUNT", "value": ACCOUNT},
+        ],
+        "volumeMounts": [work, source, {"name": "account", "mountPath": ACCOUNT, "readOnly": True}],
+        "resources": small,
+    }
     scan = {
         "name": "scan",
         "image": scanner.image,
-        "command": ["sh", "-c", SCAN, "scan", reference],
+        "command": ["sh", "-c", SCAN, "scan", repo_url],
         "env": scan_env,
         "volumeMounts": [work],
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": scanner.memory}},
@@ -70,6 +120,21 @@ def scan_template(config: Config, watched: Watched) -> dict:
     volumes = [
         {"name": "work", "emptyDir": {"sizeLimit": scanner.disk}},
         {"name": "reporter", "configMap": {"name": names.SCAN_REPORTER}},
+        {
+            # the account's token in the targets container only (Kubernetes' projected volume)
+            "name": "account",
+            "projected": {
+                "sources": [
+                    {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {
+                        "downwardAPI": {
+                            "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
+                        }
+                    },
+                ]
+            },
+        },
     ]
     if settings.verify_registry_secret:  # Trivy reads registry logins as Docker does
         scan["env"].append({"name": "DOCKER_CONFIG", "value": "/docker"})
@@ -89,24 +154,21 @@ def scan_template(config: Config, watched: Watched) -> dict:
         "image": scanner.reporter_image,
         "command": ["python3", f"{REPORTER}/report.py"],
         "env": [
-            {"name": "IMAGE", "value": watched.base.ref.canonical},
-            {"name": "DIGEST", "value": "{{args.digest}}"},
+            *common,
             {"name": "SCANNER", "value": "trivy"},
-            {"name": "SCAN_REPORT", "value": f"{WORK}/report.json"},
-            {"name": "SCAN_FAILED", "value": f"{WORK}/failed"},
-            {"name": "SCAN_LOG", "value": f"{WORK}/scan.log"},
             {"name": "MIN_SEVERITY", "value": watched.scan_severity},
             {"name": "GITHUB_API", "value": settings.github_api_url},
             {"name": "FACTORY_REPO", "value": settings.factory_repo},
             {"name": "GITHUB_TOKEN", "valueFrom": token},
         ],
-        "volumeMounts": [work, {"name": "reporter", "mountPath": REPORTER, "readOnly": True}],
-        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        "volumeMounts": [work, source],
+        "resources": small,
     }
     pod = {
         "restartPolicy": "Never",
-        "automountServiceAccountToken": False,  # the Job needs nothing from the Kubernetes API
-        "initContainers": [scan],
+        "serviceAccountName": SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,  # only the targets container gets a token
+        "initContainers": [find, scan],
         "containers": [report],
         "volumes": volumes,
     }

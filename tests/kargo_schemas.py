@@ -62,7 +62,67 @@ NAMESPACE = {
         },
     },
 }
-CORE = {"ConfigMap": CONFIG_MAP, "Namespace": NAMESPACE}
+
+
+def _core(kind: str, api: str, body: dict, required: list[str]) -> dict:
+    """A Kubernetes object of `kind`, as strict as the CRD schemas: only the fields the generator writes."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", *required],
+        "properties": {
+            "apiVersion": {"const": api},
+            "kind": {"const": kind},
+            "metadata": CONFIG_MAP["properties"]["metadata"],
+            **body,
+        },
+    }
+
+
+NAME = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"}
+RBAC = "rbac.authorization.k8s.io/v1"
+# Kubernetes' ServiceAccount, Role and RoleBinding (k8s.io/api core/v1 and rbac/v1 types)
+SERVICE_ACCOUNT = _core("ServiceAccount", "v1", {"automountServiceAccountToken": {"type": "boolean"}}, [])
+RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiGroups", "resources", "verbs"],
+    "properties": {
+        "apiGroups": {"type": "array", "items": {"type": "string"}},
+        "resources": {"type": "array", "items": {"type": "string"}},
+        "verbs": {"type": "array", "items": {"enum": ["get", "list", "watch"]}},  # read-only, by design
+    },
+}
+ROLE = _core("Role", RBAC, {"rules": {"type": "array", "items": RULE}}, ["rules"])
+ROLE_BINDING = _core(
+    "RoleBinding",
+    RBAC,
+    {
+        "roleRef": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["apiGroup", "kind", "name"],
+            "properties": {"apiGroup": {"const": "rbac.authorization.k8s.io"}, "kind": {"const": "Role"}, "name": NAME},
+        },
+        "subjects": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["kind", "name", "namespace"],
+                "properties": {"kind": {"const": "ServiceAccount"}, "name": NAME, "namespace": {"type": "string"}},
+            },
+        },
+    },
+    ["roleRef", "subjects"],
+)
+CORE = {
+    "ConfigMap": CONFIG_MAP,
+    "Namespace": NAMESPACE,
+    "ServiceAccount": SERVICE_ACCOUNT,
+    "Role": ROLE,
+    "RoleBinding": ROLE_BINDING,
+}
 
 
 @cache

@@ -9,15 +9,10 @@ GitHub does; what it sends is drained into a factory as the events workflow woul
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from werkzeug import Response
 
-from image_factory.cli import main
 from image_factory.discovery.discover import discover, load_model
 from image_factory.enrolment.refs import parse_ref
 from image_factory.errors import FactoryError
@@ -63,6 +58,11 @@ PYTHON = "docker.io/library/python:3.12-slim"
 
 @pytest.fixture
 def made(factory):
+    return make(factory)
+
+
+def make(factory):
+    """The scanning factory of IMAGES_YAML, discovered, and its generated objects."""
     factory.write("images.yaml", IMAGES_YAML)
     factory.write("app/Dockerfile", "FROM python:3.12-slim\n")
     factory.write("worker/Dockerfile", "FROM redis:7\n")
@@ -101,30 +101,37 @@ def test_the_stage_takes_every_new_digest_and_holds_nothing_back(made):
     assert evaluate_verification_args(stage, freight, {python: ["docker.io/library/python"]}) == {"digest": DIGEST}
 
 
-def test_the_job_scans_the_digest_and_reports_with_the_stages_token(made):
-    _, objects = made
+def pod_of(objects) -> tuple[dict, dict]:
     python = kargo_names.watched_name(parse_ref(PYTHON))
     template = named(objects, "AnalysisTemplate", f"{python}-scan")
     job = template["spec"]["metrics"][0]["provider"]["job"]["spec"]
-    pod = job["template"]["spec"]
-    (scan,) = pod["initContainers"]
+    return job, job["template"]["spec"]
+
+
+def test_the_job_scans_the_digest_and_reports_with_the_stages_token(made):
+    _, objects = made
+    job, pod = pod_of(objects)
+    find, scan = pod["initContainers"]
     (report,) = pod["containers"]
-    assert scan["image"] == TRIVY and report["image"] == PYTHON_IMAGE
-    assert scan["command"][:2] == ["sh", "-c"] and scan["command"][3:] == [
-        "scan",
-        "docker.io/library/python@{{args.digest}}",
-    ]
-    assert '"$1"' in scan["command"][2] and "{{" not in scan["command"][2]  # the reference is an argument
+    assert scan["image"] == TRIVY and report["image"] == find["image"] == PYTHON_IMAGE
+    assert scan["command"][:2] == ["sh", "-c"] and scan["command"][3:] == ["scan", "docker.io/library/python"]
+    assert '"$1@$digest"' in scan["command"][2] and "{{" not in scan["command"][2]  # the reference is an argument
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in scan["env"]}
     assert env["TRIVY_DB_REPOSITORY"] == "registry.internal.example/aquasec/trivy-db:2"
     assert env["TRIVY_JAVA_DB_REPOSITORY"] == "registry.internal.example/aquasec/trivy-java-db:1"
     assert env["DOCKER_CONFIG"] == "/docker"
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in find["env"]}
+    assert env["DIGEST"] == "{{args.digest}}" and env["RESCAN"] == "3" and env["REPO_URL"] == "docker.io/library/python"
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in report["env"]}
     assert env["GITHUB_TOKEN"] == {"secretKeyRef": {"name": "image-factory-github", "key": "token"}}
     assert env["DIGEST"] == "{{args.digest}}" and env["IMAGE"] == PYTHON and env["MIN_SEVERITY"] == "high"
-    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] > 3600  # the reporter's hour of retries
-    # bounded, and nothing from the Kubernetes API
-    assert pod["automountServiceAccountToken"] is False
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] > 4 * 3600 / 2  # retries per event
+    # bounded; a token only in the targets container, from an account that may only read Freight
+    assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "image-factory-scan"
+    assert [m["name"] for m in find["volumeMounts"]] == ["work", "reporter", "account"]
+    assert all("account" not in [m["name"] for m in c["volumeMounts"]] for c in (scan, report))
+    (role,) = [o for o in objects if o["kind"] == "Role"]
+    assert role["rules"] == [{"apiGroups": ["kargo.akuity.io"], "resources": ["freights"], "verbs": ["get", "list"]}]
     assert scan["resources"]["limits"] == {"memory": "2Gi"} and report["resources"]["limits"] == {"memory": "128Mi"}
     assert {v["name"]: v for v in pod["volumes"]}["work"]["emptyDir"] == {"sizeLimit": "10Gi"}
     config_map = named(objects, "ConfigMap", kargo_names.SCAN_REPORTER)
@@ -149,127 +156,6 @@ def test_synth_notes_which_scans_need_argo_rollouts(made):
     _, state = load_model(factory.root)
     note = cluster_notes.verification_note(state)
     assert "the scans of docker.io/library/python:3.12-slim" in note and "redis" not in note
-
-
-# -- the reporter, as the Job runs it ------------------------------------------------------------
-
-
-def reporter(made, tmp_path: Path) -> Path:
-    _, objects = made
-    script = tmp_path / "report.py"
-    script.write_text(named(objects, "ConfigMap", kargo_names.SCAN_REPORTER)["data"]["report.py"])
-    return script
-
-
-def run_reporter(script: Path, server, work: Path, **extra) -> subprocess.CompletedProcess:
-    env = {
-        "PATH": os.environ["PATH"],
-        "IMAGE": PYTHON,
-        "DIGEST": DIGEST,
-        "SCANNER": "trivy",
-        "SCAN_REPORT": str(work / "report.json"),
-        "SCAN_FAILED": str(work / "failed"),
-        "SCAN_LOG": str(work / "scan.log"),
-        "MIN_SEVERITY": "medium",
-        "GITHUB_API": server.url_for("/").rstrip("/"),
-        "FACTORY_REPO": "acme/factory",
-        "GITHUB_TOKEN": "t0ken",
-        "RETRY_SECONDS": "0.05",
-        "TIMEOUT_SECONDS": "5",
-        **extra,
-    }
-    return subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
-
-
-def test_the_reporter_sends_the_findings_that_the_drain_then_records(made, tmp_path, httpserver):
-    factory, _ = made
-    script = reporter(made, tmp_path)
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "report.json").write_text((REPORTS / "trivy-alpine-39.json").read_text())
-    sent = []
-
-    def dispatches(request):
-        sent.append((request.headers.get("Authorization"), request.get_json()))
-        return Response(status=204)
-
-    httpserver.expect_request("/repos/acme/factory/dispatches", method="POST").respond_with_handler(dispatches)
-    done = run_reporter(script, httpserver, work)
-    assert done.returncode == 0, done.stderr
-    ((authorization, body),) = sent
-    assert authorization == "Bearer t0ken" and body["event_type"] == "base-image-scanned"
-    payload = body["client_payload"]
-    assert len(payload) <= 10 and all(isinstance(v, str) for v in payload.values())  # GitHub's and the inbox's rules
-    assert [f["id"] for f in json.loads(payload["findings"])] == [
-        "CVE-2019-14697", "CVE-2019-14697", "CVE-2019-1549", "CVE-2019-1549", "CVE-2019-1551", "CVE-2019-1551"
-    ]  # fmt: skip
-    # as the events workflow receives and drains it
-    event = {"id": "9", "type": body["event_type"], "sender": "image-factory-kargo[bot]",
-             "receivedAt": "2026-11-02T09:00:00Z", "payload": payload}  # fmt: skip
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "9.json").write_text(json.dumps(event))
-    # the scan Stage takes Freight straight from the Warehouse: its report may come first
-    assert main(["drain", "--root", str(factory.root), "--from", str(inbox)]) == 0
-    _, state = load_model(factory.root)
-    (entry,) = [e for e in state.base_images[PYTHON].runtime.history if e["digest"] == DIGEST]
-    assert entry["seenBy"] == "scan" and state.base_images[PYTHON].runtime.current_digest != DIGEST
-    assert main(["record-update", "--root", str(factory.root), "--image", PYTHON, "--digest", DIGEST]) == 0
-    _, state = load_model(factory.root)
-    (entry,) = [e for e in state.base_images[PYTHON].runtime.history if e["digest"] == DIGEST]
-    assert entry["seenBy"] == "operator" and state.base_images[PYTHON].runtime.current_digest == DIGEST
-    assert entry["scan"]["scanner"] == "trivy" and len(entry["scan"]["findings"]) == 6
-    assert entry["scan"]["minSeverity"] == "medium"  # what the Job kept
-    assert payload["other_ids"] == "" and entry["scan"]["otherIds"] == ""  # every id is among the findings
-
-
-def test_a_scan_that_could_not_run_is_reported_as_such(made, tmp_path, httpserver):
-    script = reporter(made, tmp_path)
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "failed").touch()
-    (work / "scan.log").write_text("…\nFATAL\tinit error: DB error: failed to download vulnerability DB\n")
-    httpserver.expect_request("/repos/acme/factory/dispatches", method="POST").respond_with_data("", status=204)
-    assert run_reporter(script, httpserver, work).returncode == 0
-    payload = httpserver.log[0][0].get_json()["client_payload"]
-    assert "findings" not in payload
-    assert payload["error"] == "the scan did not run: FATAL init error: DB error: failed to download vulnerability DB"
-
-
-@pytest.mark.parametrize(
-    ("answers", "code", "tries"),
-    [
-        ([(503, {})], 0, 2),  # a 5xx: tried again
-        ([(403, {"X-RateLimit-Remaining": "0"})], 0, 2),  # a rate limit: tried again
-        ([(429, {"Retry-After": "1"})], 0, 2),
-        ([(422, {})], 1, 1),  # a refusal: at once
-        ([(401, {})], 1, 1),
-    ],
-)
-def test_the_reporter_retries_as_the_http_steps_do(made, tmp_path, httpserver, answers, code, tries):
-    script = reporter(made, tmp_path)
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "report.json").write_text((REPORTS / "trivy-alpine-310.json").read_text())
-    queue = [Response(json.dumps({"message": "Bad credentials"}), status=s, headers=h) for s, h in answers]
-    queue.append(Response(status=204))
-    httpserver.expect_request("/repos/acme/factory/dispatches").respond_with_handler(lambda _: queue.pop(0))
-    done = run_reporter(script, httpserver, work)
-    assert done.returncode == code, done.stderr
-    assert len(httpserver.log) == tries
-    if code:
-        assert "GitHub refused the base-image-scanned dispatch" in done.stderr and "Bad credentials" in done.stderr
-
-
-def test_the_reporter_gives_up_after_its_timeout(made, tmp_path, httpserver):
-    script = reporter(made, tmp_path)
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "report.json").write_text((REPORTS / "trivy-alpine-310.json").read_text())
-    httpserver.expect_request("/repos/acme/factory/dispatches").respond_with_data("", status=502)
-    done = run_reporter(script, httpserver, work, TIMEOUT_SECONDS="0.3")
-    assert done.returncode == 1 and "gave up sending base-image-scanned: GitHub answered 502" in done.stderr
-    assert 2 <= len(httpserver.log) <= 8
 
 
 def test_a_long_report_is_cut_to_what_a_dispatch_can_carry():

@@ -57,8 +57,12 @@ def sim(factory):
 
 
 def scanned(sim: Simulation, label: str, report: str) -> None:
-    argv = ["record-scan", "--root", str(sim.root), "--image", PYTHON, "--digest", digest(label)]
-    assert main([*argv, "--report", str(REPORTS / report), "--at", format_time(sim.now)]) == 0
+    """The scan Job of a new digest `label`: it scans it, and the earlier digests again (the ones
+    `built_on` named, with their reports), so that the factory compares scans of one day."""
+    sim.reports = {**getattr(sim, "reports", {}), label: report}
+    for each, its_report in sim.reports.items():
+        argv = ["record-scan", "--root", str(sim.root), "--image", PYTHON, "--digest", digest(each)]
+        assert main([*argv, "--report", str(REPORTS / its_report), "--at", format_time(sim.now)]) == 0
 
 
 def built_on(sim: Simulation, label: str, report: str) -> None:
@@ -236,7 +240,8 @@ def test_a_fix_skips_the_delay_only_when_the_new_scan_could_not_hide_what_it_bri
     # kept criticals only: a new high may be among its ids without a severity
     found = judge(entry_with(at, others="CVE-9", minimum="critical"), built_on, policy, NOW)
     assert found.fixes == () and found.note == (
-        "its scan lists no high findings in full: what it fixes does not skip the delay"
+        "its scan lists no high findings in full: one it brings would not be seen, so what it fixes does not "
+        "skip the delay"
     )
     assert judge(entry_with(at, others="CVE-9", minimum="high"), built_on, policy, NOW).expedites
     # cut at 100 among the criticals: nothing below them is whole
@@ -248,23 +253,22 @@ def test_a_fix_skips_the_delay_only_when_the_new_scan_could_not_hide_what_it_bri
     ).note == ("the digest it is built on: its scan does not list every vulnerability id it found: the delay applies")
 
 
-def test_a_scan_made_with_an_older_database_decides_nothing_it_could_not_know():
+def test_only_scans_made_within_a_day_of_each_other_are_compared():
     policy = ScanPolicy("critical", "critical")
     old, new = format_time(NOW - timedelta(days=30)), format_time(NOW - timedelta(hours=1))
-    recent = {"id": "CVE-2026-9", "severity": "critical", "package": "openssl", "published": "2026-11-20"}
+    # published before the older scan, and yet a distribution's feed may have learnt of it since
     known = {"id": "CVE-2026-1", "severity": "critical", "package": "openssl", "published": "2026-02-01"}
-    undated = {"id": "GHSA-x", "severity": "critical", "package": "lodash"}
-    found = judge(entry_with(new, recent, known, undated), entry_with(old), policy, NOW)
-    assert found.introduces == (known,)  # published before the built-on digest was scanned
-    assert found.note == (
-        "CVE-2026-9 (critical, openssl), GHSA-x (critical, lodash) published after the digest it is built on "
-        "was scanned (2026-10-26): scan that digest again to compare (`image-factory record-scan`)"
-    )
-    # the other way round: a rescan finding what the newer digest's older scan did not know
-    assert judge(entry_with(old), entry_with(new, recent, known), policy, NOW).fixes == (known,)
-    # a day apart, the two scans knew the same
+    for found, day in (
+        (judge(entry_with(new, known), entry_with(old), policy, NOW), "2026-10-26"),  # would be held
+        (judge(entry_with(old), entry_with(new, known), policy, NOW), "2026-11-25"),  # would be a fix
+    ):
+        assert found.fixes == found.introduces == () and found.note == (
+            f"the digest it is built on was scanned 30 days apart from this one ({day}): scans compare only "
+            "when made within a day (the next scan Job scans it again, or `image-factory record-scan`)"
+        )
     day_before = format_time(NOW - timedelta(hours=20))
-    assert judge(entry_with(new, recent), entry_with(day_before), policy, NOW).introduces == (recent,)
+    assert judge(entry_with(new, known), entry_with(day_before), policy, NOW).introduces == (known,)
+    assert judge(entry_with(day_before), entry_with(new, known), policy, NOW).fixes == (known,)
 
 
 def test_findings_from_an_event_are_checked(sim, capsys):

@@ -7,6 +7,7 @@ written; an acceptance covers the scans before it, not those after.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -80,6 +81,7 @@ def test_a_scan_never_counts_as_a_sighting(sim, capsys):
     assert "was never seen for docker.io/library/python:3.12-slim (a typo?)" in capsys.readouterr().err
     at = format_time(sim.now)
     assert record_scan(sim, "py-2", "--report", str(REPORTS / "trivy-alpine-310.json"), "--at", at, "--force") == 0
+    assert record_scan(sim, "py-1", "--report", str(REPORTS / "trivy-alpine-39.json"), "--at", at) == 0  # rescan
     runtime = _runtime(sim)
     assert runtime["currentDigest"] == digest("py-1")
     (entry,) = [e for e in runtime["history"] if e["digest"] == digest("py-2")]
@@ -160,22 +162,31 @@ def test_an_acceptance_from_the_future_is_refused(sim, capsys):
     assert "--at: +400d is in the future" in capsys.readouterr().err
 
 
-def test_a_rejection_and_an_acceptance_decide_by_their_times_not_their_order(sim, factory):
-    def apply(order: list[str]) -> dict[str, str]:
-        sim.update(PYTHON, "py-1")
-        argv = ["--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-1")]
-        commands = {
-            "reject": ["reject", *argv, "--reason", "broke a build", "--at", "2026-11-05T00:00:00Z"],
-            "unreject": ["unreject", *argv, "--at", "2026-11-04T00:00:00Z"],
-        }
-        for name in order:
-            assert main(commands[name]) == 0
-        return state_files(sim)
+def test_a_rejection_and_an_acceptance_decide_by_their_times_not_their_order():
+    from image_factory.state import runtime_events
+    from image_factory.state.store import Runtime
 
-    first = apply(["reject", "unreject"])
-    assert "broke a build" in str(sim.plan().held)  # rejected after it was accepted: it holds
-    for path in (sim.root / "state/base-images").glob("*python*"):
-        path.unlink()
-    factory_with(factory, "{enabled: true}")
-    assert apply(["unreject", "reject"]) == first
-    assert apply(["unreject", "reject", "reject"]) == first  # the same rejection again changes nothing
+    d = digest("py-1")
+    seen = runtime_events.record_sighting(Runtime(), d, datetime(2026, 11, 1, tzinfo=UTC), "kargo")
+    reject = lambda r: runtime_events.record_rejection(r, d, "broke a build", datetime(2026, 11, 5, tzinfo=UTC))  # noqa: E731
+    accept = lambda r: runtime_events.clear_rejection(r, d, datetime(2026, 11, 4, tzinfo=UTC))  # noqa: E731
+    first, second = accept(reject(seen)), reject(accept(seen))
+    assert first == second == reject(second)  # the same rejection again changes nothing
+    assert runtime_events.rejection(first.history[0])["reason"] == "broke a build"  # rejected after it was accepted
+    later = runtime_events.clear_rejection(first, d, datetime(2026, 11, 6, tzinfo=UTC))
+    assert runtime_events.rejection(later.history[0]) is None
+
+
+def test_a_verdict_from_the_future_or_an_acceptance_before_the_rejection_is_refused(sim, capsys):
+    sim.update(PYTHON, "py-1")
+    argv = ["--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-1")]
+    for command in (["reject", "--reason", "bad"], ["expedite", "--reason", "CVE-1"], ["unreject"]):
+        assert main([command[0], *argv, *command[1:], "--at", "+30d"]) == 1
+        assert "--at: +30d is in the future" in capsys.readouterr().err
+    assert main(["reject", *argv, "--reason", "bad", "--at", "2026-11-05T00:00:00Z"]) == 0
+    before = state_files(sim)
+    assert main(["unreject", *argv, "--at", "2026-11-04T00:00:00Z"]) == 1
+    assert "it was rejected at 2026-11-05T00:00:00Z, after 2026-11-04T00:00:00Z: accept it then or later" in (
+        capsys.readouterr().err
+    )
+    assert state_files(sim) == before

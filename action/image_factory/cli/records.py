@@ -180,8 +180,16 @@ def _record_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reject(args: argparse.Namespace) -> int:
+def _operators_time(args: argparse.Namespace):
+    """--at of a verdict: never in the future, where it would outlive what is said after it."""
     at = when(args.at, "--at")
+    if at > timestamps.now() + sanity.CLOCK_SKEW:
+        raise FactoryError(Problem("--at", f"{args.at} is in the future"))
+    return at
+
+
+def _reject(args: argparse.Namespace) -> int:
+    at = _operators_time(args)
     return _base_event(
         args,
         lambda: events.reject(args.root, args.image, args.digest, args.reason, at, force=args.force),
@@ -191,9 +199,7 @@ def _reject(args: argparse.Namespace) -> int:
 
 
 def _unreject(args: argparse.Namespace) -> int:
-    at = when(args.at, "--at")
-    if at > timestamps.now() + sanity.CLOCK_SKEW:  # it would accept scans not made yet
-        raise FactoryError(Problem("--at", f"{args.at} is in the future"))
+    at = _operators_time(args)
     return _base_event(
         args,
         lambda: events.unreject(args.root, args.image, args.digest, at),
@@ -280,7 +286,7 @@ def _read_json(path: str):
 
 
 def _expedite(args: argparse.Namespace) -> int:
-    at = when(args.at, "--at")
+    at = _operators_time(args)
     subject = f"{args.image}@{args.digest}"
     trust.check_sender(config_for(args.root), "base-image-cve", args.sender, subject)
     return _base_event(

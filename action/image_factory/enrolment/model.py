@@ -215,6 +215,7 @@ class ScannerSettings:
     java_db_repository: str | None = None
     memory: str = "2Gi"  # the scanner's memory limit; Kubernetes kills the container past it
     disk: str = "10Gi"  # the Job's scratch space: databases, cache and layers
+    rescan: int = 3  # earlier digests of the Warehouse scanned again with each new one
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ def scanner_settings(entry: dict | None) -> ScannerSettings | None:
         entry.get("javaDbRepository"),
         entry.get("memory", ScannerSettings.memory),
         entry.get("disk", ScannerSettings.disk),
+        entry.get("rescan", ScannerSettings.rescan),
     )
 
 

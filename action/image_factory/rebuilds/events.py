@@ -17,7 +17,7 @@ from image_factory.errors import FactoryError, Problem
 from image_factory.state import index, runtime_events
 from image_factory.state.files import apply_changes
 from image_factory.state.store import BaseImageState, Build, ImageState, journal, render
-from image_factory.timestamps import format_time
+from image_factory.timestamps import format_time, parse_time
 from image_factory.user_text import one_line
 
 
@@ -115,8 +115,14 @@ def unreject(root: Path, image: str, digest: str, at: datetime) -> BaseImageStat
     findings recorded before it, hold it no more. A digest not in the history (a typo?) is refused."""
     digest = _digest(digest)
     base = _watched(root, image)
-    if not any(entry["digest"] == digest for entry in base.runtime.history):
+    entry = next((entry for entry in base.runtime.history if entry["digest"] == digest), None)
+    if entry is None:
         raise FactoryError(Problem("--digest", f"{digest} was never seen for {base.ref} (a typo?)"))
+    rejected = runtime_events.rejection(entry)
+    if rejected and parse_time(rejected["at"]) > at:
+        raise FactoryError(
+            Problem("--at", f"it was rejected at {rejected['at']}, after {format_time(at)}: accept it then or later")
+        )
     base.runtime = runtime_events.clear_rejection(base.runtime, digest, at)
     _write(root, base)
     return base

@@ -155,7 +155,7 @@ def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[
             "--other-ids-omitted": event.text("other_ids_omitted"),
         }
         # none at all is an answer too: the option is given, empty (_argv leaves out empty values)
-        listed = [f"--other-ids={event.text('other_ids')}"] if "other_ids" in event.payload else []
+        listed = [f"--other-ids={event.text('other_ids')}"] if isinstance(event.payload.get("other_ids"), str) else []
         if event.text("error"):
             found, listed = {"--error": event.text("error")}, []
         # --force: the scan Stage takes the digest straight from the Warehouse, so its findings

@@ -12,11 +12,11 @@ entry as `scan`). Against the digest the image is built on now:
 
 Findings are compared by vulnerability id: one is gone, or new, only when the other scan lacks
 its id at any severity (a scan keeps every id it found, the findings from its least severity up
-in full), and only when the scan lacking it could have known it: made within a day of the
-other, or after the vulnerability was published (an older database does not know newer
-vulnerabilities). A fix skips the delay only when the new scan lists in full whatever could
-hold it. An id in `scan.ignore` counts for neither, until the day after its `until` date. The
-policy is read from the image's enrolment (written by discover), so nothing decided is stored.
+in full), and only between scans made within a day of each other, with about the same
+vulnerability database: the scan Job scans the newest digests again with each new one. A fix
+skips the delay only when the new scan lists in full whatever could hold it. An id in
+`scan.ignore` counts for neither, until the day after its `until` date. The policy is read from
+the image's enrolment (written by discover), so nothing decided is stored.
 """
 
 from __future__ import annotations
@@ -86,25 +86,34 @@ def judge(candidate: HistoryEntry, built_on: HistoryEntry | None, policy: ScanPo
         return Evidence(note=f"the digest it is built on: {old}")
     if new.scanner != old.scanner:  # scanners name and grade vulnerabilities differently
         return Evidence(note=f"scanned by {new.scanner}, the digest it is built on by {old.scanner}: not compared")
+    # Scans compare only when made with about the same vulnerability database: a vulnerability
+    # the database learnt of in between (or dropped) would look brought (or fixed) by the digest.
+    apart = abs(parse_time(new.at) - parse_time(old.at))
+    if apart > SAME_DATABASE:
+        return Evidence(
+            note=f"the digest it is built on was scanned {_days(apart)} apart from this one ({old.at[:10]}): "
+            "scans compare only when made within a day (the next scan Job scans it again, or `image-factory "
+            "record-scan`)"
+        )
     # A vulnerability is gone or new only when the other scan's ids, at any severity, lack it:
     # severities are graded up and down between two scans, and a list is cut at one.
-    gone = (f for f in old.findings if _counts(f, policy.expedite, policy, now) and f["id"] not in new.ids)
-    fixes = _worst_first(f for f in gone if _could_list(f, new, old))
-    brought = [f for f in new.findings if _counts(f, policy.hold, policy, now) and f["id"] not in old.ids]
-    # What the scan lacking a finding could not have known says nothing: its database was older.
-    introduces = _worst_first(f for f in brought if _could_list(f, old, new))
-    unsure = _worst_first(f for f in brought if not _could_list(f, old, new))
-    notes = []
-    if unsure:
-        notes.append(
-            f"{describe(unsure)} published after the digest it is built on was scanned ({old.at[:10]}): "
-            "scan that digest again to compare (`image-factory record-scan`)"
-        )
-    if fixes and policy.hold is not None and new.whole_from > rank(policy.hold):
-        # its list may hide a finding as severe as `hold` among the ids without a severity
-        notes.append(f"its scan lists no {policy.hold} findings in full: what it fixes does not skip the delay")
-        fixes = ()
-    return Evidence(fixes, introduces, "; ".join(notes) or None)
+    fixes = _worst_first(f for f in old.findings if _counts(f, policy.expedite, policy, now) and f["id"] not in new.ids)
+    introduces = _worst_first(
+        f for f in new.findings if _counts(f, policy.hold, policy, now) and f["id"] not in old.ids
+    )
+    note = None
+    if policy.hold is not None and new.whole_from > rank(policy.hold):
+        # a finding as severe as `hold` may be among the ids it lists without a severity
+        note = f"its scan lists no {policy.hold} findings in full: one it brings would not be seen"
+        if fixes:
+            note += ", so what it fixes does not skip the delay"
+            fixes = ()
+    return Evidence(fixes, introduces, note)
+
+
+def _days(apart: timedelta) -> str:
+    days = apart.days + (apart.seconds > 0)
+    return f"{days} days"
 
 
 @dataclass(frozen=True)
@@ -117,17 +126,9 @@ class _Scan:
 
 
 # Two scans within this time used about the same vulnerability database (Trivy's is rebuilt
-# every 6 hours; a mirror copies it daily or more often: docs/scanning.md).
+# every 6 hours; a mirror copies it daily or more often: docs/scanning.md). Publication dates
+# cannot stand in for it: a distribution's feed may learn of a vulnerability weeks later.
 SAME_DATABASE = timedelta(days=1)
-
-
-def _could_list(finding: dict, lacking: _Scan, having: _Scan) -> bool:
-    """Whether the scan `lacking` a finding `having` lists would have listed it, had its digest
-    had it: it was made at most a day before, or after, or the vulnerability was published
-    before its day."""
-    if parse_time(having.at) - parse_time(lacking.at) <= SAME_DATABASE:
-        return True
-    return "published" in finding and finding["published"] < lacking.at[:10]
 
 
 def _usable(entry: HistoryEntry, now: datetime) -> _Scan | str:

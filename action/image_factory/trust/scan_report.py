@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 SEVERITIES = ("unknown", "negligible", "low", "medium", "high", "critical")  # least to most severe
@@ -125,9 +127,16 @@ def _id(value: object) -> str:
 
 
 def _text(value: object, limit: int = MAX_TEXT) -> str:
-    """One line of printable text, bounded: a report is input from outside."""
-    text = " ".join("".join(char if char.isprintable() else " " for char in str(value or "")).split())
-    return text[:limit]
+    """One line of printable ASCII, bounded: a report is input from outside, and an event is
+    JSON inside JSON, where a quote, a backslash or another script would take several bytes."""
+    text = "".join(_plain(char) for char in str(value or ""))
+    return " ".join(text.split())[:limit]
+
+
+def _plain(char: str) -> str:
+    if " " <= char <= "~" and char not in '"\\':
+        return char
+    return "?" if char.isprintable() else " "
 
 
 def _unique(findings) -> list[dict]:
@@ -231,16 +240,88 @@ def cut(findings: list[dict], minimum: str) -> dict:
 
 
 # -- in the scan Job ---------------------------------------------------------------------------
+#
+# Three containers share the folder WORK: `targets` (this file) writes the digests to scan, the
+# new one first, then the newest earlier digests of its Warehouse, scanned again so that the
+# next comparison is between scans made with the same database; the scanner scans each one; the
+# reporter (this file) sends one event per digest.
+
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+SERVICE_ACCOUNT = "/var/run/secrets/image-factory"  # the projected token, CA and namespace
 
 
-def _scan_outcome(env: dict) -> tuple[str, dict | None, str | None]:
-    """(scanner, `cut`'s outcome or None, error) of the scan the Job's first container ran."""
-    scanner = env.get("SCANNER", "trivy")
-    if os.path.exists(env["SCAN_FAILED"]):
-        log = _tail(env.get("SCAN_LOG", ""))
+def targets(env: dict) -> list[str]:
+    """The digests to scan: the new one, then up to RESCAN earlier ones of the Warehouse, the
+    newest first, read from Kargo's Freight with the Job's own token (get and list Freight, in
+    the project's namespace). Rescans are a help, not a need: when the API cannot be read, the
+    new digest alone is scanned, and the reason is printed."""
+    digest, wanted = env["DIGEST"], int(env.get("RESCAN", "3"))
+    if not DIGEST_PATTERN.match(digest):
+        raise ValueError(f"{digest[:80]!r} is not a sha256 digest")
+    if wanted <= 0:
+        return [digest]
+    try:
+        freight = _freight(env)
+    except (OSError, ValueError, urllib.error.URLError) as error:
+        print(f"no earlier digests scanned again: Kargo's Freight could not be read ({error})", file=sys.stderr)
+        return [digest]
+    ours = [f for f in freight if isinstance(f, dict) and (f.get("origin") or {}).get("name") == env["WAREHOUSE"]]
+    # Kargo's Freight.EffectiveDiscoveredAt (api/v1alpha1/freight_types.go): discoveredAt, else
+    # creationTimestamp, both RFC 3339 in UTC, so they sort as text
+    ours.sort(key=lambda f: str(f.get("discoveredAt") or (f.get("metadata") or {}).get("creationTimestamp")))
+    found = [d for f in reversed(ours) for d in _digests(f, env["REPO_URL"])]
+    newer = found.index(digest) + 1 if digest in found else 0  # only digests discovered before the new one
+    earlier = [d for d in dict.fromkeys(found[newer:]) if d != digest]
+    return [digest, *earlier[:wanted]]
+
+
+def _digests(freight: dict, repo_url: str) -> list[str]:
+    images = freight.get("images") if isinstance(freight.get("images"), list) else []
+    return [
+        image["digest"]
+        for image in images
+        if isinstance(image, dict)
+        and image.get("repoURL") == repo_url
+        and DIGEST_PATTERN.match(str(image.get("digest") or ""))
+    ]
+
+
+def _freight(env: dict) -> list:
+    """Every Freight of the namespace, page by page (Kubernetes' list API: limit and continue;
+    the resource is `freights`, charts/kargo/resources/crds/kargo.akuity.io_freights.yaml)."""
+    folder = env.get("SERVICE_ACCOUNT", SERVICE_ACCOUNT)
+    with open(f"{folder}/token", encoding="utf-8") as file:
+        token = file.read().strip()
+    with open(f"{folder}/namespace", encoding="utf-8") as file:
+        namespace = file.read().strip()
+    api = env.get("KUBERNETES_API", "https://kubernetes.default.svc").rstrip("/")
+    context = None
+    if api.startswith("https:"):
+        import ssl
+
+        context = ssl.create_default_context(cafile=f"{folder}/ca.crt")
+    items, token_next = [], ""
+    for _ in range(100):  # 50,000 Freight at most
+        query = urllib.parse.urlencode({"limit": 500, **({"continue": token_next} if token_next else {})})
+        url = f"{api}/apis/kargo.akuity.io/v1alpha1/namespaces/{namespace}/freights?{query}"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
+            page = json.loads(answer.read().decode())
+        items += page.get("items") or []
+        token_next = (page.get("metadata") or {}).get("continue") or ""
+        if not token_next:
+            break
+    return items
+
+
+def _scan_outcome(env: dict, digest: str) -> tuple[str, dict | None, str | None]:
+    """(scanner, `cut`'s outcome or None, error) of the scanner's run on one digest."""
+    scanner, work = env.get("SCANNER", "trivy"), env.get("WORK", "/work")
+    if os.path.exists(f"{work}/{digest}.failed"):
+        log = _tail(f"{work}/{digest}.log")
         return scanner, None, f"the scan did not run: {log or 'no output'}"
     try:
-        with open(env["SCAN_REPORT"], encoding="utf-8") as file:
+        with open(f"{work}/{digest}.json", encoding="utf-8") as file:
             found_by, findings = parse_report(json.load(file))
     except (OSError, ValueError) as error:
         return scanner, None, f"its report could not be read: {error}"
@@ -300,13 +381,25 @@ def _message(error: urllib.error.HTTPError) -> str:
         return "no message"
 
 
-def main(env: dict | None = None) -> int:
+def main(argv: list[str] | None = None, env: dict | None = None) -> int:
+    """`report.py targets`: write WORK/targets. `report.py`: send the scan of each target."""
     env = dict(os.environ if env is None else env)
-    scanner, scan, error = _scan_outcome(env)
-    body = payload(env["IMAGE"], env["DIGEST"], scanner, scan, error)
-    found = f"{len(scan['findings'])} findings at or above {scan['minSeverity']}" if scan else error
-    print(f"{env['IMAGE']}@{env['DIGEST']}: {found}")
-    return send(env, body)
+    work = env.get("WORK", "/work")
+    if (sys.argv[1:] if argv is None else argv) == ["targets"]:
+        chosen = targets(env)
+        with open(f"{work}/targets", "w", encoding="utf-8") as file:
+            file.write("".join(f"{digest}\n" for digest in chosen))
+        print(f"{env['IMAGE']}: scanning {chosen[0]}, and again {len(chosen) - 1} earlier digest(s)")
+        return 0
+    with open(f"{work}/targets", encoding="utf-8") as file:
+        chosen = [line.strip() for line in file if DIGEST_PATTERN.match(line.strip())]
+    failed = 0
+    for digest in chosen:
+        scanner, scan, error = _scan_outcome(env, digest)
+        found = f"{len(scan['findings'])} findings at or above {scan['minSeverity']}" if scan else error
+        print(f"{env['IMAGE']}@{digest}: {found}")
+        failed += send(env, payload(env["IMAGE"], digest, scanner, scan, error))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
