@@ -105,19 +105,28 @@ def test_a_scan_keeps_a_forced_digest_forced(sim):
     assert entry["seenBy"] == "forced" and _runtime(sim)["currentDigest"] == digest("py-1")
 
 
-def test_an_acceptance_covers_the_scans_before_it_not_those_after(sim):
+def test_an_acceptance_covers_what_its_scan_had_found_however_often_it_is_scanned_again(sim):
     built_on(sim, "py-1", "trivy-alpine-310.json")
     sim.update(PYTHON, "py-2")
     argv = ["--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-2")]
     assert main(["reject", *argv, "--reason", "broke a build", "--at", format_time(sim.now)]) == 0
     sim.advance(hours=1)
-    assert main(["unreject", *argv, "--at", format_time(sim.now)]) == 0
+    assert main(["unreject", *argv, "--at", format_time(sim.now)]) == 0  # nothing scanned yet: nothing accepted
     sim.advance(hours=1)
-    scanned(sim, "py-2", "trivy-alpine-39.json")  # after the acceptance: it holds
+    scanned(sim, "py-2", "trivy-alpine-39.json")  # found since: it holds
     sim.advance(days=8)
     assert [item.digest for item in sim.plan().held] == [digest("py-2")]
     assert main(["unreject", *argv, "--at", format_time(sim.now)]) == 0
     assert sim.plan().held == [] and [found for found, _, _ in due(sim)] == [digest("py-2")]
+    # the next digest's scan Job scans py-2 again, finding the same: still accepted
+    sim.advance(hours=1)
+    scanned(sim, "py-2", "trivy-alpine-39.json")
+    assert sim.plan().held == []
+    # a scan that finds something new in it holds it again
+    sim.advance(hours=1)
+    scanned(sim, "py-2", "trivy-debian-buster.json")
+    (held,) = sim.plan().held
+    assert held.digest == digest("py-2") and MUSL not in held.reason
 
 
 def test_an_older_scan_than_the_one_recorded_changes_nothing_and_says_so(sim, capsys):

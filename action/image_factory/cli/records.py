@@ -62,7 +62,7 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     refuse.set_defaults(run=_reject)
 
     accept = digest_command(
-        commands, root, "unreject", "accept a digest: neither a rejection nor its scan findings hold it any more"
+        commands, root, "unreject", "accept a digest: neither its rejection nor what its scan has found holds it"
     )
     accept.add_argument("--at", metavar="TIME", help="default: now")
     accept.set_defaults(run=_unreject)
@@ -203,7 +203,7 @@ def _unreject(args: argparse.Namespace) -> int:
     return _base_event(
         args,
         lambda: events.unreject(args.root, args.image, args.digest, at),
-        "is accepted: neither a rejection nor its scan findings hold it",
+        "is accepted: neither its rejection nor what its scan has found holds it",
         "unreject",
     )
 

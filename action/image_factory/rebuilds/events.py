@@ -111,8 +111,9 @@ def reject(root: Path, image: str, digest: str, reason: str, at: datetime, *, fo
 
 
 def unreject(root: Path, image: str, digest: str, at: datetime) -> BaseImageState:
-    """An operator accepts a digest at `at`: a rejection dated at or before it, and the scan
-    findings recorded before it, hold it no more. A digest not in the history (a typo?) is refused."""
+    """An operator accepts a digest at `at`: a rejection dated at or before it, and the
+    vulnerabilities its scan has found, hold it no more. A digest not in the history (a typo?)
+    is refused."""
     digest = _digest(digest)
     base = _watched(root, image)
     entry = next((entry for entry in base.runtime.history if entry["digest"] == digest), None)
@@ -123,7 +124,10 @@ def unreject(root: Path, image: str, digest: str, at: datetime) -> BaseImageStat
         raise FactoryError(
             Problem("--at", f"it was rejected at {rejected['at']}, after {format_time(at)}: accept it then or later")
         )
-    base.runtime = runtime_events.clear_rejection(base.runtime, digest, at)
+    scan = entry.get("scan") or {}
+    ids = {f["id"] for f in scan.get("findings", [])} | set(scan.get("otherIds", "").split())
+    ids |= set((entry.get("accepted") or {}).get("ids", "").split())  # accepted before, still accepted
+    base.runtime = runtime_events.clear_rejection(base.runtime, digest, at, " ".join(sorted(ids)))
     _write(root, base)
     return base
 

@@ -32,21 +32,23 @@ def hold_reason(
             return "not verified yet: its signature is checked before anything is built on it"
         if not outcome["verified"]:
             return "verification failed" + (f": {outcome['reason']}" if outcome.get("reason") else "")
-    if evidence is not None and evidence.introduces and not accepted(entry, now):
+    known = accepted(entry, now)
+    if evidence is not None and (found := [f for f in evidence.introduces if f["id"] not in known]):
         return (
-            f"its scan found {describe(evidence.introduces)}, which the digest it is built on lacks "
+            f"its scan found {describe(tuple(found))}, which the digest it is built on lacks "
             "(`image-factory unreject` accepts it)"
         )
     return None
 
 
-def accepted(entry: HistoryEntry, now: datetime | None = None) -> bool:
-    """An operator accepted the digest (`unreject`) by `now`, after its latest scan: those
-    findings hold it no more. An acceptance older than the scan accepted nothing that scan found."""
-    mark, scan = entry.get("accepted"), entry.get("scan")
+def accepted(entry: HistoryEntry, now: datetime | None = None) -> set[str]:
+    """The vulnerability ids an operator accepted in this digest (`unreject`) by `now`: those its
+    scan had found then. They hold it no more, however often it is scanned again; one found
+    since does."""
+    mark = entry.get("accepted")
     if not mark or (now is not None and parse_time(mark["at"]) > now):
-        return False
-    return scan is None or parse_time(mark["at"]) >= parse_time(scan["at"])
+        return set()
+    return set(mark.get("ids", "").split())
 
 
 Judge = Callable[[HistoryEntry], Evidence]

@@ -140,11 +140,12 @@ def record_rejection(runtime: Runtime, digest: str, reason: str, at: datetime) -
     return _mark(runtime, digest, at, FORCED, "rejected", {"reason": reason, "at": format_time(at)})
 
 
-def clear_rejection(runtime: Runtime, digest: str, at: datetime) -> Runtime:
+def clear_rejection(runtime: Runtime, digest: str, at: datetime, ids: str = "") -> Runtime:
     """An operator accepts the digest at `at` (`unreject`): a rejection dated at or before it no
-    longer holds it, nor do the scans recorded before it (rebuilds.pins). Both marks stay, each
-    the latest by its time, so the order they are recorded in never decides."""
-    return _mark(runtime, digest, at, FORCED, "accepted", {"at": format_time(at)})
+    longer holds it, nor do the vulnerability `ids` (separated by spaces) its scan had found
+    (rebuilds.pins). Both marks stay, each the latest by its time, so the order they are
+    recorded in never decides."""
+    return _mark(runtime, digest, at, FORCED, "accepted", {"at": format_time(at), **({"ids": ids} if ids else {})})
 
 
 def rejection(entry: HistoryEntry) -> dict | None:
