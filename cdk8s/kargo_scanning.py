@@ -3,8 +3,8 @@ scans the digest with Trivy, and the newest earlier digests of the Warehouse aga
 the findings to the factory (`base-image-scanned`, one event per digest).
 
 The Stage takes Freight straight from the Warehouse and holds nothing back: Kargo decides
-nothing about vulnerabilities, the factory does (rebuilds.scan_evidence), comparing only scans
-made within a day of each other. The Job's containers: `targets` (trust/scan_report.py, from a
+nothing about vulnerabilities, the factory does (rebuilds.scan_evidence), comparing only what
+one run (one Pod, one vulnerability database) saw. The Job's containers: `targets` (trust/scan_report.py, from a
 ConfigMap) lists the digests from Kargo's Freight with a token that may only read Freight;
 `scan` runs the scanner on each, whose failure is written down, not fatal; `report` sends each
 outcome with the token the Stages use. The Job fails when a report could not be delivered, or
@@ -30,8 +30,10 @@ SCAN = (
     'for digest in $(cat /work/targets); do trivy image --format json --output "/work/$digest.json" '
     '--scanners vuln "$1@$digest" > "/work/$digest.log" 2>&1 || touch "/work/$digest.failed"; done'
 )
-# The scans, then up to an hour of the reporter's retries (trust/scan_report.send) per event.
-DEADLINE_SECONDS = 3 * 3600
+# Each report is tried again for up to half an hour (trust/scan_report.send); the Job's deadline
+# leaves each digest that and a quarter of an hour to scan.
+REPORT_SECONDS = 1800
+SCAN_SECONDS = 900
 SERVICE_ACCOUNT = "image-factory-scan"
 NAMESPACE = "metadata.namespace"
 
@@ -156,10 +158,12 @@ def scan_template(config: Config, watched: Watched) -> dict:
         "env": [
             *common,
             {"name": "SCANNER", "value": "trivy"},
+            {"name": "RUN", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},  # the Pod: one run
             {"name": "MIN_SEVERITY", "value": watched.scan_severity},
             {"name": "GITHUB_API", "value": settings.github_api_url},
             {"name": "FACTORY_REPO", "value": settings.factory_repo},
             {"name": "GITHUB_TOKEN", "valueFrom": token},
+            {"name": "TIMEOUT_SECONDS", "value": str(REPORT_SECONDS)},
         ],
         "volumeMounts": [work, source],
         "resources": small,
@@ -173,7 +177,8 @@ def scan_template(config: Config, watched: Watched) -> dict:
         "volumes": volumes,
     }
     labels = {names.ROLE: "scan", names.WATCHED: watched.name}
-    job = {"backoffLimit": 0, "activeDeadlineSeconds": DEADLINE_SECONDS, "template": {"spec": pod}}
+    deadline = (scanner.rescan + 1) * (SCAN_SECONDS + REPORT_SECONDS)
+    job = {"backoffLimit": 0, "activeDeadlineSeconds": deadline, "template": {"spec": pod}}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisTemplate",

@@ -43,6 +43,7 @@ def run(script: Path, work: Path, *argv: str, **env) -> subprocess.CompletedProc
 def github(server) -> dict:
     return {
         "SCANNER": "trivy",
+        "RUN": "python-3-12-slim-scan-7f9c2-abcde",  # the Pod's name (the downward API)
         "MIN_SEVERITY": "medium",
         "GITHUB_API": server.url_for("/").rstrip("/"),
         "FACTORY_REPO": "acme/factory",
@@ -199,6 +200,7 @@ def test_the_reporter_sends_each_targets_findings_that_the_drain_then_records(ma
     assert entry["scan"]["scanner"] == "trivy" and len(entry["scan"]["findings"]) == 6
     assert entry["scan"]["minSeverity"] == "medium"  # what the Job kept
     assert payload["other_ids"] == "" and entry["scan"]["otherIds"] == ""  # every id is among the findings
+    assert payload["run"] == entry["scan"]["run"] == "python-3-12-slim-scan-7f9c2-abcde"  # one Pod, one run
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,10 @@ def test_the_job_scans_the_digest_and_reports_with_the_stages_token(made):
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in report["env"]}
     assert env["GITHUB_TOKEN"] == {"secretKeyRef": {"name": "image-factory-github", "key": "token"}}
     assert env["DIGEST"] == "{{args.digest}}" and env["IMAGE"] == PYTHON and env["MIN_SEVERITY"] == "high"
-    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] > 4 * 3600 / 2  # retries per event
+    assert env["RUN"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # each verification's Pod: one run
+    # every digest's scan and its half hour of retries fit: the new one and 3 earlier ones
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] == 4 * (900 + 1800)
+    assert env["TIMEOUT_SECONDS"] == "1800"
     # bounded; a token only in the targets container, from an account that may only read Freight
     assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "image-factory-scan"
     assert [m["name"] for m in find["volumeMounts"]] == ["work", "reporter", "account"]

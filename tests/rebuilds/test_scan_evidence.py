@@ -16,7 +16,8 @@ import yaml
 
 from image_factory.cli import main
 from image_factory.discovery.discover import discover, load_model
-from image_factory.rebuilds.scan_evidence import ScanPolicy, judge
+from image_factory.rebuilds.scan_evidence import ScanPolicy, judge, runs_of
+from image_factory.state.runtime_events import past_scan
 from image_factory.timestamps import format_time
 from image_factory.trust import scan_report
 
@@ -60,8 +61,9 @@ def scanned(sim: Simulation, label: str, report: str) -> None:
     """The scan Job of a new digest `label`: it scans it, and the earlier digests again (the ones
     `built_on` named, with their reports), so that the factory compares scans of one day."""
     sim.reports = {**getattr(sim, "reports", {}), label: report}
+    run = f"scan-{label}-{format_time(sim.now)}"  # one Job: one run, one database
     for each, its_report in sim.reports.items():
-        argv = ["record-scan", "--root", str(sim.root), "--image", PYTHON, "--digest", digest(each)]
+        argv = ["record-scan", "--root", str(sim.root), "--image", PYTHON, "--digest", digest(each), "--run", run]
         assert main([*argv, "--report", str(REPORTS / its_report), "--at", format_time(sim.now)]) == 0
 
 
@@ -199,10 +201,17 @@ def test_scanning_off_decides_nothing(factory):
     assert "scan" not in state.images["a"].enrolment
 
 
-def entry_with(when: str, *findings: dict, others: str = "", minimum: str = "low", **extra) -> dict:
-    """A history entry whose scan lists `findings` in full and `others` as ids only."""
-    scan = {"scanner": "trivy", "minSeverity": minimum, "findings": list(findings), "otherIds": others, "at": when}
-    return {"digest": "sha256:" + "0" * 64, "firstSeen": when, "seenBy": "kargo", "scan": {**scan, **extra}}
+def entry_with(label: str, *findings: dict, others: str = "", minimum: str = "low", run: str = "r1", **extra) -> dict:
+    """The history entry of digest `label`, whose latest scan (in `run`) lists `findings` in full
+    and `others` as ids only."""
+    at = format_time(NOW - timedelta(hours=1))
+    scan = {"scanner": "trivy", "run": run, "minSeverity": minimum, "findings": list(findings), "otherIds": others}
+    return {"digest": digest(label), "firstSeen": at, "seenBy": "kargo", "scan": {**scan, "at": at, **extra}}
+
+
+def decide(new: dict, old: dict, policy, *past: dict):
+    """judge, with the runs of `new`, `old` and the `past` entries (earlier runs, as pastScans)."""
+    return judge(new, old, policy, NOW, runs_of([old, new, *past], NOW))
 
 
 NOW = datetime.fromisoformat("2026-11-25T10:00:00+00:00")
@@ -211,64 +220,69 @@ HIGH = {"id": "CVE-1", "severity": "high", "package": "libssl3", "published": "2
 
 
 def test_judge_compares_ids_whatever_the_package_or_the_severity_each_scan_gave():
-    at = format_time(NOW - timedelta(hours=1))
     policy = ScanPolicy("high", "high")
     moved = {**HIGH, "package": "libssl3t64"}  # renamed package, same flaw
-    assert judge(entry_with(at, moved), entry_with(at, HIGH), policy, NOW).fixes == ()
-    assert judge(entry_with(at), entry_with(at, HIGH), policy, NOW).fixes == (HIGH,)
-    assert judge(entry_with(at), entry_with(at, HIGH), None, NOW).fixes == ()
+    assert decide(entry_with("n", moved), entry_with("o", HIGH), policy).fixes == ()
+    assert decide(entry_with("n"), entry_with("o", HIGH), policy).fixes == (HIGH,)
+    assert judge(entry_with("n"), entry_with("o", HIGH), None, NOW, {}).fixes == ()
     # graded up: medium (below the cut, an id only) in the built-on scan, critical in the new one
     upgraded = {**CRITICAL, "id": "CVE-R"}
-    found = judge(entry_with(at, upgraded, minimum="high"), entry_with(at, others="CVE-R", minimum="high"), policy, NOW)
+    found = decide(entry_with("n", upgraded, minimum="high"), entry_with("o", others="CVE-R", minimum="high"), policy)
     assert found.introduces == ()
     # graded down: high in the built-on scan, below the new scan's cut: not fixed
-    found = judge(entry_with(at, others="CVE-1", minimum="high"), entry_with(at, HIGH, minimum="high"), policy, NOW)
+    found = decide(entry_with("n", others="CVE-1", minimum="high"), entry_with("o", HIGH, minimum="high"), policy)
     assert found.fixes == ()
     # a list cut after its 100 most severe still knows every id, and is whole above its least severe
-    cut = entry_with(at, CRITICAL, {**HIGH, "id": "CVE-2"}, omitted=3)
-    assert judge(cut, entry_with(at, CRITICAL, HIGH), ScanPolicy("high", "critical"), NOW).fixes == (HIGH,)
+    cut = entry_with("n", CRITICAL, {**HIGH, "id": "CVE-2"}, omitted=3)
+    assert decide(cut, entry_with("o", CRITICAL, HIGH), ScanPolicy("high", "critical")).fixes == (HIGH,)
     # Scanners name and grade vulnerabilities their own way.
-    assert judge(entry_with(at, HIGH), entry_with(at, scanner="grype"), policy, NOW).note == (
+    assert decide(entry_with("n", HIGH), entry_with("o", scanner="grype"), policy).note == (
         "scanned by trivy, the digest it is built on by grype: not compared"
     )
 
 
-def test_a_fix_skips_the_delay_only_when_the_new_scan_could_not_hide_what_it_brings():
-    at = format_time(NOW - timedelta(hours=1))
+def test_a_fix_skips_the_delay_only_when_nothing_it_may_bring_is_unknown():
     policy = ScanPolicy("critical", "high")
-    built_on = entry_with(at, CRITICAL)
+    built_on = entry_with("o", CRITICAL)
     # kept criticals only: a new high may be among its ids without a severity
-    found = judge(entry_with(at, others="CVE-9", minimum="critical"), built_on, policy, NOW)
+    found = decide(entry_with("n", others="CVE-9", minimum="critical"), built_on, policy)
     assert found.fixes == () and found.note == (
-        "its scan lists no high findings in full: one it brings would not be seen, so what it fixes does not "
+        "its scan lists no high findings in full: one it brings would not be seen; so what it fixes does not "
         "skip the delay"
     )
-    assert judge(entry_with(at, others="CVE-9", minimum="high"), built_on, policy, NOW).expedites
+    assert decide(entry_with("n", others="CVE-9", minimum="high"), built_on, policy).expedites
     # cut at 100 among the criticals: nothing below them is whole
-    cut = entry_with(at, {**CRITICAL, "id": "CVE-5"}, others="CVE-9", omitted=200)
-    assert not judge(cut, built_on, policy, NOW).expedites
+    cut = entry_with("n", {**CRITICAL, "id": "CVE-5"}, others="CVE-9", omitted=200)
+    assert not decide(cut, built_on, policy).expedites
     # a scan without every id decides nothing
-    assert judge(
-        entry_with(at), {**built_on, "scan": {**built_on["scan"], "otherIdsOmitted": 4}}, policy, NOW
-    ).note == ("the digest it is built on: its scan does not list every vulnerability id it found: the delay applies")
+    partial = {**built_on, "scan": {**built_on["scan"], "otherIdsOmitted": 4}}
+    assert judge(entry_with("n"), partial, policy, NOW, {}).note == (
+        "the digest it is built on: its scan does not list every vulnerability id it found: the delay applies"
+    )
 
 
-def test_only_scans_made_within_a_day_of_each_other_are_compared():
+def test_only_what_one_run_saw_is_compared_and_it_is_remembered():
     policy = ScanPolicy("critical", "critical")
-    old, new = format_time(NOW - timedelta(days=30)), format_time(NOW - timedelta(hours=1))
-    # published before the older scan, and yet a distribution's feed may have learnt of it since
-    known = {"id": "CVE-2026-1", "severity": "critical", "package": "openssl", "published": "2026-02-01"}
-    for found, day in (
-        (judge(entry_with(new, known), entry_with(old), policy, NOW), "2026-10-26"),  # would be held
-        (judge(entry_with(old), entry_with(new, known), policy, NOW), "2026-11-25"),  # would be a fix
-    ):
-        assert found.fixes == found.introduces == () and found.note == (
-            f"the digest it is built on was scanned 30 days apart from this one ({day}): scans compare only "
-            "when made within a day (the next scan Job scans it again, or `image-factory record-scan`)"
-        )
-    day_before = format_time(NOW - timedelta(hours=20))
-    assert judge(entry_with(new, known), entry_with(day_before), policy, NOW).introduces == (known,)
-    assert judge(entry_with(day_before), entry_with(new, known), policy, NOW).fixes == (known,)
+    known = {"id": "CVE-2026-1", "severity": "critical", "package": "openssl"}
+    # The built-on digest was scanned in run r1 only; the new one in r2, whose database had
+    # learnt of CVE-2026-1 since: it is in both digests, as far as anyone knows. Nothing is held.
+    found = decide(entry_with("n", known, run="r2"), entry_with("o", run="r1"), policy)
+    assert found.introduces == () and found.note.startswith(
+        "CVE-2026-1 (critical, openssl) not compared: no scan run of the digest it is built on knew of it"
+    )
+    # Withdrawn by r2's database: gone from the new digest, as from every digest r2 scanned.
+    assert decide(entry_with("n", run="r2"), entry_with("o", known, run="r1"), policy).fixes == ()
+    # Scanned in one run, the built-on digest lacks it: held. Later runs no longer scan the
+    # built-on digest, and yet its scan of r1 (kept in pastScans) still holds the new one, and a
+    # newer digest that has it too.
+    old = entry_with("o", run="r1")
+    new = entry_with("n", known, run="r1")
+    assert decide(new, old, policy).introduces == (known,)
+    old_later = {**old, "scan": {**old["scan"], "run": "r3"}, "pastScans": [past_scan(old["scan"])]}
+    new_later = {**new, "scan": {**new["scan"], "run": "r4"}, "pastScans": [past_scan(new["scan"])]}
+    newest = entry_with("n2", known, run="r4")
+    assert decide(new_later, old_later, policy).introduces == (known,)
+    assert decide(newest, old_later, policy, new_later).introduces == (known,)
 
 
 def test_findings_from_an_event_are_checked(sim, capsys):

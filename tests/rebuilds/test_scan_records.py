@@ -80,8 +80,9 @@ def test_a_scan_never_counts_as_a_sighting(sim, capsys):
     assert record_scan(sim, "py-2", "--report", str(REPORTS / "trivy-alpine-310.json")) == 1
     assert "was never seen for docker.io/library/python:3.12-slim (a typo?)" in capsys.readouterr().err
     at = format_time(sim.now)
-    assert record_scan(sim, "py-2", "--report", str(REPORTS / "trivy-alpine-310.json"), "--at", at, "--force") == 0
-    assert record_scan(sim, "py-1", "--report", str(REPORTS / "trivy-alpine-39.json"), "--at", at) == 0  # rescan
+    job = ["--at", at, "--run", "job-1"]  # the new digest and the built-on one, in one run
+    assert record_scan(sim, "py-2", "--report", str(REPORTS / "trivy-alpine-310.json"), *job, "--force") == 0
+    assert record_scan(sim, "py-1", "--report", str(REPORTS / "trivy-alpine-39.json"), *job) == 0
     runtime = _runtime(sim)
     assert runtime["currentDigest"] == digest("py-1")
     (entry,) = [e for e in runtime["history"] if e["digest"] == digest("py-2")]
@@ -129,15 +130,19 @@ def test_an_acceptance_covers_what_its_scan_had_found_however_often_it_is_scanne
     assert held.digest == digest("py-2") and MUSL not in held.reason
 
 
-def test_an_older_scan_than_the_one_recorded_changes_nothing_and_says_so(sim, capsys):
+def test_an_older_scan_than_the_one_recorded_is_kept_as_a_past_one_and_says_so(sim, capsys):
     sim.update(PYTHON, "py-1")
-    assert record_scan(sim, "py-1", "--findings", "[]", "--at", format_time(sim.now)) == 0
-    before = state_files(sim)
+    assert record_scan(sim, "py-1", "--findings", "[]", "--other-ids", "", "--at", format_time(sim.now)) == 0
+    latest = _runtime(sim)["history"][0]["scan"]
     capsys.readouterr()
     older = format_time(sim.now.replace(year=sim.now.year - 1))
     assert record_scan(sim, "py-1", "--report", str(REPORTS / "trivy-alpine-39.json"), "--at", older) == 0
     assert f"keeps its scan of {format_time(sim.now)}, newer than this one" in capsys.readouterr().out
-    assert state_files(sim) == before
+    (entry,) = _runtime(sim)["history"]
+    assert entry["scan"] == latest
+    assert [(past["at"], past["ids"]) for past in entry["pastScans"]] == [
+        (older, "CVE-2019-14697 CVE-2019-1549 CVE-2019-1551")
+    ]
 
 
 def _runtime(sim) -> dict:

@@ -96,6 +96,13 @@ def register(commands, root: argparse.ArgumentParser) -> None:
     scanned.add_argument(
         "--other-ids-omitted", metavar="N", type=int, help="with --findings: other ids the sender left out"
     )
+    scanned.add_argument(
+        "--run",
+        dest="scan_run",
+        metavar="NAME",
+        help="with --report or --findings: the scan run it was part of; only scans of one run (one vulnerability "
+        "database) are compared (default: a run of its own)",
+    )
     scanned.add_argument("--at", metavar="TIME", help="when it was scanned (default: now)")
     scanned.add_argument("--sender", metavar="LOGIN", help=SENDER_HELP + " (only from trust.senders)")
     scanned.add_argument(
@@ -234,6 +241,14 @@ def _record_scan(args: argparse.Namespace) -> int:
     found_by = scan.pop("found by", None)
     if found_by and not args.scanner:
         scan["scanner"] = found_by
+    if "error" not in scan:
+        try:
+            name = scan_report.run_name(args.scan_run or _own_run(args, at))
+            scan = {"scanner": scan.pop("scanner"), "run": name, **scan}
+        except ValueError as error:
+            raise FactoryError(Problem("--run", str(error))) from None
+    elif args.scan_run is not None:
+        raise FactoryError(Problem("--run", "goes with --report or --findings, not --error"))
 
     def apply():
         return events.record_scan(args.root, args.image, args.digest, scan, at, force=args.force)
@@ -243,6 +258,11 @@ def _record_scan(args: argparse.Namespace) -> int:
     print(f"{base.ref}: {args.digest} {_scan_outcome(scan, kept, at)}")
     pushed(args, f"state: scan {base.ref} {args.digest[:19]}…", apply)
     return 0
+
+
+def _own_run(args: argparse.Namespace, at) -> str:
+    """A run of its own: compared with nothing until another scan names it with --run."""
+    return f"record-scan-{timestamps.format_time(at)}-{parse_digest(args.digest)[7:19]}"
 
 
 def _scan_of(args: argparse.Namespace) -> dict:

@@ -153,6 +153,7 @@ def commands(event: Event, cosign: tuple[bool, str] | None = None) -> list[list[
             "--omitted": event.text("omitted"),
             "--min-severity": event.text("min_severity"),
             "--other-ids-omitted": event.text("other_ids_omitted"),
+            "--run": event.text("run"),
         }
         # none at all is an answer too: the option is given, empty (_argv leaves out empty values)
         listed = [f"--other-ids={event.text('other_ids')}"] if isinstance(event.payload.get("other_ids"), str) else []

@@ -26,7 +26,7 @@ from image_factory.rebuilds.pins import (
     previous_attempt,
     unpinned,
 )
-from image_factory.rebuilds.scan_evidence import Evidence, ScanPolicy, describe, judge
+from image_factory.rebuilds.scan_evidence import Evidence, ScanPolicy, describe, judge, runs_of
 from image_factory.state.runtime_events import unseen
 from image_factory.state.store import HistoryEntry, ImageState, State
 from image_factory.timestamps import format_time, parse_time
@@ -276,8 +276,9 @@ def _evidence(history: list[HistoryEntry], start: int, baseline: str | None, pol
     nothing for a digest not newer than that one, or when the image has no scan policy."""
     built_on = next((entry for entry in history if entry["digest"] == baseline), None)
     newer = {entry["digest"] for entry in history[start:]} if baseline is not None else set()
+    runs = runs_of(history, now) if policy is not None and built_on is not None else {}
 
     def decide(entry: HistoryEntry) -> Evidence:
-        return judge(entry, built_on, policy, now) if entry["digest"] in newer else Evidence()
+        return judge(entry, built_on, policy, now, runs) if entry["digest"] in newer else Evidence()
 
     return decide

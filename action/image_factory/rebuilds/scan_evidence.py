@@ -10,13 +10,14 @@ entry as `scan`). Against the digest the image is built on now:
 - anything else soaks as usual. So does a digest when either scan is missing or failed, or
   the two are by different scanners: no evidence, no decision.
 
-Findings are compared by vulnerability id: one is gone, or new, only when the other scan lacks
-its id at any severity (a scan keeps every id it found, the findings from its least severity up
-in full), and only between scans made within a day of each other, with about the same
-vulnerability database: the scan Job scans the newest digests again with each new one. A fix
-skips the delay only when the new scan lists in full whatever could hold it. An id in
-`scan.ignore` counts for neither, until the day after its `until` date. The policy is read from
-the image's enrolment (written by discover), so nothing decided is stored.
+Findings are compared by vulnerability id, at any severity (graded up and down between scans),
+and only as each scan run saw them: a scan Job scans the new digest and the newest earlier
+ones in one run, with one vulnerability database. A digest lacks a vulnerability where a run
+that scanned it found it in another digest, and has it where any run found it in it; this
+memory (each digest's `pastScans`) keeps a hold after the built-on digest is no longer scanned
+again. A fix skips the delay only when nothing it may bring is unknown. An id in `scan.ignore`
+counts for neither, until the day after its `until` date. The policy is read from the image's
+enrolment (written by discover), so nothing decided is stored.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from image_factory.state.runtime_events import past_scan
 from image_factory.state.store import HistoryEntry
 from image_factory.timestamps import parse_time
 from image_factory.trust.scan_report import SEVERITIES, rank
@@ -73,7 +75,33 @@ class Evidence:
         return bool(self.fixes) and not self.introduces
 
 
-def judge(candidate: HistoryEntry, built_on: HistoryEntry | None, policy: ScanPolicy | None, now: datetime) -> Evidence:
+Runs = dict[str, dict[str, frozenset[str]]]  # run → digest → every id that run's scan of it found
+
+
+def runs_of(history: list[HistoryEntry], now: datetime) -> Runs:
+    """Every scan run of a base's digests made by `now`, from each digest's scan and pastScans."""
+    runs: Runs = {}
+    for entry in history:
+        for scan in (*entry.get("pastScans", []), past_scan(entry.get("scan"))):
+            if scan and parse_time(scan["at"]) <= now:
+                runs.setdefault(scan["run"], {})[entry["digest"]] = frozenset(scan["ids"].split())
+    return runs
+
+
+def _facts(runs: Runs, digest: str) -> tuple[set[str], set[str]]:
+    """(ids some run found in `digest`, ids a run knew of, in another digest, and did not find in
+    it): what it has and what it lacks, each seen by a database that knew of the vulnerability."""
+    has, lacks = set(), set()
+    for found in runs.values():
+        if digest in found:
+            has |= found[digest]
+            lacks |= set().union(*found.values()) - found[digest]
+    return has, lacks - has
+
+
+def judge(
+    candidate: HistoryEntry, built_on: HistoryEntry | None, policy: ScanPolicy | None, now: datetime, runs: Runs
+) -> Evidence:
     """What the findings of `candidate`, newer than the digest the image is built on, decide."""
     if policy is None or (policy.expedite is None and policy.hold is None):
         return Evidence()
@@ -86,34 +114,29 @@ def judge(candidate: HistoryEntry, built_on: HistoryEntry | None, policy: ScanPo
         return Evidence(note=f"the digest it is built on: {old}")
     if new.scanner != old.scanner:  # scanners name and grade vulnerabilities differently
         return Evidence(note=f"scanned by {new.scanner}, the digest it is built on by {old.scanner}: not compared")
-    # Scans compare only when made with about the same vulnerability database: a vulnerability
-    # the database learnt of in between (or dropped) would look brought (or fixed) by the digest.
-    apart = abs(parse_time(new.at) - parse_time(old.at))
-    if apart > SAME_DATABASE:
-        return Evidence(
-            note=f"the digest it is built on was scanned {_days(apart)} apart from this one ({old.at[:10]}): "
-            "scans compare only when made within a day (the next scan Job scans it again, or `image-factory "
-            "record-scan`)"
+    # A digest lacks a vulnerability only where a run that scanned it found it in another digest:
+    # that run's database knew of it. Scans of different runs are never set against each other
+    # (a database learns of vulnerabilities, and drops some, every few hours), and a severity
+    # graded up or down between runs changes nothing: ids are compared, at any severity.
+    old_has, old_lacks = _facts(runs, built_on["digest"])
+    _, new_lacks = _facts(runs, candidate["digest"])
+    fixes = _worst_first(f for f in old.findings if _counts(f, policy.expedite, policy, now) and f["id"] in new_lacks)
+    brought = [f for f in new.findings if _counts(f, policy.hold, policy, now) and f["id"] not in old_has]
+    introduces = _worst_first(f for f in brought if f["id"] in old_lacks)
+    unsure = _worst_first(f for f in brought if f["id"] not in old_lacks)
+    notes = []
+    if unsure:
+        notes.append(
+            f"{describe(unsure)} not compared: no scan run of the digest it is built on knew of it (scan both in "
+            "one run: `image-factory record-scan --run`)"
         )
-    # A vulnerability is gone or new only when the other scan's ids, at any severity, lack it:
-    # severities are graded up and down between two scans, and a list is cut at one.
-    fixes = _worst_first(f for f in old.findings if _counts(f, policy.expedite, policy, now) and f["id"] not in new.ids)
-    introduces = _worst_first(
-        f for f in new.findings if _counts(f, policy.hold, policy, now) and f["id"] not in old.ids
-    )
-    note = None
     if policy.hold is not None and new.whole_from > rank(policy.hold):
         # a finding as severe as `hold` may be among the ids it lists without a severity
-        note = f"its scan lists no {policy.hold} findings in full: one it brings would not be seen"
-        if fixes:
-            note += ", so what it fixes does not skip the delay"
-            fixes = ()
-    return Evidence(fixes, introduces, note)
-
-
-def _days(apart: timedelta) -> str:
-    days = apart.days + (apart.seconds > 0)
-    return f"{days} days"
+        notes.append(f"its scan lists no {policy.hold} findings in full: one it brings would not be seen")
+    if fixes and notes:  # what it may bring is not known: what it fixes does not skip the delay
+        notes.append("so what it fixes does not skip the delay")
+        fixes = ()
+    return Evidence(fixes, introduces, "; ".join(notes) or None)
 
 
 @dataclass(frozen=True)
@@ -123,12 +146,6 @@ class _Scan:
     findings: list[dict]  # in full: id, severity, package
     ids: frozenset[str]  # every id it found, at any severity
     whole_from: int  # every finding this severe (a rank) or more is in `findings`; past critical: none
-
-
-# Two scans within this time used about the same vulnerability database (Trivy's is rebuilt
-# every 6 hours; a mirror copies it daily or more often: docs/scanning.md). Publication dates
-# cannot stand in for it: a distribution's feed may learn of a vulnerability weeks later.
-SAME_DATABASE = timedelta(days=1)
 
 
 def _usable(entry: HistoryEntry, now: datetime) -> _Scan | str:

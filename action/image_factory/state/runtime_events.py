@@ -117,7 +117,7 @@ def _ordered(entry: HistoryEntry) -> HistoryEntry:
 
 
 # What _mark sets on a digest's entry: kept when a sighting replaces the entry's own fields.
-MARKS = ("expedited", "verification", "rejected", "accepted", "scan")
+MARKS = ("expedited", "verification", "rejected", "accepted", "scan", "pastScans")
 
 
 def _later(old: dict | None, new: dict) -> dict:
@@ -156,11 +156,41 @@ def rejection(entry: HistoryEntry) -> dict | None:
     return rejected
 
 
+# Earlier scans of a digest kept as ids, by run: a scan Job scans each digest once new and
+# `rescan` times again (3 by default), so a digest's runs with its neighbours all stay.
+MAX_PAST_SCANS = 5
+
+
 def record_scan(runtime: Runtime, digest: str, scan: dict, at: datetime) -> Runtime:
-    """A scanner's findings for one digest (or why its scan could not run); the latest scan
-    counts. `scan`: `scanner`, then `minSeverity` and `findings` (and `omitted`), or `error`.
-    A scan is not a sighting: a digest no sighting has reported yet is only named (SCANNED)."""
-    return _mark(runtime, digest, at, SCANNED, "scan", {**scan, "at": format_time(at)})
+    """A scanner's findings for one digest (or why its scan could not run): the latest scan in
+    full, the MAX_PAST_SCANS before it as their run and ids (`pastScans`, what the comparisons
+    of rebuilds.scan_evidence rest on). `scan`: `scanner`, `run`, then `minSeverity`, `findings`
+    and `otherIds` (and what was left out), or `error`. The scans kept are the latest by time,
+    whatever order they came in. A scan is not a sighting: a digest no sighting has reported
+    yet is only named (SCANNED)."""
+    before = next((entry for entry in runtime.history if entry["digest"] == digest), {})
+    runtime = _mark(runtime, digest, at, SCANNED, "scan", {**scan, "at": format_time(at)})
+    latest = next(entry for entry in runtime.history if entry["digest"] == digest)["scan"]
+    known = [*before.get("pastScans", []), *filter(None, (past_scan(before.get("scan")), past_scan(latest)))]
+    known += filter(None, [past_scan({**scan, "at": format_time(at)})])
+    unique = {(item["at"], item["run"]): item for item in known}
+    past = [unique[key] for key in sorted(unique) if unique[key] != past_scan(latest)][-MAX_PAST_SCANS:]
+    history = [
+        _ordered({**{k: v for k, v in entry.items() if k != "pastScans"}, **({"pastScans": past} if past else {})})
+        if entry["digest"] == digest
+        else entry
+        for entry in runtime.history
+    ]
+    return replace(runtime, history=history)
+
+
+def past_scan(scan: dict | None) -> dict | None:
+    """A scan as `pastScans` keeps it: its run, time and every id it found; None for one that
+    cannot be compared (no run, a failure, ids left out)."""
+    if not scan or "run" not in scan or "otherIds" not in scan or scan.get("error") or scan.get("otherIdsOmitted"):
+        return None
+    ids = {finding["id"] for finding in scan.get("findings", [])} | set(scan["otherIds"].split())
+    return {"run": scan["run"], "at": scan["at"], "ids": " ".join(sorted(ids))}
 
 
 def record_build(runtime: Runtime, build: Build) -> Runtime:

@@ -73,6 +73,14 @@ def scanner_name(text: object) -> str:
     return name
 
 
+def run_name(text: object) -> str:
+    """A scan run's name as state keeps it: one word, bounded; ValueError when blank."""
+    name = "".join(_text(text).split())
+    if not name:
+        raise ValueError("the scan run has no name")
+    return name
+
+
 def error_text(text: object) -> str:
     """Why a scan could not run, as state keeps it: one line, bounded; ValueError when blank."""
     why = _text(text, MAX_ERROR)
@@ -216,6 +224,8 @@ def payload(image: str, digest: str, scanner: str, scan: dict | None, error: str
     them so; GitHub allows 10 top-level keys), the findings as one JSON text, the other ids
     separated by spaces. `scan`: `cut`'s outcome; None with `error`."""
     body = {"image": image, "digest": digest, "scanner": _text(scanner, MAX_SCANNER) or "trivy"}
+    if scan is not None and scan.get("run"):
+        body["run"] = scan["run"]
     if scan is None:
         body["error"] = _text(error, MAX_ERROR) or "no reason given"
         return body
@@ -325,7 +335,9 @@ def _scan_outcome(env: dict, digest: str) -> tuple[str, dict | None, str | None]
             found_by, findings = parse_report(json.load(file))
     except (OSError, ValueError) as error:
         return scanner, None, f"its report could not be read: {error}"
-    return found_by, cut(findings, severity(env.get("MIN_SEVERITY", "high"))), None
+    scan = cut(findings, severity(env.get("MIN_SEVERITY", "high")))
+    # one run, one database: the Job's Pod (each verification makes a new one)
+    return found_by, {**scan, "run": run_name(env.get("RUN") or f"job-{os.getpid()}-{time.time_ns()}")}, None
 
 
 def _tail(path: str) -> str:
