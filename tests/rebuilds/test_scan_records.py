@@ -14,6 +14,7 @@ import pytest
 from image_factory.cli import main
 from image_factory.errors import FactoryError
 from image_factory.rebuilds import events
+from image_factory.state.runtime_events import past_scans
 from image_factory.timestamps import format_time
 
 from .test_rebuild_simulation import PYTHON, digest
@@ -140,9 +141,12 @@ def test_an_older_scan_than_the_one_recorded_is_kept_as_a_past_one_and_says_so(s
     assert f"keeps its scan of {format_time(sim.now)}, newer than this one" in capsys.readouterr().out
     (entry,) = _runtime(sim)["history"]
     assert entry["scan"] == latest
-    assert [(past["at"], past["ids"]) for past in entry["pastScans"]] == [
-        (older, "CVE-2019-14697 CVE-2019-1549 CVE-2019-1551")
-    ]
+    # kept as what it found besides the latest scan (which found nothing)
+    assert entry["pastScans"] == [{"run": entry["pastScans"][0]["run"], "at": older, "plus": MUSL_AND_OPENSSL}]
+    assert [(past["at"], past["ids"]) for past in past_scans(entry)] == [(older, MUSL_AND_OPENSSL)]
+
+
+MUSL_AND_OPENSSL = "CVE-2019-14697 CVE-2019-1549 CVE-2019-1551"
 
 
 def _runtime(sim) -> dict:
@@ -204,3 +208,37 @@ def test_a_verdict_from_the_future_or_an_acceptance_before_the_rejection_is_refu
         capsys.readouterr().err
     )
     assert state_files(sim) == before
+
+
+def test_past_scans_are_kept_as_differences_whatever_order_the_scans_come_in():
+    from image_factory.state import runtime_events
+    from image_factory.state.store import Runtime
+
+    d = digest("py-1")
+    ids = [f"CVE-2026-{n:04d}" for n in range(150)]
+
+    def scan(run: str, found: list[str]) -> dict:
+        return {"scanner": "trivy", "run": run, "minSeverity": "high", "findings": [], "otherIds": " ".join(found)}
+
+    scans = [  # four runs of one digest: the database learns of one vulnerability and drops another
+        (scan(f"r{n}", ids[n : 140 + n]), datetime(2026, 11, 1 + n, tzinfo=UTC)) for n in range(5)
+    ]
+    seen = runtime_events.record_sighting(Runtime(), d, datetime(2026, 10, 30, tzinfo=UTC), "kargo")
+    results = []
+    for order in (scans, scans[::-1], [scans[2], scans[0], scans[4], scans[1], scans[3], scans[2]]):
+        runtime = seen
+        for each, at in order:
+            runtime = runtime_events.record_scan(runtime, d, each, at)
+        results.append(runtime)
+    assert results[0] == results[1] == results[2]
+    (entry,) = results[0].history
+    assert entry["scan"]["run"] == "r4" and [past["run"] for past in entry["pastScans"]] == ["r1", "r2", "r3"]
+    assert entry["pastScans"][0] == {
+        "run": "r1",
+        "at": "2026-11-02T00:00:00Z",
+        "plus": "CVE-2026-0001 CVE-2026-0002 CVE-2026-0003",
+        "minus": "CVE-2026-0141 CVE-2026-0142 CVE-2026-0143",
+    }
+    assert [set(p["ids"].split()) for p in runtime_events.past_scans(entry)] == [
+        set(ids[n : 140 + n]) for n in (1, 2, 3)
+    ]

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from image_factory.state.runtime_events import past_scan
+from image_factory.state.runtime_events import past_scan, past_scans
 from image_factory.state.store import HistoryEntry
 from image_factory.timestamps import parse_time
 from image_factory.trust.scan_report import SEVERITIES, rank
@@ -82,7 +82,7 @@ def runs_of(history: list[HistoryEntry], now: datetime) -> Runs:
     """Every scan run of a base's digests made by `now`, from each digest's scan and pastScans."""
     runs: Runs = {}
     for entry in history:
-        for scan in (*entry.get("pastScans", []), past_scan(entry.get("scan"))):
+        for scan in (*past_scans(entry), past_scan(entry.get("scan"))):
             if scan and parse_time(scan["at"]) <= now:
                 runs.setdefault(scan["run"], {})[entry["digest"]] = frozenset(scan["ids"].split())
     return runs

@@ -158,7 +158,7 @@ def rejection(entry: HistoryEntry) -> dict | None:
 
 # Earlier scans of a digest kept as ids, by run: a scan Job scans each digest once new and
 # `rescan` times again (3 by default), so a digest's runs with its neighbours all stay.
-MAX_PAST_SCANS = 5
+MAX_PAST_SCANS = 3
 
 
 def record_scan(runtime: Runtime, digest: str, scan: dict, at: datetime) -> Runtime:
@@ -171,12 +171,13 @@ def record_scan(runtime: Runtime, digest: str, scan: dict, at: datetime) -> Runt
     before = next((entry for entry in runtime.history if entry["digest"] == digest), {})
     runtime = _mark(runtime, digest, at, SCANNED, "scan", {**scan, "at": format_time(at)})
     latest = next(entry for entry in runtime.history if entry["digest"] == digest)["scan"]
-    known = [*before.get("pastScans", []), *filter(None, (past_scan(before.get("scan")), past_scan(latest)))]
-    known += filter(None, [past_scan({**scan, "at": format_time(at)})])
-    unique = {(item["at"], item["run"]): item for item in known}
-    past = [unique[key] for key in sorted(unique) if unique[key] != past_scan(latest)][-MAX_PAST_SCANS:]
+    known = [*past_scans(before), past_scan(before.get("scan")), past_scan({**scan, "at": format_time(at)})]
+    unique = {(item["at"], item["run"]): item for item in known if item}
+    newest = past_scan(latest)
+    past = [unique[key] for key in sorted(unique) if unique[key] != newest][-MAX_PAST_SCANS:]
+    kept = [_against(item, newest) for item in past]
     history = [
-        _ordered({**{k: v for k, v in entry.items() if k != "pastScans"}, **({"pastScans": past} if past else {})})
+        _ordered({**{k: v for k, v in entry.items() if k != "pastScans"}, **({"pastScans": kept} if kept else {})})
         if entry["digest"] == digest
         else entry
         for entry in runtime.history
@@ -185,12 +186,36 @@ def record_scan(runtime: Runtime, digest: str, scan: dict, at: datetime) -> Runt
 
 
 def past_scan(scan: dict | None) -> dict | None:
-    """A scan as `pastScans` keeps it: its run, time and every id it found; None for one that
+    """A scan as a comparison needs it: its run, time and every id it found; None for one that
     cannot be compared (no run, a failure, ids left out)."""
     if not scan or "run" not in scan or "otherIds" not in scan or scan.get("error") or scan.get("otherIdsOmitted"):
         return None
     ids = {finding["id"] for finding in scan.get("findings", [])} | set(scan["otherIds"].split())
     return {"run": scan["run"], "at": scan["at"], "ids": " ".join(sorted(ids))}
+
+
+def past_scans(entry: HistoryEntry) -> list[dict]:
+    """A digest's earlier scans, each as `past_scan` gives it."""
+    newest = past_scan(entry.get("scan"))
+    return [_expanded(item, newest) for item in entry.get("pastScans", [])]
+
+
+def _against(item: dict, newest: dict | None) -> dict:
+    """An earlier scan as state keeps it: what it found besides (`plus`) and short of (`minus`)
+    the latest scan of the digest, a few ids where all of them would be hundreds; all its ids
+    when the latest cannot be compared."""
+    if newest is None:
+        return item
+    ids, base = set(item["ids"].split()), set(newest["ids"].split())
+    differs = {"plus": " ".join(sorted(ids - base)), "minus": " ".join(sorted(base - ids))}
+    return {"run": item["run"], "at": item["at"], **{key: value for key, value in differs.items() if value}}
+
+
+def _expanded(item: dict, newest: dict | None) -> dict:
+    if "ids" in item or newest is None:
+        return {"run": item["run"], "at": item["at"], "ids": item.get("ids", "")}
+    ids = (set(newest["ids"].split()) - set(item.get("minus", "").split())) | set(item.get("plus", "").split())
+    return {"run": item["run"], "at": item["at"], "ids": " ".join(sorted(ids))}
 
 
 def record_build(runtime: Runtime, build: Build) -> Runtime:
