@@ -23,13 +23,28 @@ from image_factory.kargo import names
 from kargo_objects import KARGO_API, Watched, image_field, meta, ref_annotation
 
 WORK, REPORTER, ACCOUNT = "/work", "/reporter", "/var/run/secrets/image-factory"
+
+
 # Each digest of WORK/targets (checked sha256 digests, written by the targets container) is
-# scanned; `$1` is the repository: an argument, never part of the script. A scan that cannot run
-# leaves a mark and its log for the reporter, which says so to the factory.
-SCAN = (
-    'for digest in $(cat /work/targets); do trivy image --format json --output "/work/$digest.json" '
-    '--scanners vuln "$1@$digest" > "/work/$digest.log" 2>&1 || touch "/work/$digest.failed"; done'
-)
+# scanned; `$1` is the repository: an argument, never part of the script. The databases are
+# downloaded once, so that one run scans with one database (Trivy would otherwise update them
+# between scans once they are due). A scan that cannot run leaves a mark and its log for the
+# reporter, which says so to the factory.
+def scan_script(java_db: bool) -> str:
+    download = "trivy image --download-db-only > /work/db.log 2>&1"
+    skip = "--skip-db-update"
+    if java_db:  # without a mirror of its own, the Java database is fetched only when needed
+        download += " && trivy image --download-java-db-only >> /work/db.log 2>&1"
+        skip += " --skip-java-db-update"
+    return (
+        f"{download} || touch /work/db.failed; "
+        "for digest in $(cat /work/targets); do "
+        'if [ -e /work/db.failed ]; then cp /work/db.log "/work/$digest.log"; touch "/work/$digest.failed"; '
+        f'else trivy image {skip} --format json --output "/work/$digest.json" --scanners vuln "$1@$digest" '
+        '> "/work/$digest.log" 2>&1 || touch "/work/$digest.failed"; fi; done'
+    )
+
+
 # Each report is tried again for up to half an hour (trust/scan_report.send); the Job's deadline
 # leaves each digest that and a quarter of an hour to scan.
 REPORT_SECONDS = 1800
@@ -114,7 +129,7 @@ def scan_template(config: Config, watched: Watched) -> dict:
     scan = {
         "name": "scan",
         "image": scanner.image,
-        "command": ["sh", "-c", SCAN, "scan", repo_url],
+        "command": ["sh", "-c", scan_script(bool(scanner.java_db_repository)), "scan", repo_url],
         "env": scan_env,
         "volumeMounts": [work],
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": scanner.memory}},

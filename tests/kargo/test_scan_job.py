@@ -130,8 +130,11 @@ def test_the_scanner_line_scans_every_target_and_marks_each_failure(made, tmp_pa
     bin_dir.mkdir()
     trivy = bin_dir / "trivy"
     # a stand-in: writes alpine 3.9's golden report, fails for the digest of …c
+    calls = tmp_path / "calls"
     trivy.write_text(
         "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$*" in *--download-*) exit 0;; esac\n'
         'out=""; while [ $# -gt 0 ]; do case "$1" in --output) out="$2"; shift;; esac; ref="$1"; shift; done\n'
         'case "$ref" in *ccccc*) echo "FATAL image not found: $ref" >&2; exit 1;; esac\n'
         f'cp {REPORTS / "trivy-alpine-39.json"} "$out"; echo "scanned $ref"\n'
@@ -149,9 +152,34 @@ def test_the_scanner_line_scans_every_target_and_marks_each_failure(made, tmp_pa
     assert done.returncode == 0, done.stderr
     assert (root / "work" / f"{DIGEST}.json").read_text() == (REPORTS / "trivy-alpine-39.json").read_text()
     assert (root / "work" / f"{OLDER[2]}.failed").exists()
-    assert (
-        "FATAL image not found: docker.io/library/python@" + OLDER[2] in (root / "work" / f"{OLDER[2]}.log").read_text()
-    )
+    log = (root / "work" / f"{OLDER[2]}.log").read_text()
+    assert f"FATAL image not found: docker.io/library/python@{OLDER[2]}" in log
+    # the databases once, then every scan with them as they are: one run, one database
+    lines = calls.read_text().splitlines()
+    assert lines[:2] == ["image --download-db-only", "image --download-java-db-only"]
+    assert all("--skip-db-update --skip-java-db-update" in line for line in lines[2:]) and len(lines) == 4
+
+
+def test_without_a_database_every_target_is_a_failed_scan_with_its_reason(made, tmp_path):
+    _, objects = made
+    _, pod = pod_of(objects)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    trivy = bin_dir / "trivy"
+    trivy.write_text("#!/bin/sh\necho 'FATAL init error: DB error: failed to download vulnerability DB' >&2; exit 1\n")
+    trivy.chmod(trivy.stat().st_mode | stat.S_IEXEC)
+    work = tmp_path / "root" / "work"
+    work.mkdir(parents=True)
+    (work / "targets").write_text(f"{DIGEST}\n{OLDER[0]}\n")
+    line = pod["initContainers"][1]["command"][2].replace("/work", str(work))
+    done = subprocess.run(
+        ["sh", "-c", line, "scan", "docker.io/library/python"],
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for digest in (DIGEST, OLDER[0]):
+        assert (work / f"{digest}.failed").exists()
+        assert "failed to download vulnerability DB" in (work / f"{digest}.log").read_text()
 
 
 def test_the_reporter_sends_each_targets_findings_that_the_drain_then_records(made, tmp_path, httpserver):

@@ -261,28 +261,29 @@ def test_a_fix_skips_the_delay_only_when_nothing_it_may_bring_is_unknown():
     )
 
 
-def test_only_what_one_run_saw_is_compared_and_it_is_remembered():
+def test_only_a_run_that_scanned_both_digests_compares_them_and_it_is_remembered():
     policy = ScanPolicy("critical", "critical")
     known = {"id": "CVE-2026-1", "severity": "critical", "package": "openssl"}
+    never = "never scanned in one run with the digest it is built on: the delay applies"
     # The built-on digest was scanned in run r1 only; the new one in r2, whose database had
-    # learnt of CVE-2026-1 since: it is in both digests, as far as anyone knows. Nothing is held.
-    found = decide(entry_with("n", known, run="r2"), entry_with("o", run="r1"), policy)
-    assert found.introduces == () and found.note.startswith(
-        "CVE-2026-1 (critical, openssl) not compared: no scan run of the digest it is built on knew of it"
-    )
-    # Withdrawn by r2's database: gone from the new digest, as from every digest r2 scanned.
+    # learnt of CVE-2026-1 since, or widened its affected versions: nothing is decided.
+    assert decide(entry_with("n", known, run="r2"), entry_with("o", run="r1"), policy).note.startswith(never)
     assert decide(entry_with("n", run="r2"), entry_with("o", known, run="r1"), policy).fixes == ()
     # Scanned in one run, the built-on digest lacks it: held. Later runs no longer scan the
-    # built-on digest, and yet its scan of r1 (kept in pastScans) still holds the new one, and a
-    # newer digest that has it too.
+    # built-on digest, and yet their run r1 (kept in pastScans) still holds the new one.
     old = entry_with("o", run="r1")
     new = entry_with("n", known, run="r1")
     assert decide(new, old, policy).introduces == (known,)
     old_later = {**old, "scan": {**old["scan"], "run": "r3"}, "pastScans": [past_scan(old["scan"])]}
     new_later = {**new, "scan": {**new["scan"], "run": "r4"}, "pastScans": [past_scan(new["scan"])]}
-    newest = entry_with("n2", known, run="r4")
     assert decide(new_later, old_later, policy).introduces == (known,)
-    assert decide(newest, old_later, policy, new_later).introduces == (known,)
+    # A newer digest never scanned with the built-on one is not judged on another's evidence:
+    # its database may see the built-on digest differently.
+    newest = entry_with("n2", known, run="r4")
+    assert decide(newest, old_later, policy, new_later).note.startswith(never)
+    # Runs that disagree (the built-on digest found with it in one) decide nothing about it.
+    both = {**old_later, "pastScans": [past_scan(old["scan"]), past_scan({**new["scan"], "run": "r4"})]}
+    assert decide(new_later, both, policy).introduces == ()
 
 
 def test_findings_from_an_event_are_checked(sim, capsys):

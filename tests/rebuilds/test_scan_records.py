@@ -242,3 +242,30 @@ def test_past_scans_are_kept_as_differences_whatever_order_the_scans_come_in():
     assert [set(p["ids"].split()) for p in runtime_events.past_scans(entry)] == [
         set(ids[n : 140 + n]) for n in (1, 2, 3)
     ]
+
+
+def test_a_failed_scan_takes_nothing_away(sim):
+    built_on(sim, "py-1", "trivy-alpine-310.json")
+    sim.update(PYTHON, "py-2")
+    scanned(sim, "py-2", "trivy-alpine-39.json")  # one run: py-2 brings the critical
+    sim.advance(days=8)
+    assert [item.digest for item in sim.plan().held] == [digest("py-2")]
+    # the next run's rescans fail (Docker Hub's rate limit): both digests keep what they had
+    at = format_time(sim.now)
+    for label in ("py-1", "py-2"):
+        assert record_scan(sim, label, "--error", "toomanyrequests: pull rate limit", "--at", at) == 0
+    assert [item.digest for item in sim.plan().held] == [digest("py-2")]
+    (entry,) = [e for e in _runtime(sim)["history"] if e["digest"] == digest("py-2")]
+    assert "error" not in entry["scan"] and entry["scanFailed"]["error"] == "toomanyrequests: pull rate limit"
+    # a later scan that ran puts the failure behind it
+    sim.advance(hours=1)
+    scanned(sim, "py-2", "trivy-alpine-39.json")
+    (entry,) = [e for e in _runtime(sim)["history"] if e["digest"] == digest("py-2")]
+    assert "scanFailed" not in entry
+    # an acceptance takes its ids from every run, whichever scan is latest
+    argv = ["--root", str(sim.root), "--image", PYTHON, "--digest", digest("py-2")]
+    assert record_scan(sim, "py-2", "--error", "toomanyrequests", "--at", format_time(sim.now)) == 0
+    assert main(["unreject", *argv, "--at", format_time(sim.now)]) == 0
+    (entry,) = [e for e in _runtime(sim)["history"] if e["digest"] == digest("py-2")]
+    assert MUSL in entry["accepted"]["ids"].split()
+    assert sim.plan().held == []

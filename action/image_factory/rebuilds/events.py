@@ -124,8 +124,10 @@ def unreject(root: Path, image: str, digest: str, at: datetime) -> BaseImageStat
         raise FactoryError(
             Problem("--at", f"it was rejected at {rejected['at']}, after {format_time(at)}: accept it then or later")
         )
-    scan = entry.get("scan") or {}
-    ids = {f["id"] for f in scan.get("findings", [])} | set(scan.get("otherIds", "").split())
+    # every id any of its scans found: what it is accepted with
+    found = [runtime_events.past_scan(entry.get("scan")), *runtime_events.past_scans(entry)]
+    ids = set().union(*(set(item["ids"].split()) for item in found if item))
+    ids |= {f["id"] for f in (entry.get("scan") or {}).get("findings", [])}
     ids |= set((entry.get("accepted") or {}).get("ids", "").split())  # accepted before, still accepted
     base.runtime = runtime_events.clear_rejection(base.runtime, digest, at, " ".join(sorted(ids)))
     _write(root, base)

@@ -11,13 +11,13 @@ entry as `scan`). Against the digest the image is built on now:
   the two are by different scanners: no evidence, no decision.
 
 Findings are compared by vulnerability id, at any severity (graded up and down between scans),
-and only as each scan run saw them: a scan Job scans the new digest and the newest earlier
-ones in one run, with one vulnerability database. A digest lacks a vulnerability where a run
-that scanned it found it in another digest, and has it where any run found it in it; this
-memory (each digest's `pastScans`) keeps a hold after the built-on digest is no longer scanned
-again. A fix skips the delay only when nothing it may bring is unknown. An id in `scan.ignore`
-counts for neither, until the day after its `until` date. The policy is read from the image's
-enrolment (written by discover), so nothing decided is stored.
+and only as a run that scanned both digests saw them: one vulnerability database, one view of
+each vulnerability's affected versions. The scan Job scans the new digest and the newest
+earlier ones in one run; each digest keeps its last runs (`pastScans`), so a decision lasts
+after the built-on digest is no longer scanned again. A failed scan adds nothing and takes
+nothing away. A fix skips the delay only when nothing it may bring is unknown. An id in
+`scan.ignore` counts for neither, until the day after its `until` date. The policy is read from
+the image's enrolment (written by discover), so nothing decided is stored.
 """
 
 from __future__ import annotations
@@ -88,17 +88,6 @@ def runs_of(history: list[HistoryEntry], now: datetime) -> Runs:
     return runs
 
 
-def _facts(runs: Runs, digest: str) -> tuple[set[str], set[str]]:
-    """(ids some run found in `digest`, ids a run knew of, in another digest, and did not find in
-    it): what it has and what it lacks, each seen by a database that knew of the vulnerability."""
-    has, lacks = set(), set()
-    for found in runs.values():
-        if digest in found:
-            has |= found[digest]
-            lacks |= set().union(*found.values()) - found[digest]
-    return has, lacks - has
-
-
 def judge(
     candidate: HistoryEntry, built_on: HistoryEntry | None, policy: ScanPolicy | None, now: datetime, runs: Runs
 ) -> Evidence:
@@ -114,21 +103,26 @@ def judge(
         return Evidence(note=f"the digest it is built on: {old}")
     if new.scanner != old.scanner:  # scanners name and grade vulnerabilities differently
         return Evidence(note=f"scanned by {new.scanner}, the digest it is built on by {old.scanner}: not compared")
-    # A digest lacks a vulnerability only where a run that scanned it found it in another digest:
-    # that run's database knew of it. Scans of different runs are never set against each other
-    # (a database learns of vulnerabilities, and drops some, every few hours), and a severity
-    # graded up or down between runs changes nothing: ids are compared, at any severity.
-    old_has, old_lacks = _facts(runs, built_on["digest"])
-    _, new_lacks = _facts(runs, candidate["digest"])
-    fixes = _worst_first(f for f in old.findings if _counts(f, policy.expedite, policy, now) and f["id"] in new_lacks)
-    brought = [f for f in new.findings if _counts(f, policy.hold, policy, now) and f["id"] not in old_has]
-    introduces = _worst_first(f for f in brought if f["id"] in old_lacks)
-    unsure = _worst_first(f for f in brought if f["id"] not in old_lacks)
+    # Only a run that scanned both digests compares them: one database, one view of each
+    # vulnerability's affected versions. Ids are compared, at any severity (graded up and down).
+    together = [(found[candidate["digest"]], found[built_on["digest"]]) for found in runs.values()
+                if candidate["digest"] in found and built_on["digest"] in found]  # fmt: skip
+    if not together:
+        return Evidence(
+            note="never scanned in one run with the digest it is built on: the delay applies (the scan Job scans "
+            "the newest earlier digests again with each new one; `image-factory record-scan --run` scans by hand)"
+        )
+    both = set().union(*(n & o for n, o in together))
+    brought = set().union(*(n - o for n, o in together)) - both
+    gone = set().union(*(o - n for n, o in together)) - both
+    fixes = _worst_first(f for f in old.findings if _counts(f, policy.expedite, policy, now) and f["id"] in gone)
+    counted = [f for f in new.findings if _counts(f, policy.hold, policy, now)]
+    introduces = _worst_first(f for f in counted if f["id"] in brought)
+    unsure = _worst_first(f for f in counted if f["id"] not in brought | both)
     notes = []
     if unsure:
         notes.append(
-            f"{describe(unsure)} not compared: no scan run of the digest it is built on knew of it (scan both in "
-            "one run: `image-factory record-scan --run`)"
+            f"{describe(unsure)} not compared: found since the last run that scanned it with the digest it is built on"
         )
     if policy.hold is not None and new.whole_from > rank(policy.hold):
         # a finding as severe as `hold` may be among the ids it lists without a severity

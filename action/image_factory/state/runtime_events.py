@@ -117,7 +117,7 @@ def _ordered(entry: HistoryEntry) -> HistoryEntry:
 
 
 # What _mark sets on a digest's entry: kept when a sighting replaces the entry's own fields.
-MARKS = ("expedited", "verification", "rejected", "accepted", "scan", "pastScans")
+MARKS = ("expedited", "verification", "rejected", "accepted", "scan", "scanFailed", "pastScans")
 
 
 def _later(old: dict | None, new: dict) -> dict:
@@ -169,20 +169,37 @@ def record_scan(runtime: Runtime, digest: str, scan: dict, at: datetime) -> Runt
     whatever order they came in. A scan is not a sighting: a digest no sighting has reported
     yet is only named (SCANNED)."""
     before = next((entry for entry in runtime.history if entry["digest"] == digest), {})
-    runtime = _mark(runtime, digest, at, SCANNED, "scan", {**scan, "at": format_time(at)})
-    latest = next(entry for entry in runtime.history if entry["digest"] == digest)["scan"]
-    known = [*past_scans(before), past_scan(before.get("scan")), past_scan({**scan, "at": format_time(at)})]
+    given = {**scan, "at": format_time(at)}
+    runtime = _mark(runtime, digest, at, SCANNED, "scan", given)  # names the digest if unseen
+    # A failed scan adds nothing and takes nothing away: the latest scan that ran stays `scan`,
+    # and a later failure is shown beside it (`scanFailed`).
+    scans = [item for item in (before.get("scan"), before.get("scanFailed"), given) if item]
+    ran = [item for item in scans if not item.get("error")]
+    failed = [item for item in scans if item.get("error")]
+    latest = _latest(ran) if ran else _latest(failed)
+    failure = _latest(failed) if ran and failed else None
+    if failure is not None and parse_time(failure["at"]) <= parse_time(latest["at"]):
+        failure = None
+    known = [*past_scans(before), *(past_scan(item) for item in scans)]
     unique = {(item["at"], item["run"]): item for item in known if item}
     newest = past_scan(latest)
     past = [unique[key] for key in sorted(unique) if unique[key] != newest][-MAX_PAST_SCANS:]
-    kept = [_against(item, newest) for item in past]
+    marks = {"scan": latest, **({"scanFailed": failure} if failure else {})}
+    marks.update({"pastScans": [_against(item, newest) for item in past]} if past else {})
     history = [
-        _ordered({**{k: v for k, v in entry.items() if k != "pastScans"}, **({"pastScans": kept} if kept else {})})
+        _ordered({**{k: v for k, v in entry.items() if k not in SCAN_MARKS}, **marks})
         if entry["digest"] == digest
         else entry
         for entry in runtime.history
     ]
     return replace(runtime, history=history)
+
+
+SCAN_MARKS = ("scan", "scanFailed", "pastScans")
+
+
+def _latest(scans: list[dict]) -> dict:
+    return max(scans, key=lambda mark: (parse_time(mark["at"]), json.dumps(mark, sort_keys=True)))
 
 
 def past_scan(scan: dict | None) -> dict | None:

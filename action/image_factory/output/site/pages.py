@@ -157,6 +157,8 @@ def history_rows(history: list[dict]) -> list[HistoryRow]:
             notes.append(f"accepted at {entry['accepted']['at']}: what was found before holds it no more")
         if entry.get("scan"):
             notes.append(scan_note(entry["scan"]))
+        if entry.get("scanFailed"):  # newer than the scan above, which still counts
+            notes.append(scan_note(entry["scanFailed"]))
         rows.append(HistoryRow(entry["digest"], entry["firstSeen"], entry["seenBy"], entry.get("freight", ""), notes))
     return rows
 
