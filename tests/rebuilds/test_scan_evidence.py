@@ -264,7 +264,7 @@ def test_a_fix_skips_the_delay_only_when_nothing_it_may_bring_is_unknown():
 def test_only_a_run_that_scanned_both_digests_compares_them_and_it_is_remembered():
     policy = ScanPolicy("critical", "critical")
     known = {"id": "CVE-2026-1", "severity": "critical", "package": "openssl"}
-    never = "never scanned in one run with the digest it is built on: the delay applies"
+    never = f"never scanned in one run with the digest it is built on ({digest('o')[:19]}…): the delay applies"
     # The built-on digest was scanned in run r1 only; the new one in r2, whose database had
     # learnt of CVE-2026-1 since, or widened its affected versions: nothing is decided.
     assert decide(entry_with("n", known, run="r2"), entry_with("o", run="r1"), policy).note.startswith(never)

@@ -109,8 +109,8 @@ def judge(
                 if candidate["digest"] in found and built_on["digest"] in found]  # fmt: skip
     if not together:
         return Evidence(
-            note="never scanned in one run with the digest it is built on: the delay applies (the scan Job scans "
-            "the newest earlier digests again with each new one; `image-factory record-scan --run` scans by hand)"
+            note=f"never scanned in one run with the digest it is built on ({built_on['digest'][:19]}…): the delay "
+            "applies (scan both by hand with one `image-factory record-scan --run`, or raise kargo.scanner.rescan)"
         )
     both = set().union(*(n & o for n, o in together))
     brought = set().union(*(n - o for n, o in together)) - both
