@@ -20,6 +20,8 @@ from importlib import resources
 
 from image_factory.enrolment.model import Config
 from image_factory.kargo import names
+from image_factory.state import built_on
+from image_factory.trust.scan_report import MAX_BUILT_ON
 from kargo_objects import KARGO_API, Watched, image_field, meta, ref_annotation
 
 WORK, REPORTER, ACCOUNT = "/work", "/reporter", "/var/run/secrets/image-factory"
@@ -106,6 +108,7 @@ def scan_template(config: Config, watched: Watched) -> dict:
         scan_env.append({"name": "TRIVY_JAVA_DB_REPOSITORY", "value": scanner.java_db_repository})
     work = {"name": "work", "mountPath": WORK}
     source = {"name": "reporter", "mountPath": REPORTER, "readOnly": True}
+    token = {"secretKeyRef": {"name": settings.token_secret_name, "key": settings.token_secret_key}}
     small = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
     common = [
         {"name": "IMAGE", "value": watched.base.ref.canonical},
@@ -122,6 +125,10 @@ def scan_template(config: Config, watched: Watched) -> dict:
             {"name": "REPO_URL", "value": repo_url},
             {"name": "RESCAN", "value": str(scanner.rescan)},
             {"name": "SERVICE_ACCOUNT", "value": ACCOUNT},
+            {"name": "BUILT_ON", "value": built_on.path_of(watched.base.ref.canonical)},
+            {"name": "GITHUB_API", "value": settings.github_api_url},
+            {"name": "FACTORY_REPO", "value": settings.factory_repo},
+            {"name": "GITHUB_TOKEN", "valueFrom": token},
         ],
         "volumeMounts": [work, source, {"name": "account", "mountPath": ACCOUNT, "readOnly": True}],
         "resources": small,
@@ -165,7 +172,6 @@ def scan_template(config: Config, watched: Watched) -> dict:
                 },
             }
         )
-    token = {"secretKeyRef": {"name": settings.token_secret_name, "key": settings.token_secret_key}}
     report = {
         "name": "report",
         "image": scanner.reporter_image,
@@ -192,7 +198,7 @@ def scan_template(config: Config, watched: Watched) -> dict:
         "volumes": volumes,
     }
     labels = {names.ROLE: "scan", names.WATCHED: watched.name}
-    deadline = (scanner.rescan + 1) * (SCAN_SECONDS + REPORT_SECONDS)
+    deadline = (scanner.rescan + 1 + MAX_BUILT_ON) * (SCAN_SECONDS + REPORT_SECONDS)
     job = {"backoffLimit": 0, "activeDeadlineSeconds": deadline, "template": {"spec": pod}}
     return {
         "apiVersion": "argoproj.io/v1alpha1",

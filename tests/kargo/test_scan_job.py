@@ -267,3 +267,25 @@ def test_the_reporter_gives_up_after_its_timeout(made, tmp_path, httpserver):
     done = run(script_of(objects, tmp_path), work, **{**github(httpserver), "TIMEOUT_SECONDS": "0.3"})
     assert done.returncode == 1 and "gave up sending base-image-scanned: GitHub answered 502" in done.stderr
     assert 2 <= len(httpserver.log) <= 8
+
+
+def test_targets_put_the_digests_images_are_built_on_after_the_new_one(made, tmp_path, httpserver, account):
+    _, objects = made
+    built = {"api": OLDER[3], "worker": OLDER[3], "batch": OLDER[0], "odd": "not-a-digest"}
+    path = "/repos/acme/factory/contents/state/built-on/docker.io-library-python-3.12-slim-ea59dc550ffd.json"
+    httpserver.expect_request(path, headers={"Authorization": "Bearer t0ken"}).respond_with_json(built)
+    freights = [freight("f-new", DIGEST, "2026-11-10T00:00:00Z"), freight("f-0", OLDER[0], "2026-11-08T00:00:00Z")]
+    httpserver.expect_request("/apis/kargo.akuity.io/v1alpha1/namespaces/image-factory/freights").respond_with_json(
+        {"kind": "FreightList", "metadata": {}, "items": freights}
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    api = httpserver.url_for("/").rstrip("/")
+    done = run(
+        script_of(objects, tmp_path), work, "targets", WAREHOUSE=WAREHOUSE, REPO_URL="docker.io/library/python",
+        RESCAN="3", SERVICE_ACCOUNT=str(account), KUBERNETES_API=api, GITHUB_API=api, FACTORY_REPO="acme/factory",
+        GITHUB_TOKEN="t0ken", BUILT_ON="state/built-on/docker.io-library-python-3.12-slim-ea59dc550ffd.json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # the new digest; those images are built on, the most used first; then the earlier ones
+    assert (work / "targets").read_text().split() == [DIGEST, OLDER[3], OLDER[0]]

@@ -122,12 +122,15 @@ def test_the_job_scans_the_digest_and_reports_with_the_stages_token(made):
     assert env["DOCKER_CONFIG"] == "/docker"
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in find["env"]}
     assert env["DIGEST"] == "{{args.digest}}" and env["RESCAN"] == "3" and env["REPO_URL"] == "docker.io/library/python"
+    assert env["BUILT_ON"] == "state/built-on/docker.io-library-python-3.12-slim-ea59dc550ffd.json"
+    assert env["GITHUB_TOKEN"] == {"secretKeyRef": {"name": "image-factory-github", "key": "token"}}
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in report["env"]}
     assert env["GITHUB_TOKEN"] == {"secretKeyRef": {"name": "image-factory-github", "key": "token"}}
     assert env["DIGEST"] == "{{args.digest}}" and env["IMAGE"] == PYTHON and env["MIN_SEVERITY"] == "high"
     assert env["RUN"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # each verification's Pod: one run
     # every digest's scan and its half hour of retries fit: the new one and 3 earlier ones
-    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] == 4 * (900 + 1800)
+    # the new digest, 5 built-on ones and 3 earlier ones at most
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] == (1 + 5 + 3) * (900 + 1800)
     assert env["TIMEOUT_SECONDS"] == "1800"
     # bounded; a token only in the targets container, from an account that may only read Freight
     assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "image-factory-scan"

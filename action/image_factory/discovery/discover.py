@@ -15,7 +15,7 @@ from image_factory.enrolment.config import load_config
 from image_factory.enrolment.model import Config
 from image_factory.errors import FactoryError, Problem
 from image_factory.speed import parallel
-from image_factory.state import index, runtime_events
+from image_factory.state import built_on, index, runtime_events
 from image_factory.state.files import apply_changes, interrupted
 from image_factory.state.store import (
     State,
@@ -100,6 +100,7 @@ def discover(
     if registry is not None:
         resolve_digests(merge.state, registry, now or timestamps.now())
     changes, unchanged_paths = changed_files(root, merge, old)
+    changes.update(built_on.changes(root, merge.state))
     changes.update(index_changes(root, config, merge, read, changes))
     if not dry_run:
         apply_changes({root / path: text for path, text in changes.items()}, journal(root))

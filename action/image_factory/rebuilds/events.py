@@ -14,7 +14,7 @@ from image_factory.enrolment import schemas
 from image_factory.enrolment.refs import InvalidReference, parse_digest, parse_ref
 from image_factory.enrolment.yaml_source import YamlDocument
 from image_factory.errors import FactoryError, Problem
-from image_factory.state import index, runtime_events
+from image_factory.state import built_on, index, runtime_events
 from image_factory.state.files import apply_changes
 from image_factory.state.store import BaseImageState, Build, ImageState, journal, render
 from image_factory.timestamps import format_time, parse_time
@@ -63,7 +63,7 @@ def _watched(root: Path, image: str) -> BaseImageState:
     return base
 
 
-def _write(root: Path, entry: ImageState | BaseImageState) -> None:
+def _write(root: Path, entry: ImageState | BaseImageState, also: dict[Path, str | None] | None = None) -> None:
     """Write the one file an event changed, once its schema accepts it: an event that would leave
     a file every later command refuses is refused itself, with nothing written."""
     data = entry.to_dict()
@@ -72,7 +72,7 @@ def _write(root: Path, entry: ImageState | BaseImageState) -> None:
     if problems:
         first = problems[0]
         raise FactoryError(Problem(entry.path, f"the event would make it invalid: {first.field}: {first.message}"))
-    apply_changes({root / entry.path: render(data)}, journal(root))
+    apply_changes({root / entry.path: render(data), **(also or {})}, journal(root))
 
 
 def record_update(
@@ -238,8 +238,9 @@ def record_build(
         build["revisionTag"] = revision_tag
     if refuse_replay and result == "success":
         _refuse_replay(image, build, reported_by)
+    before = image.runtime.last_build
     image.runtime = runtime_events.record_build(image.runtime, build)
-    _write(root, image)
+    _write(root, image, built_on.after_build(root, image, before))
     return image
 
 
@@ -285,8 +286,9 @@ def adopt(root: Path, name: str, digest: str, pins: dict[str, str], at: datetime
     stamp = format_time(at)
     build: Build = {"result": "success", "startedAt": stamp, "finishedAt": stamp, "digest": _digest(digest)}
     build.update({"baseDigests": dict(sorted(pins.items())), "adopted": True, "reason": reason})
+    before = image.runtime.last_build
     image.runtime = runtime_events.record_build(image.runtime, build)
-    _write(root, image)
+    _write(root, image, built_on.after_build(root, image, before))
     return image
 
 

@@ -20,7 +20,7 @@ from image_factory.edges import github_client
 from image_factory.enrolment.refs import InvalidReference, parse_digest
 from image_factory.errors import FactoryError, Problem
 from image_factory.rebuilds.dispatch import target_of
-from image_factory.state import runtime_events
+from image_factory.state import built_on, runtime_events
 from image_factory.state.files import apply_changes
 from image_factory.state.store import Build, ImageState, State, journal, render
 from image_factory.timestamps import format_time
@@ -144,8 +144,10 @@ def rollback(
             "baseDigests": pins,
             "reason": why,
         }
+        before = image.runtime.last_build
         image.runtime = runtime_events.record_build(image.runtime, attempt)
-        apply_changes({root / image.path: render(image.to_dict())}, journal(root))
+        also = built_on.after_build(root, image, before)
+        apply_changes({root / image.path: render(image.to_dict()), **also}, journal(root))
         result.how, result.detail, result.attempt = "re-tagged", f"{image.ref} → {target['digest']}", attempt
         return result
     repo, workflow, branch = target_of(config, image)

@@ -45,6 +45,7 @@ INDEX = f"{STATE_DIR}/index.json"
 GRAPH = f"{STATE_DIR}/graph.json"
 DISCOVERED = f"{STATE_DIR}/discovered.json"
 DISPATCH_QUEUE = f"{STATE_DIR}/dispatch-queue.json"
+BUILT_ON_DIR = f"{STATE_DIR}/built-on"  # state.built_on
 VERSION = 1
 # Bump when discover would write state/ differently from the same images.yaml and Dockerfiles
 # (merge.py, the state format): a rerun then reads and merges everything instead of saying
@@ -332,7 +333,7 @@ def foreign_files(root: Path) -> list[Path]:
     committed by `--push`, named by `validate`. Dot files are left to `store.stray_files` and to
     their owners (a `.gitkeep`)."""
     own = {INDEX, GRAPH, DISCOVERED, DISPATCH_QUEUE}
-    folders = {IMAGES_DIR, BASE_IMAGES_DIR}
+    folders = {IMAGES_DIR, BASE_IMAGES_DIR, BUILT_ON_DIR}
     found = []
     for folder, subfolders, names in os.walk(root / STATE_DIR):  # never into a symbolic link
         here = Path(folder)
@@ -345,6 +346,8 @@ def foreign_files(root: Path) -> list[Path]:
             if name.startswith(".") or path in own:
                 continue
             if parent in folders and name.endswith(".yaml") and not (here / name).is_symlink():
+                continue
+            if parent == BUILT_ON_DIR and name.endswith(".json") and not (here / name).is_symlink():
                 continue
             found.append(here / name)
     return sorted(found)

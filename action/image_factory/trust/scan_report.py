@@ -5,14 +5,11 @@ ConfigMap, and the scan Job of a watched image runs it beside the scanner (`pyth
 report.py`). The tool imports the same functions for `record-scan --report`, so the cluster and
 an operator read a report the same way.
 
-A report is Trivy's JSON (`trivy image --format json`: `Results[].Vulnerabilities[]`, and no
-`Results` at all when nothing was found: Trivy's `Report.Results` is `omitempty`) or Grype's
-(`grype -o json`: `matches[]`). A finding is a vulnerability id, its severity, the affected
-package, the version that fixes it and the day it was published, where the scanner gives them.
-The factory gets the findings at or above a severity in full, at most MAX_FINDINGS of them, the
-most severe first (so every finding more severe than the least one sent is there), and the ids
-of all the others: a repository_dispatch payload must stay under 64 KB (GitHub's REST
-description of `client_payload`).
+A report is Trivy's JSON (`trivy image --format json`: `Results[].Vulnerabilities[]`) or
+Grype's (`grype -o json`: `matches[]`). A finding is a vulnerability id, its severity, the
+affected package, the version that fixes it and the day it was published. The factory gets the
+findings at or above a severity in full, the most severe MAX_FINDINGS, and the ids of all the
+others: a repository_dispatch payload must stay under 64 KB (GitHub's `client_payload`).
 """
 
 from __future__ import annotations
@@ -260,21 +257,56 @@ DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 SERVICE_ACCOUNT = "/var/run/secrets/image-factory"  # the projected token, CA and namespace
 
 
+MAX_BUILT_ON = 5  # built-on digests scanned again, those the most images are built on first
+
+
 def targets(env: dict) -> list[str]:
-    """The digests to scan: the new one, then up to RESCAN earlier ones of the Warehouse, the
-    newest first, read from Kargo's Freight with the Job's own token (get and list Freight, in
-    the project's namespace). Rescans are a help, not a need: when the API cannot be read, the
-    new digest alone is scanned, and the reason is printed."""
-    digest, wanted = env["DIGEST"], int(env.get("RESCAN", "3"))
+    """The digests to scan: the new one; then those images are built on, from the factory's
+    state/built-on/<base>.json (GitHub's contents API, the Stages' token); then up to RESCAN
+    earlier ones of the Warehouse, the newest first, read from Kargo's Freight with the Job's own
+    token (get and list Freight, in the project's namespace). Rescans are a help, not a need:
+    what cannot be read is left out, and the reason printed."""
+    digest = env["DIGEST"]
     if not DIGEST_PATTERN.match(digest):
         raise ValueError(f"{digest[:80]!r} is not a sha256 digest")
+    chosen = [digest, *built_on(env)]
+    return list(dict.fromkeys([*chosen, *_earlier(env, digest)]))
+
+
+def built_on(env: dict) -> list[str]:
+    """The digests images are built on, per the factory's state (most images first)."""
+    if not env.get("BUILT_ON"):
+        return []
+    url = f"{env['GITHUB_API'].rstrip('/')}/repos/{env['FACTORY_REPO']}/contents/{env['BUILT_ON']}"
+    headers = {"Authorization": f"Bearer {env['GITHUB_TOKEN']}", "Accept": "application/vnd.github.raw+json"}
+    headers.update({"X-GitHub-Api-Version": "2022-11-28", "User-Agent": "image-factory"})
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as answer:
+            images = json.loads(answer.read().decode())
+    except urllib.error.HTTPError as error:
+        if error.code != 404:  # 404: no image is built on this base yet
+            print(f"the digests images are built on could not be read ({error.code})", file=sys.stderr)
+        return []
+    except (OSError, ValueError) as error:
+        print(f"the digests images are built on could not be read ({error})", file=sys.stderr)
+        return []
+    counts: dict[str, int] = {}
+    for value in images.values() if isinstance(images, dict) else []:
+        if isinstance(value, str) and DIGEST_PATTERN.match(value):
+            counts[value] = counts.get(value, 0) + 1
+    return sorted(counts, key=lambda d: (-counts[d], d))[:MAX_BUILT_ON]
+
+
+def _earlier(env: dict, digest: str) -> list[str]:
+    """Up to RESCAN digests of the Warehouse discovered before `digest`, the newest first."""
+    wanted = int(env.get("RESCAN", "3"))
     if wanted <= 0:
-        return [digest]
+        return []
     try:
         freight = _freight(env)
     except (OSError, ValueError, urllib.error.URLError) as error:
         print(f"no earlier digests scanned again: Kargo's Freight could not be read ({error})", file=sys.stderr)
-        return [digest]
+        return []
     ours = [f for f in freight if isinstance(f, dict) and (f.get("origin") or {}).get("name") == env["WAREHOUSE"]]
     # Kargo's Freight.EffectiveDiscoveredAt (api/v1alpha1/freight_types.go): discoveredAt, else
     # creationTimestamp, both RFC 3339 in UTC, so they sort as text
@@ -282,7 +314,7 @@ def targets(env: dict) -> list[str]:
     found = [d for f in reversed(ours) for d in _digests(f, env["REPO_URL"])]
     newer = found.index(digest) + 1 if digest in found else 0  # only digests discovered before the new one
     earlier = [d for d in dict.fromkeys(found[newer:]) if d != digest]
-    return [digest, *earlier[:wanted]]
+    return earlier[:wanted]
 
 
 def _digests(freight: dict, repo_url: str) -> list[str]:

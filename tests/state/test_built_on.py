@@ -1,0 +1,49 @@
+"""state/built-on/<base>.json: kept current as builds are recorded, and equal to what discover
+derives from the images' last builds (the scan Job reads it to scan those digests again)."""
+
+from __future__ import annotations
+
+import json
+
+from image_factory.cli import main
+from image_factory.discovery.discover import discover, load_model
+from image_factory.state import built_on
+
+from ..rebuilds.test_rebuild_simulation import PYTHON, digest, sim  # noqa: F401 (a fixture)
+
+FILE = "state/built-on/docker.io-library-python-3.12-slim-ea59dc550ffd.json"
+
+
+def files(root) -> dict[str, dict]:
+    return {f"state/built-on/{p.name}": json.loads(p.read_text()) for p in sorted((root / "state/built-on").glob("*"))}
+
+
+def test_builds_keep_the_files_that_discover_derives(sim):  # noqa: F811
+    sim.update(PYTHON, "py-1")
+    sim.advance(days=8)
+    sim.run_until_quiet()
+    built = files(sim.root)
+    on_python = {name for name, image in load_model(sim.root)[1].images.items()
+                 if PYTHON in (image.runtime.last_build or {}).get("baseDigests", {})}  # fmt: skip
+    assert built[FILE] == dict.fromkeys(sorted(on_python), digest("py-1")) and on_python
+    assert "state/built-on/ghcr.io-acme-a" not in "".join(built)  # a managed parent has its own state
+    # a new digest: each image's entry moves as its rebuild is recorded
+    sim.update(PYTHON, "py-2")
+    sim.advance(days=8)
+    sim.run_until_quiet()
+    assert set(files(sim.root)[FILE].values()) == {digest("py-2")}
+    # discover derives exactly what the builds wrote, and validate knows the files
+    before = files(sim.root)
+    assert discover(sim.root, full=True).written == []
+    assert files(sim.root) == before
+    assert built_on.changes(sim.root, load_model(sim.root)[1]) == {}
+    assert main(["validate", "--root", str(sim.root)]) == 0
+
+
+def test_an_image_no_longer_built_on_a_base_leaves_its_file(sim):  # noqa: F811
+    sim.update(PYTHON, "py-1")
+    sim.advance(days=8)
+    sim.run_until_quiet()
+    (sim.root / FILE).write_text(json.dumps({"gone-image": digest("py-0")}))  # what an older state left
+    discover(sim.root, full=True)
+    assert "gone-image" not in files(sim.root)[FILE]
