@@ -76,6 +76,9 @@ def test_a_build_reported_before_the_sighting_of_its_base_lands_the_same(factory
     second = fresh(factory_root, tmp_path, "report-first")
     assert drain(second, [report], tmp_path / "c") == 0 and drain(second, [sighting], tmp_path / "d") == 0
     assert snapshot(first) == snapshot(second)
+    # the digest base-python is now built on, where the scan Job reads it (state/built_on.py)
+    built_on = json.loads((first / "state/built-on/docker.io-library-python-3.12-slim-ea59dc550ffd.json").read_text())
+    assert built_on["base-python"] == new
 
 
 def test_refused_and_malformed_events_are_named_and_the_rest_applied(factory_root, tmp_path, capsys):
