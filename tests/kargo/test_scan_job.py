@@ -289,3 +289,26 @@ def test_targets_put_the_digests_images_are_built_on_after_the_new_one(made, tmp
     assert done.returncode == 0, done.stderr
     # the new digest; those images are built on, the most used first; then the earlier ones
     assert (work / "targets").read_text().split() == [DIGEST, OLDER[3], OLDER[0]]
+
+
+def test_past_five_built_on_digests_each_run_takes_another_five_of_the_rest(made, tmp_path, httpserver):
+    _, objects = made
+    many = {f"img{n}": "sha256:" + f"{n:02d}" * 32 for n in range(14)}
+    many.update({"api": many["img0"], "worker": many["img0"]})  # img0's digest: the most used
+    path = "/repos/acme/factory/contents/state/built-on/python.json"
+    httpserver.expect_request(path).respond_with_json(many)
+    api = httpserver.url_for("/").rstrip("/")
+    picked = []
+    for n in range(12):
+        work = tmp_path / f"work-{n}"
+        work.mkdir()
+        new = "sha256:" + f"f{n:x}" * 32
+        done = run(
+            script_of(objects, tmp_path), work, "targets", DIGEST=new, RESCAN="0", GITHUB_API=api,
+            FACTORY_REPO="acme/factory", GITHUB_TOKEN="t0ken", BUILT_ON="state/built-on/python.json",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        chosen = (work / "targets").read_text().split()
+        assert chosen[0] == new and chosen[1] == many["img0"] and len(chosen) == 11
+        picked.append(set(chosen[1:]))
+    assert set().union(*picked) == set(many.values())  # over runs, every one is taken

@@ -129,8 +129,8 @@ def test_the_job_scans_the_digest_and_reports_with_the_stages_token(made):
     assert env["DIGEST"] == "{{args.digest}}" and env["IMAGE"] == PYTHON and env["MIN_SEVERITY"] == "high"
     assert env["RUN"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # each verification's Pod: one run
     # every digest's scan and its half hour of retries fit: the new one and 3 earlier ones
-    # the new digest, 5 built-on ones and 3 earlier ones at most
-    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] == (1 + 5 + 3) * (900 + 1800)
+    # the new digest, 10 built-on ones and 3 earlier ones at most
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] == (1 + 10 + 3) * (900 + 1800)
     assert env["TIMEOUT_SECONDS"] == "1800"
     # bounded; a token only in the targets container, from an account that may only read Freight
     assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "image-factory-scan"

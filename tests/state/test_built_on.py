@@ -47,3 +47,19 @@ def test_an_image_no_longer_built_on_a_base_leaves_its_file(sim):  # noqa: F811
     (sim.root / FILE).write_text(json.dumps({"gone-image": digest("py-0")}))  # what an older state left
     discover(sim.root, full=True)
     assert "gone-image" not in files(sim.root)[FILE]
+
+
+def test_an_image_never_built_counts_as_built_on_the_digest_its_dockerfile_pins(example_factory):
+    """As the planner takes it (its baseline is the pin): the bundled example's metrics-agent pins
+    distroless, and has no build yet."""
+    root = example_factory.root
+    _, state = load_model(root)
+    assert state.images["metrics-agent"].runtime.last_build is None
+    derived = built_on.derive(state)
+    (path,) = [p for p in derived if "distroless" in p]
+    assert json.loads(derived[path]) == {
+        "metrics-agent": "sha256:6ec5aa99dc335666e79dc64e4a6c8b89c33a543a1967f20d360922a80dd21f02"
+    }
+    discover(root)  # the example's state is written by the discover of this version: nothing changes
+    assert json.loads((root / path).read_text()) == json.loads(derived[path])
+    assert built_on.changes(root, load_model(root)[1]) == {}

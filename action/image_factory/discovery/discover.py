@@ -129,8 +129,9 @@ def index_changes(
         if image.name not in read:  # not even looked for
             kept = previous.dockerfiles.get(image.name) if previous is not None else None
             read[image.name] = kept or dockerfile_record(image.source)
-    listing = _state_listing(root) - {path for path, text in changes.items() if text is None}
-    listing |= {path for path, text in changes.items() if text is not None}
+    listed = {path: text for path, text in changes.items() if not path.startswith(f"{built_on.FOLDER}/")}
+    listing = _state_listing(root) - {path for path, text in listed.items() if text is None}
+    listing |= {path for path, text in listed.items() if text is not None}
     documents = {
         index.INDEX: index.make_index(config, digest, merge.orphans),
         index.GRAPH: index.make_graph(merge.state, digest),

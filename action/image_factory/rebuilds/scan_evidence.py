@@ -110,7 +110,8 @@ def judge(
     if not together:
         return Evidence(
             note=f"never scanned in one run with the digest it is built on ({built_on['digest'][:19]}…): the delay "
-            "applies (scan both by hand with one `image-factory record-scan --run`, or raise kargo.scanner.rescan)"
+            "applies until a scan Job takes both (state/built-on names it), or both are scanned by hand with one "
+            "`image-factory record-scan --run`"
         )
     both = set().union(*(n & o for n, o in together))
     brought = set().union(*(n - o for n, o in together)) - both

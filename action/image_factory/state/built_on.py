@@ -28,12 +28,25 @@ def render(built_on: dict[str, str]) -> str:
 
 
 def derive(state: State) -> dict[str, str]:
-    """Every base's file, from the images' last builds: {path: text}."""
+    """Every base's file, from the images' last builds (an image never built: the digests its
+    Dockerfile pins, which the planner takes as what it is built on): {path: text}."""
     files: dict[str, dict[str, str]] = {}
     for name, image in state.images.items():
-        for key, digest in _watched_digests(image, state.base_images).items():
+        used = _watched_digests(image, state.base_images)
+        if image.runtime.last_build is None:
+            used = {key: digest for key, digest in _pinned(image).items() if key in state.base_images}
+        for key, digest in used.items():
             files.setdefault(path_of(key), {})[name] = digest
     return {path: render(entries) for path, entries in files.items()}
+
+
+def _pinned(image: ImageState) -> dict[str, str]:
+    pinned = {}
+    for base in image.base_images:
+        ref = parse_ref(base.ref, default_tag=None) if not base.image else None
+        if ref is not None and ref.digest:
+            pinned[ref.without_digest().canonical] = ref.digest
+    return pinned
 
 
 def changes(root: Path, state: State) -> dict[str, str | None]:

@@ -50,7 +50,7 @@ VERSION = 1
 # Bump when discover would write state/ differently from the same images.yaml and Dockerfiles
 # (merge.py, the state format): a rerun then reads and merges everything instead of saying
 # "up to date".
-MERGE = 1
+MERGE = 2  # 2: state/built-on
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,18 @@ ConfigMap, and the scan Job of a watched image runs it beside the scanner (`pyth
 report.py`). The tool imports the same functions for `record-scan --report`, so the cluster and
 an operator read a report the same way.
 
-A report is Trivy's JSON (`trivy image --format json`: `Results[].Vulnerabilities[]`) or
-Grype's (`grype -o json`: `matches[]`). A finding is a vulnerability id, its severity, the
-affected package, the version that fixes it and the day it was published. The factory gets the
-findings at or above a severity in full, the most severe MAX_FINDINGS, and the ids of all the
-others: a repository_dispatch payload must stay under 64 KB (GitHub's `client_payload`).
+A report is Trivy's JSON (`trivy image --format json`: `Results[].Vulnerabilities[]`; none at
+all when Trivy read nothing it knows, its `Results` being omitempty) or Grype's (`grype -o json`:
+`matches[]`). A finding is a vulnerability id, its severity, the affected package, the version
+that fixes it and the day it was published. The factory gets the findings at or above a
+severity in full, the most severe first (so all those above the least one sent are there), and
+the ids of all the others: a repository_dispatch payload must stay under 64 KB (GitHub's
+`client_payload`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -62,28 +65,24 @@ def parse_report(data: object) -> tuple[str, list[dict]]:
 
 
 def scanner_name(text: object) -> str:
-    """A scanner's name as state keeps it: one line, bounded, lower case (Trivy is trivy);
-    ValueError when blank."""
-    name = _text(text, MAX_SCANNER).lower()
-    if not name:
-        raise ValueError("the scanner has no name")
-    return name
+    """A scanner's name as state keeps it: one line, bounded, lower case (Trivy is trivy)."""
+    return _given(_text(text, MAX_SCANNER).lower(), "the scanner has no name")
 
 
 def run_name(text: object) -> str:
-    """A scan run's name as state keeps it: one word, bounded; ValueError when blank."""
-    name = "".join(_text(text).split())
-    if not name:
-        raise ValueError("the scan run has no name")
-    return name
+    """A scan run's name as state keeps it: one word, bounded."""
+    return _given("".join(_text(text).split()), "the scan run has no name")
 
 
 def error_text(text: object) -> str:
-    """Why a scan could not run, as state keeps it: one line, bounded; ValueError when blank."""
-    why = _text(text, MAX_ERROR)
-    if not why:
-        raise ValueError("say why the scan could not run")
-    return why
+    """Why a scan could not run, as state keeps it: one line, bounded."""
+    return _given(_text(text, MAX_ERROR), "say why the scan could not run")
+
+
+def _given(text: str, missing: str) -> str:
+    if not text:
+        raise ValueError(missing)
+    return text
 
 
 def _trivy(results: list) -> list[dict]:
@@ -257,7 +256,7 @@ DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 SERVICE_ACCOUNT = "/var/run/secrets/image-factory"  # the projected token, CA and namespace
 
 
-MAX_BUILT_ON = 5  # built-on digests scanned again, those the most images are built on first
+MAX_BUILT_ON = 10  # built-on digests scanned again: the 5 most used, and 5 more that change by run
 
 
 def targets(env: dict) -> list[str]:
@@ -283,9 +282,8 @@ def built_on(env: dict) -> list[str]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as answer:
             images = json.loads(answer.read().decode())
-    except urllib.error.HTTPError as error:
-        if error.code != 404:  # 404: no image is built on this base yet
-            print(f"the digests images are built on could not be read ({error.code})", file=sys.stderr)
+    except urllib.error.HTTPError as error:  # 404: no image built on it yet, or a token that cannot read it
+        print(f"no built-on digests scanned again: {env['BUILT_ON']} ({error.code})", file=sys.stderr)
         return []
     except (OSError, ValueError) as error:
         print(f"the digests images are built on could not be read ({error})", file=sys.stderr)
@@ -294,7 +292,10 @@ def built_on(env: dict) -> list[str]:
     for value in images.values() if isinstance(images, dict) else []:
         if isinstance(value, str) and DIGEST_PATTERN.match(value):
             counts[value] = counts.get(value, 0) + 1
-    return sorted(counts, key=lambda d: (-counts[d], d))[:MAX_BUILT_ON]
+    most = sorted(counts, key=lambda d: (-counts[d], d))
+    # the rest in an order each new digest shuffles: over runs, every one is scanned with some
+    rest = sorted(most[5:], key=lambda d: hashlib.sha256((env["DIGEST"] + d).encode()).hexdigest())
+    return [*most[:5], *rest][:MAX_BUILT_ON]
 
 
 def _earlier(env: dict, digest: str) -> list[str]:
@@ -375,10 +376,9 @@ def _scan_outcome(env: dict, digest: str) -> tuple[str, dict | None, str | None]
 def _tail(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
-            lines = [line.strip() for line in file if line.strip()]
+            return ([line.strip() for line in file if line.strip()] or [""])[-1]
     except OSError:
         return ""
-    return lines[-1] if lines else ""
 
 
 def send(env: dict, body: dict, sleep=time.sleep, clock=time.monotonic) -> int:
