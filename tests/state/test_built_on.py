@@ -63,3 +63,14 @@ def test_an_image_never_built_counts_as_built_on_the_digest_its_dockerfile_pins(
     discover(root)  # the example's state is written by the discover of this version: nothing changes
     assert json.loads((root / path).read_text()) == json.loads(derived[path])
     assert built_on.changes(root, load_model(root)[1]) == {}
+
+
+def test_a_temporary_file_left_among_them_is_flagged_and_discover_removes_it(example_factory, capsys):
+    root = example_factory.root
+    stray = root / "state/built-on/.python.json.k3j2h1.tmp"  # an interrupted write
+    stray.parent.mkdir(exist_ok=True)
+    stray.write_text("half")
+    assert main(["validate", "--root", str(root)]) == 1
+    assert "state/built-on/.python.json.k3j2h1.tmp: left by an interrupted write" in capsys.readouterr().err
+    assert main(["discover", "--root", str(root)]) == 0
+    assert not stray.exists()

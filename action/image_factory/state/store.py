@@ -237,7 +237,7 @@ def journal(root: Path) -> Path:
 def stray_files(root: Path) -> list[Path]:
     """Dot files under state/: what an interrupted write of an older version (or a power loss)
     left behind. Never committed (see gitops); `discover` removes them."""
-    folders = [root / STATE_DIR, root / IMAGES_DIR, root / BASE_IMAGES_DIR]
+    folders = [root / STATE_DIR, root / IMAGES_DIR, root / BASE_IMAGES_DIR, root / STATE_DIR / "built-on"]
     # only what this tool writes (`.<name>.<token>.tmp` or `.old`): a `.gitkeep` is someone's own
     found = [path for folder in folders if folder.is_dir() for path in folder.iterdir() if _STRAY.fullmatch(path.name)]
     return sorted(path for path in found if path.is_file())
