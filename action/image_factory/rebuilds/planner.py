@@ -26,7 +26,7 @@ from image_factory.rebuilds.pins import (
     previous_attempt,
     unpinned,
 )
-from image_factory.rebuilds.scan_evidence import Evidence, ScanPolicy, describe, judge, runs_of
+from image_factory.rebuilds.scan_evidence import Evidence, Runs, ScanPolicy, describe, judge, runs_of
 from image_factory.state.runtime_events import unseen
 from image_factory.state.store import HistoryEntry, ImageState, State
 from image_factory.timestamps import format_time, parse_time
@@ -136,6 +136,7 @@ def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0), r
     digests failed, or was dispatched and not reported yet, is due again (`dispatch --retry`)."""
     result = Plan()
     waves: dict[str, int] = {}  # images due now or waiting for a due ancestor → their wave
+    runs: dict[str, Runs] = {}  # each scanned base's runs, worked out once for all its dependents
     failing: dict[str, str] = {}  # image → the image whose failure blocks it
     for name in _topological(state):
         image = state.images[name]
@@ -147,7 +148,7 @@ def plan(state: State, now: datetime, cascade_delay: timedelta = timedelta(0), r
             continue
         if _last_attempt_failed(image):
             failing[name] = name
-        due, pending, held = _image_plan(state, image, now, cascade_delay)
+        due, pending, held = _image_plan(state, image, now, cascade_delay, runs)
         result.held += held
         waiting_on = [p for p in parents if p in waves]
         wave = 1 + max((waves[p] for p in waiting_on), default=0)
@@ -204,7 +205,7 @@ def _sendable(state: State, image: ImageState, due: list[dict], now: datetime, r
     return due, []  # a report that never came: dispatched again
 
 
-def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: timedelta):
+def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: timedelta, runs: dict[str, Runs]):
     built = dict((image.runtime.last_build or {}).get("baseDigests", {}))
     delay = parse_duration(image.enrolment["rebuildDelay"])
     due: list[dict] = []
@@ -241,7 +242,10 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
         baseline = built.get(key) or ref.digest  # a Dockerfile pin counts as what it was built with
         required = watched.verification_required
         start = _first_newer(history, baseline)
-        evidence = _evidence(history, start, baseline, ScanPolicy.of(image.enrolment), now)
+        policy = ScanPolicy.of(image.enrolment)
+        if policy is not None and key not in runs:
+            runs[key] = runs_of(history, now)
+        evidence = _evidence(history, start, baseline, policy, now, runs.get(key, {}))
         candidate = eligible(history, delay, now, required, evidence)
         if candidate is not None and history.index(candidate) >= start:
             found = evidence(candidate)
@@ -271,12 +275,11 @@ def _image_plan(state: State, image: ImageState, now: datetime, cascade_delay: t
     return due, pending, held
 
 
-def _evidence(history: list[HistoryEntry], start: int, baseline: str | None, policy, now: datetime):
+def _evidence(history: list[HistoryEntry], start: int, baseline: str | None, policy, now: datetime, runs: Runs):
     """What each digest's scan findings decide for the image, against the one it is built on:
     nothing for a digest not newer than that one, or when the image has no scan policy."""
     built_on = next((entry for entry in history if entry["digest"] == baseline), None)
     newer = {entry["digest"] for entry in history[start:]} if baseline is not None else set()
-    runs = runs_of(history, now) if policy is not None and built_on is not None else {}
 
     def decide(entry: HistoryEntry) -> Evidence:
         return judge(entry, built_on, policy, now, runs) if entry["digest"] in newer else Evidence()

@@ -137,9 +137,7 @@ def judge(
 @dataclass(frozen=True)
 class _Scan:
     scanner: str
-    at: str
     findings: list[dict]  # in full: id, severity, package
-    ids: frozenset[str]  # every id it found, at any severity
     whole_from: int  # every finding this severe (a rank) or more is in `findings`; past critical: none
 
 
@@ -157,8 +155,7 @@ def _usable(entry: HistoryEntry, now: datetime) -> _Scan | str:
     if scan.get("omitted"):  # the most severe are kept: those above the least kept are all there
         least = min((rank(f["severity"]) for f in findings), default=len(SEVERITIES) - 1)
         whole_from = max(whole_from, least + 1)
-    ids = frozenset({f["id"] for f in findings} | set(scan["otherIds"].split()))
-    return _Scan(scan["scanner"], scan["at"], findings, ids, whole_from)
+    return _Scan(scan["scanner"], findings, whole_from)
 
 
 def _counts(finding: dict, threshold: str | None, policy: ScanPolicy, now: datetime) -> bool:
