@@ -122,16 +122,30 @@ def test_without_kargos_api_the_new_digest_alone_is_scanned(made, tmp_path, acco
     assert "no earlier digests scanned again: Kargo's Freight could not be read" in done.stderr
 
 
-def test_the_scanner_line_scans_every_target_and_marks_each_failure(made, tmp_path):
-    _, objects = made
+def run_scan_line(objects, tmp_path: Path, trivy: str, targets: list[str]) -> tuple[Path, subprocess.CompletedProcess]:
+    """The scan container's own shell line, run by `sh` with `trivy` (a script) first on PATH and
+    the Pod's /work rewritten to a folder of the test's holding `targets`."""
     _, pod = pod_of(objects)
-    scan = pod["initContainers"][1]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    trivy = bin_dir / "trivy"
-    # a stand-in: writes alpine 3.9's golden report, fails for the digest of …c
+    (bin_dir / "trivy").write_text(trivy)
+    (bin_dir / "trivy").chmod((bin_dir / "trivy").stat().st_mode | stat.S_IEXEC)
+    work = tmp_path / "root" / "work"
+    work.mkdir(parents=True)
+    (work / "targets").write_text("".join(f"{digest}\n" for digest in targets))
+    line = pod["initContainers"][1]["command"][2].replace("/work", str(work))
+    done = subprocess.run(
+        ["sh", "-c", line, "scan", "docker.io/library/python"],
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return work, done
+
+
+def test_the_scanner_line_scans_every_target_and_marks_each_failure(made, tmp_path):
+    _, objects = made
     calls = tmp_path / "calls"
-    trivy.write_text(
+    # a stand-in: writes alpine 3.9's golden report, fails for the digest of …c
+    trivy = (
         "#!/bin/sh\n"
         f'echo "$*" >> {calls}\n'
         'case "$*" in *--download-*) exit 0;; esac\n'
@@ -139,20 +153,11 @@ def test_the_scanner_line_scans_every_target_and_marks_each_failure(made, tmp_pa
         'case "$ref" in *ccccc*) echo "FATAL image not found: $ref" >&2; exit 1;; esac\n'
         f'cp {REPORTS / "trivy-alpine-39.json"} "$out"; echo "scanned $ref"\n'
     )
-    trivy.chmod(trivy.stat().st_mode | stat.S_IEXEC)
-    root = tmp_path / "root"
-    (root / "work").mkdir(parents=True)
-    (root / "work" / "targets").write_text(f"{DIGEST}\n{OLDER[2]}\n")
-    # the line itself, with the Pod's /work rewritten to a folder of the test's
-    line = scan["command"][2].replace("/work", str(root / "work"))
-    done = subprocess.run(
-        ["sh", "-c", line, "scan", "docker.io/library/python"],
-        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    work, done = run_scan_line(objects, tmp_path, trivy, [DIGEST, OLDER[2]])
     assert done.returncode == 0, done.stderr
-    assert (root / "work" / f"{DIGEST}.json").read_text() == (REPORTS / "trivy-alpine-39.json").read_text()
-    assert (root / "work" / f"{OLDER[2]}.failed").exists()
-    log = (root / "work" / f"{OLDER[2]}.log").read_text()
+    assert (work / f"{DIGEST}.json").read_text() == (REPORTS / "trivy-alpine-39.json").read_text()
+    assert (work / f"{OLDER[2]}.failed").exists()
+    log = (work / f"{OLDER[2]}.log").read_text()
     assert f"FATAL image not found: docker.io/library/python@{OLDER[2]}" in log
     # the databases once, then every scan with them as they are: one run, one database
     lines = calls.read_text().splitlines()
@@ -162,20 +167,8 @@ def test_the_scanner_line_scans_every_target_and_marks_each_failure(made, tmp_pa
 
 def test_without_a_database_every_target_is_a_failed_scan_with_its_reason(made, tmp_path):
     _, objects = made
-    _, pod = pod_of(objects)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    trivy = bin_dir / "trivy"
-    trivy.write_text("#!/bin/sh\necho 'FATAL init error: DB error: failed to download vulnerability DB' >&2; exit 1\n")
-    trivy.chmod(trivy.stat().st_mode | stat.S_IEXEC)
-    work = tmp_path / "root" / "work"
-    work.mkdir(parents=True)
-    (work / "targets").write_text(f"{DIGEST}\n{OLDER[0]}\n")
-    line = pod["initContainers"][1]["command"][2].replace("/work", str(work))
-    done = subprocess.run(
-        ["sh", "-c", line, "scan", "docker.io/library/python"],
-        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    trivy = "#!/bin/sh\necho 'FATAL init error: DB error: failed to download vulnerability DB' >&2; exit 1\n"
+    work, done = run_scan_line(objects, tmp_path, trivy, [DIGEST, OLDER[0]])
     assert done.returncode == 0, done.stderr
     for digest in (DIGEST, OLDER[0]):
         assert (work / f"{digest}.failed").exists()

@@ -10,8 +10,8 @@ all when Trivy read nothing it knows, its `Results` being omitempty) or Grype's 
 `matches[]`). A finding is a vulnerability id, its severity, the affected package, the version
 that fixes it and the day it was published. The factory gets the findings at or above a
 severity in full, the most severe first (so all those above the least one sent are there), and
-the ids of all the others: a repository_dispatch payload must stay under 64 KB (GitHub's
-`client_payload`).
+the ids of all the others: GitHub's REST description of repos/create-dispatch-event (2022-11-28)
+allows 10 top-level `client_payload` keys, and a JSON payload under 64KB.
 """
 
 from __future__ import annotations
